@@ -1,0 +1,36 @@
+"""Environments: the ``TextEnv`` base, the registry, and one folder per environment family."""
+
+from horizongym.envs.base import EpisodeState, Task, TextEnv
+from horizongym.envs.registration import (
+    NAMESPACE,
+    UnknownEnvironment,
+    describe,
+    full_id,
+    load_plugins,
+    make,
+    register,
+    registry,
+    short_id,
+    spec,
+)
+from horizongym.envs.spaces import UnicodeText
+
+register("KeyChain-v0", "horizongym.envs.keychain:KeyChainEnv")
+load_plugins()
+
+__all__ = [
+    "NAMESPACE",
+    "EpisodeState",
+    "Task",
+    "TextEnv",
+    "UnicodeText",
+    "UnknownEnvironment",
+    "describe",
+    "full_id",
+    "load_plugins",
+    "make",
+    "register",
+    "registry",
+    "short_id",
+    "spec",
+]

@@ -1,0 +1,186 @@
+"""The base class of every horizongym environment: a multi-turn, tool-using text env.
+
+A subclass writes :meth:`TextEnv.new_task` and marks its tools with ``@tool``; the base
+class parses actions, runs tools, turns every malformed call into a corrective observation
+with a format penalty, counts turns, and fills ``info`` as DESIGN.md's contract says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium as gym
+
+from horizongym.envs.spaces import UnicodeText
+from horizongym.tools import NoToolCall, ToolCallError, ToolResult, ToolSet, parse_action
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one episode asks: a stable id and the first observation's text."""
+
+    id: str
+    prompt: str
+
+
+@dataclass
+class EpisodeState:
+    """The base class's per-episode state, kept in one place (forking copies this)."""
+
+    task: Task | None = None
+    turn: int = 0
+    terminated: bool = False
+    truncated: bool = False
+    success: bool | None = None
+    step_rewards: dict[str, float] = field(default_factory=dict)
+    last_observation: str = ""
+
+
+class TextEnv(gym.Env[str, str]):
+    """A Gymnasium environment whose observations and actions are text.
+
+    Subclass contract:
+
+    * :meth:`new_task` draws a task with ``self.np_random`` and returns a :class:`Task`.
+    * Methods marked ``@tool`` are the tools; inside them call :meth:`add_reward` and
+      :meth:`end_episode`.
+    * Optionally override :meth:`on_text` to accept actions that hold no tool call.
+
+    Class attributes set defaults that constructor keywords override.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
+    description: ClassVar[str] = ""
+    blocking: ClassVar[bool] = True
+    """True if ``step`` may block (I/O, subprocesses): the rollout engine then runs it in a thread."""
+
+    max_turns: int = 16
+    format_penalty: float = -0.1
+    max_text_length: int = 100_000
+    tool_instructions: bool = True
+
+    def __init__(
+        self,
+        *,
+        max_turns: int | None = None,
+        format_penalty: float | None = None,
+        max_text_length: int | None = None,
+        tool_instructions: bool | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if max_turns is not None:
+            self.max_turns = max_turns
+        if format_penalty is not None:
+            self.format_penalty = format_penalty
+        if max_text_length is not None:
+            self.max_text_length = max_text_length
+        if tool_instructions is not None:
+            self.tool_instructions = tool_instructions
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = UnicodeText(self.max_text_length)
+        self.action_space = UnicodeText(self.max_text_length)
+        self.tools = ToolSet.from_object(self)
+        self._tool_schemas = self.tools.schemas()
+        self._tag_arguments = self.tools.tag_arguments()
+        self.state = EpisodeState()
+
+    # ----- subclass API -------------------------------------------------------------
+    def new_task(self, options: dict[str, Any]) -> Task:
+        """Draw the next task with ``self.np_random`` (and ``options``) and set it up."""
+        raise NotImplementedError(f"{type(self).__name__} must implement new_task()")
+
+    def on_text(self, text: str) -> str:
+        """Handle an action that holds no tool call. The default asks for a tool call."""
+        names = ", ".join(self.tools.tools) or "(none)"
+        raise NoToolCall(
+            "your reply contains no tool call. Call one of the tools "
+            f"({names}) with <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>."
+        )
+
+    def add_reward(self, component: str, value: float) -> None:
+        """Add ``value`` to the named reward component of the current step."""
+        self.state.step_rewards[component] = self.state.step_rewards.get(component, 0.0) + float(value)
+
+    def end_episode(self, *, success: bool | None = None) -> None:
+        """Mark the task as finished (``terminated``) after this step."""
+        self.state.terminated = True
+        self.state.success = success
+
+    # ----- Gymnasium API -------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.state = EpisodeState()
+        task = self.new_task(dict(options or {}))
+        self.state.task = task
+        observation = task.prompt
+        if self.tool_instructions and len(self.tools):
+            observation = f"{observation}\n\n{self.tools.instructions()}"
+        return self._emit(observation), self._info()
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        state = self.state
+        if state.task is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if state.terminated or state.truncated:
+            raise gym.error.ResetNeeded("the episode has ended; call reset() before step()")
+        state.turn += 1
+        state.step_rewards = {}
+        parsed = parse_action(action, self._tag_arguments)
+        errors: list[ToolCallError] = list(parsed.errors)
+        outputs = [error.observation() for error in parsed.errors]
+        results: list[ToolResult] = []
+        for call in parsed.calls:
+            if state.terminated:
+                outputs.append(f"(call to '{call.name}' ignored: the episode had already ended)")
+                continue
+            result = self.tools.invoke(call)
+            results.append(result)
+            if result.error is not None:
+                errors.append(result.error)
+            outputs.append(f"[{call.name}] {result.content}" if len(parsed.calls) > 1 else result.content)
+        if not parsed.calls and not parsed.errors:
+            try:
+                outputs.append(self.on_text(parsed.text))
+            except ToolCallError as error:
+                errors.append(error)
+                outputs.append(error.observation())
+        if errors and self.format_penalty:
+            self.add_reward("format", self.format_penalty)
+        if not state.terminated and state.turn >= self.max_turns:
+            state.truncated = True
+            outputs.append(f"Turn limit reached ({self.max_turns} turns).")
+        observation = self._emit("\n\n".join(outputs))
+        components = dict(state.step_rewards)
+        info = self._info()
+        info["reward_components"] = components
+        info["tool_calls"] = [{"name": c.name, "arguments": c.arguments, "id": c.id} for c in parsed.calls]
+        info["tool_results"] = [
+            {"name": r.call.name, "id": r.call.id, "content": r.content, "error": r.error.kind if r.error else None}
+            for r in results
+        ]
+        if errors:
+            info["error"] = "; ".join(f"{e.kind}: {e.message}" for e in errors)
+        if state.terminated or state.truncated:
+            info["termination_reason"] = "terminated" if state.terminated else "max_turns"
+            info["success"] = state.success
+        return observation, sum(components.values()), state.terminated, state.truncated, info
+
+    def render(self) -> str | None:  # type: ignore[override]
+        if self.render_mode == "human":
+            print(self.state.last_observation)
+        return self.state.last_observation if self.render_mode == "ansi" else None
+
+    # ----- helpers ---------------------------------------------------------------
+    def _emit(self, observation: str) -> str:
+        if len(observation) > self.max_text_length:
+            note = "\n[observation cut to fit the length limit]"
+            observation = observation[: self.max_text_length - len(note)] + note
+        self.state.last_observation = observation
+        return observation
+
+    def _info(self) -> dict[str, Any]:
+        task = self.state.task
+        return {"tools": self._tool_schemas, "task_id": task.id if task else None, "turn": self.state.turn}
