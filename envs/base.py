@@ -13,7 +13,7 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium as gym
 
 from horizongym.envs.spaces import UnicodeText
-from horizongym.tools import NoToolCall, ToolCallError, ToolResult, ToolSet, parse_action
+from horizongym.tools import NoToolCall, ParsedAction, ToolCallError, ToolResult, ToolSet, parse_action
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class TextEnv(gym.Env[str, str]):
         self.tools = ToolSet.from_object(self)
         self._tool_schemas = self.tools.schemas()
         self._tag_arguments = self.tools.tag_arguments()
+        self._tool_instructions_text = self.tools.instructions()
         self.state = EpisodeState()
 
     # ----- subclass API -------------------------------------------------------------
@@ -117,23 +118,50 @@ class TextEnv(gym.Env[str, str]):
         self.state.task = task
         observation = task.prompt
         if self.tool_instructions and len(self.tools):
-            observation = f"{observation}\n\n{self.tools.instructions()}"
+            observation = f"{observation}\n\n{self._tool_instructions_text}"
         return self._emit(observation), self._info()
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         state = self.state
-        if state.task is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
-        if state.terminated or state.truncated:
-            raise gym.error.ResetNeeded("the episode has ended; call reset() before step()")
+        if state.task is None or state.terminated or state.truncated:
+            raise gym.error.ResetNeeded("the episode has not started or has ended; call reset() first")
         state.turn += 1
-        state.step_rewards = {}
+        rewards: dict[str, float] = {}
+        state.step_rewards = rewards
+        info: dict[str, Any] = {
+            "tools": self._tool_schemas,
+            "task_id": state.task.id,
+            "turn": state.turn,
+            "reward_components": rewards,
+        }
         parsed = parse_action(action, self._tag_arguments)
+        errors: list[ToolCallError]
+        if parsed.calls or parsed.errors:
+            observation, errors = self._run_calls(parsed, info)
+        else:
+            try:
+                observation, errors = self.on_text(parsed.text), []
+            except ToolCallError as error:
+                observation, errors = error.observation(), [error]
+        if errors:
+            info["error"] = "; ".join(f"{e.kind}: {e.message}" for e in errors)
+            if self.format_penalty:
+                self.add_reward("format", self.format_penalty)
+        if not state.terminated and state.turn >= self.max_turns:
+            state.truncated = True
+            observation += f"\n\nTurn limit reached ({self.max_turns} turns)."
+        if state.terminated or state.truncated:
+            info["termination_reason"] = "terminated" if state.terminated else "max_turns"
+            info["success"] = state.success
+        return self._emit(observation), sum(rewards.values()), state.terminated, state.truncated, info
+
+    def _run_calls(self, parsed: ParsedAction, info: dict[str, Any]) -> tuple[str, list[ToolCallError]]:
+        """Run the parsed calls in order; report each result and error. Returns (observation, errors)."""
         errors: list[ToolCallError] = list(parsed.errors)
         outputs = [error.observation() for error in parsed.errors]
         results: list[ToolResult] = []
         for call in parsed.calls:
-            if state.terminated:
+            if self.state.terminated:
                 outputs.append(f"(call to '{call.name}' ignored: the episode had already ended)")
                 continue
             result = self.tools.invoke(call)
@@ -141,32 +169,12 @@ class TextEnv(gym.Env[str, str]):
             if result.error is not None:
                 errors.append(result.error)
             outputs.append(f"[{call.name}] {result.content}" if len(parsed.calls) > 1 else result.content)
-        if not parsed.calls and not parsed.errors:
-            try:
-                outputs.append(self.on_text(parsed.text))
-            except ToolCallError as error:
-                errors.append(error)
-                outputs.append(error.observation())
-        if errors and self.format_penalty:
-            self.add_reward("format", self.format_penalty)
-        if not state.terminated and state.turn >= self.max_turns:
-            state.truncated = True
-            outputs.append(f"Turn limit reached ({self.max_turns} turns).")
-        observation = self._emit("\n\n".join(outputs))
-        components = dict(state.step_rewards)
-        info = self._info()
-        info["reward_components"] = components
         info["tool_calls"] = [{"name": c.name, "arguments": c.arguments, "id": c.id} for c in parsed.calls]
         info["tool_results"] = [
             {"name": r.call.name, "id": r.call.id, "content": r.content, "error": r.error.kind if r.error else None}
             for r in results
         ]
-        if errors:
-            info["error"] = "; ".join(f"{e.kind}: {e.message}" for e in errors)
-        if state.terminated or state.truncated:
-            info["termination_reason"] = "terminated" if state.terminated else "max_turns"
-            info["success"] = state.success
-        return observation, sum(components.values()), state.terminated, state.truncated, info
+        return "\n\n".join(outputs), errors
 
     def render(self) -> str | None:  # type: ignore[override]
         if self.render_mode == "human":

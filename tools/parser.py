@@ -105,6 +105,8 @@ def parse_action(action: Any, tag_arguments: Mapping[str, str] | None = None) ->
 
 
 def _parse(action: Any, tag_arguments: dict[str, str]) -> ParsedAction:
+    if isinstance(action, str) and "<" not in action and action.lstrip()[:1] not in ("{", "["):
+        return ParsedAction(text=action.strip())
     if not isinstance(action, str):
         if _looks_like_openai(action):
             return parse_openai_tool_calls(action)

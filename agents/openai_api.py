@@ -1,0 +1,120 @@
+"""A policy that asks any OpenAI-compatible chat-completions server for each action."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Any
+
+import httpx
+
+from horizongym.agents.base import Action, Message, Policy, PolicyError
+from horizongym.tools import ToolCall, parse_openai_tool_calls
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIPolicy(Policy):
+    """``POST {base_url}/chat/completions`` through a pooled async ``httpx`` client.
+
+    Retries 429/5xx and connection failures with exponential backoff and jitter (honouring
+    ``Retry-After``), caps requests in flight at ``max_concurrency``, passes the tools as
+    OpenAI tool schemas, and reads both ``tool_calls`` and plain text from the reply.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        temperature: float = 1.0,
+        max_tokens: int | None = 1024,
+        max_concurrency: int = 32,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        timeout_s: float = 120.0,
+        extra_body: dict[str, Any] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.name = f"openai:{self.base_url}#{model}"
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.extra_body = extra_body or {}
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+        self._client = httpx.AsyncClient(
+            headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits, transport=transport
+        )
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self.requests_sent = 0
+
+    async def check(self) -> list[str]:
+        """Ask ``/models``; return the served model ids, or raise :class:`PolicyError` saying why not."""
+        try:
+            response = await self._client.get(f"{self.base_url}/models")
+        except httpx.HTTPError as exc:
+            raise PolicyError(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise PolicyError(f"{self.base_url}/models answered HTTP {response.status_code}: {response.text[:200]}")
+        return [str(item.get("id")) for item in response.json().get("data", [])]
+
+    async def act(self, messages: list[Message], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
+        if tools:
+            body["tools"] = tools
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
+        if seed is not None:
+            body["seed"] = seed
+        body.update(self.extra_body)
+        reply = await self._post(body)
+        try:
+            choice = reply["choices"][0]
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise PolicyError(f"unexpected reply from {self.base_url}: {json.dumps(reply)[:300]}") from exc
+        parsed = parse_openai_tool_calls(message)
+        calls = [ToolCall(c.name, c.arguments, c.id) for c in parsed.calls]
+        if parsed.errors:  # a server-side call we cannot read: hand its raw form to the env to report
+            raw = json.dumps(message.get("tool_calls"), ensure_ascii=False)
+            return Action(text=(parsed.text + "\n" + raw).strip(), finish_reason=choice.get("finish_reason"))
+        return Action(text=parsed.text, tool_calls=calls, finish_reason=choice.get("finish_reason"))
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}/chat/completions"
+        async with self._slots:
+            for attempt in range(self.max_retries + 1):
+                last = attempt == self.max_retries
+                try:
+                    self.requests_sent += 1
+                    response = await self._client.post(url, json=body)
+                except (httpx.TransportError, httpx.TimeoutException) as exc:
+                    if last:
+                        raise PolicyError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
+                    await asyncio.sleep(self._delay(attempt, None))
+                    continue
+                if response.status_code in RETRY_STATUS and not last:
+                    await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
+                    continue
+                if response.status_code >= 400:
+                    raise PolicyError(f"{url} answered HTTP {response.status_code}: {response.text[:300]}")
+                result: dict[str, Any] = response.json()
+                return result
+        raise PolicyError(f"no answer from {url}")  # unreachable: the loop returns or raises
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(float(retry_after), 60.0)
+            except ValueError:
+                pass
+        return self.backoff_s * (2**attempt) * (0.5 + random.random())
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,412 @@
+"""An OpenAI-compatible chat server for a local transformers model (Starlette + uvicorn).
+
+``horizongym serve MODEL_DIR --port P`` calls :func:`serve`; tests and scripts use
+:func:`create_app` with :class:`ServerThread`. Endpoints:
+
+* ``GET /v1/models``, ``GET /v1/models/{model}``: the one model served.
+* ``POST /v1/chat/completions``: OpenAI's request fields ``model``, ``messages``, ``tools``,
+  ``tool_choice`` (``"auto"`` or ``"none"``), ``temperature``, ``top_p``, ``max_tokens`` /
+  ``max_completion_tokens``, ``seed``, ``n`` (1 only), ``logprobs``, ``stream`` (Server-Sent
+  Events: the finished result sent as chunks) and ``stream_options.include_usage``. Hermes
+  ``<tool_call>`` blocks in the generated text become ``message.tool_calls``.
+* ``GET /health``.
+
+Errors have OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: 400 for an
+invalid request, 404 for an unknown model or path.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from horizongym.agents.hf import ContextLengthExceeded, TransformersPolicy
+from horizongym.tools import parse_action
+
+
+class _Function(pydantic.BaseModel):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = pydantic.Field(default_factory=dict)
+    strict: bool | None = None
+
+
+class _ToolSpec(pydantic.BaseModel):
+    type: Literal["function"] = "function"
+    function: _Function
+
+
+class _CallFunction(pydantic.BaseModel):
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class _Call(pydantic.BaseModel):
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: _CallFunction
+
+
+class _ChatMessage(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[_Call] | None = None
+    tool_call_id: str | None = None
+
+
+class _StreamOptions(pydantic.BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(pydantic.BaseModel):
+    """The fields of OpenAI's chat-completions request this server honours (others are ignored)."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[_ChatMessage] = pydantic.Field(min_length=1)
+    tools: list[_ToolSpec] | None = None
+    tool_choice: Literal["auto", "none"] | None = None
+    temperature: float | None = pydantic.Field(default=None, ge=0, le=2)
+    top_p: float | None = pydantic.Field(default=None, gt=0, le=1)
+    max_tokens: int | None = pydantic.Field(default=None, ge=1)
+    max_completion_tokens: int | None = pydantic.Field(default=None, ge=1)
+    seed: int | None = None
+    n: Literal[1] | None = None
+    stream: bool | None = False
+    stream_options: _StreamOptions | None = None
+    logprobs: bool | None = False
+    top_logprobs: Literal[0] | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _check_messages(self) -> ChatCompletionRequest:
+        for message in self.messages:
+            if message.role == "tool" and message.content is None:
+                raise ValueError("a 'tool' message needs 'content'")
+            if message.role in ("system", "developer", "user") and message.content is None:
+                raise ValueError(f"a '{message.role}' message needs 'content'")
+        return self
+
+
+class APIError(Exception):
+    """An error answered in OpenAI's JSON shape."""
+
+    def __init__(
+        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status)
+
+
+def _validation_error(exc: pydantic.ValidationError) -> APIError:
+    location = ".".join(str(part) for part in exc.errors()[0]["loc"])
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+    )
+    return APIError(400, f"Invalid request: {problems}", param=location or None, code="invalid_value")
+
+
+def _tool_calls(text: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """Split generated text into the content outside ``<tool_call>`` blocks and OpenAI tool calls."""
+    parsed = parse_action(text)
+    if not parsed.calls:
+        return text, []
+    calls = [
+        {
+            "id": f"call_{secrets.token_hex(12)}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": json.dumps(call.arguments, ensure_ascii=False)},
+        }
+        for call in parsed.calls
+    ]
+    return parsed.text or None, calls
+
+
+class ChatServer:
+    """The request handlers, bound to one policy and one model name."""
+
+    def __init__(self, policy: TransformersPolicy, model_name: str, *, own_policy: bool = False) -> None:
+        self.policy, self.model_name, self.own_policy = policy, model_name, own_policy
+        self.created = int(time.time())
+
+    def model_card(self) -> dict[str, Any]:
+        return {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "horizongym"}
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": self.model_name})
+
+    async def list_models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [self.model_card()]})
+
+    async def get_model(self, request: Request) -> Response:
+        name = request.path_params["model"]
+        if name != self.model_name:
+            raise self._unknown_model(name)
+        return JSONResponse(self.model_card())
+
+    def _unknown_model(self, name: str) -> APIError:
+        return APIError(
+            404, f"The model '{name}' does not exist; this server serves '{self.model_name}'.",
+            param="model", code="model_not_found",
+        )
+
+    async def chat_completions(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            raise APIError(400, "The request body is not valid JSON.", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
+        try:
+            req = ChatCompletionRequest.model_validate(body)
+        except pydantic.ValidationError as exc:
+            raise _validation_error(exc) from None
+        if req.model != self.model_name:
+            raise self._unknown_model(req.model)
+        result = await self._complete(req)
+        if req.stream:
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+            return StreamingResponse(
+                _sse(_chunks(result, include_usage)),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        return JSONResponse(result)
+
+    async def _complete(self, req: ChatCompletionRequest) -> dict[str, Any]:
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        use_tools = bool(req.tools) and req.tool_choice != "none"
+        tools = [t.model_dump(exclude_none=True) for t in req.tools or []] if use_tools else []
+        try:
+            prompt_ids = self.policy.encode(messages, tools)
+        except Exception as exc:  # a template that rejects the conversation
+            raise APIError(400, f"The messages cannot be rendered with the chat template: {exc}") from None
+        max_tokens = req.max_completion_tokens or req.max_tokens
+        room = self.policy.context_length - len(prompt_ids)
+        if room < 1 or (max_tokens is not None and max_tokens > room):
+            raise APIError(
+                400,
+                f"This model's context holds {self.policy.context_length} tokens; the messages take "
+                f"{len(prompt_ids)} and max_tokens asks for {max_tokens or 1} more.",
+                param="messages", code="context_length_exceeded",
+            )
+        try:
+            generation = await self.policy.generate(
+                prompt_ids,
+                seed=req.seed,
+                max_new_tokens=max_tokens or min(self.policy.max_new_tokens, room),
+                temperature=req.temperature,
+                top_p=req.top_p,
+            )
+        except ContextLengthExceeded as exc:
+            raise APIError(400, str(exc), param="messages", code="context_length_exceeded") from None
+        tokenizer = self.policy.tokenizer
+        text = tokenizer.decode(generation.token_ids, skip_special_tokens=True)
+        content, calls = _tool_calls(text) if use_tools else (text, [])
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
+        finish_reason = "tool_calls" if calls else generation.finish_reason
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+        if req.logprobs:
+            choice["logprobs"] = {"content": _token_logprobs(tokenizer, generation.token_ids, generation.logprobs)}
+        prompt_tokens, completion_tokens = len(prompt_ids), len(generation.token_ids)
+        return {
+            "id": f"chatcmpl-{secrets.token_hex(12)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "system_fingerprint": None,
+        }
+
+
+def _token_logprobs(tokenizer: Any, token_ids: list[int], logprobs: list[float]) -> list[dict[str, Any]]:
+    """OpenAI's per-token log-prob entries (``top_logprobs`` is always empty)."""
+    entries = []
+    for token_id, logprob in zip(token_ids, logprobs, strict=True):
+        token = tokenizer.decode([token_id])
+        entries.append(
+            {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8")), "top_logprobs": []}
+        )
+    return entries
+
+
+def _chunks(result: dict[str, Any], include_usage: bool) -> Iterator[dict[str, Any]]:
+    """A finished completion as ``chat.completion.chunk`` objects, in the order OpenAI sends them."""
+    head = {key: result[key] for key in ("id", "created", "model", "system_fingerprint")}
+    head["object"] = "chat.completion.chunk"
+    choice = result["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None) -> dict[str, Any]:
+        return {
+            **head,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}],
+        }
+
+    yield chunk({"role": "assistant", "content": ""})
+    if message.get("content"):
+        yield chunk({"content": message["content"]}, logprobs=choice["logprobs"])
+    for index, call in enumerate(message.get("tool_calls", [])):
+        yield chunk({"tool_calls": [{"index": index, **call}]})
+    yield chunk({}, finish_reason=choice["finish_reason"])
+    if include_usage:
+        yield {**head, "choices": [], "usage": result["usage"]}
+
+
+async def _sse(chunks: Iterator[dict[str, Any]]) -> AsyncIterator[str]:
+    for item in chunks:
+        yield f"data: {json.dumps(item, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return APIError(exc.status_code, message, code=code).response()
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return APIError(500, f"The server failed: {exc!r}", type="server_error", code="internal_error").response()
+
+
+def create_app(
+    policy_or_model_dir: TransformersPolicy | str | Path,
+    model_name: str | None = None,
+    *,
+    max_batch_size: int = 8,
+    max_new_tokens: int = 1024,
+) -> Starlette:
+    """The Starlette app serving a policy (or the model in a folder, loaded here) as ``model_name``.
+
+    ``model_name`` defaults to the folder's name. A policy built here is closed when the app
+    shuts down; a policy passed in belongs to the caller.
+    """
+    if isinstance(policy_or_model_dir, TransformersPolicy):
+        policy, own = policy_or_model_dir, False
+        if model_name is None:
+            model_name = policy.model_path.name if policy.model_path else "local-model"
+    else:
+        path = Path(policy_or_model_dir)
+        policy = TransformersPolicy(path, max_batch_size=max_batch_size, max_new_tokens=max_new_tokens)
+        own, model_name = True, model_name or path.resolve().name
+    server = ChatServer(policy, model_name, own_policy=own)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if server.own_policy:
+            await server.policy.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/health", server.health, methods=["GET"]),
+            Route("/v1/models", server.list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", server.get_model, methods=["GET"]),
+            Route("/v1/chat/completions", server.chat_completions, methods=["POST"]),
+        ],
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app
+
+
+def serve(
+    model_dir: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str | None = None,
+    max_batch_size: int = 8,
+    max_new_tokens: int = 1024,
+    log_level: str = "info",
+) -> None:
+    """Serve the model in ``model_dir`` until interrupted (``horizongym serve MODEL_DIR --port P``)."""
+    import uvicorn
+
+    app = create_app(model_dir, model_name, max_batch_size=max_batch_size, max_new_tokens=max_new_tokens)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+class ServerThread:
+    """Run an app with uvicorn in a background thread, on a free port unless one is given.
+
+    Use as a context manager: ``with ServerThread(app) as server: ... server.base_url``.
+    """
+
+    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+        import uvicorn
+
+        self.host = host
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port: int = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"uvicorn-{self.port}", daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL, ``http://HOST:PORT/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self, timeout_s: float = 30.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self._socket.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["APIError", "ChatCompletionRequest", "ServerThread", "create_app", "serve"]

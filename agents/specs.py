@@ -1,0 +1,53 @@
+"""Build a policy from a short spec string, as the CLI and picklable run configs use them.
+
+Specs: ``random``, ``expert`` (the env's registered expert), ``human``,
+``openai:URL#MODEL`` (any OpenAI-compatible server; key from ``OPENAI_API_KEY``), ``hf:PATH``
+(a local transformers model folder saved with ``save_pretrained``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from horizongym.agents.base import Policy
+from horizongym.agents.scripted import RandomPolicy, expert_for
+
+SPEC_HELP = "random | expert | human | openai:URL#MODEL | hf:PATH"
+
+
+class PolicySpecError(ValueError):
+    """A policy spec that cannot be built; the message says what to write instead."""
+
+
+def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens: int = 1024) -> Policy:
+    if spec == "random":
+        return RandomPolicy()
+    if spec == "expert":
+        try:
+            return expert_for(env_id)
+        except KeyError as exc:
+            raise PolicySpecError(str(exc.args[0])) from None
+    if spec == "human":
+        from horizongym.agents.human import HumanPolicy
+
+        return HumanPolicy()
+    if spec.startswith("openai:"):
+        url, sep, model = spec.removeprefix("openai:").partition("#")
+        if not sep or not url.startswith(("http://", "https://")) or not model:
+            raise PolicySpecError(f"bad spec '{spec}': write openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#tiny")
+        from horizongym.agents.openai_api import OpenAIPolicy
+
+        return OpenAIPolicy(
+            url, model, api_key=os.environ.get("OPENAI_API_KEY"), temperature=temperature, max_tokens=max_tokens
+        )
+    if spec.startswith("hf:"):
+        path = Path(spec.removeprefix("hf:")).expanduser()
+        if not (path / "config.json").is_file():
+            raise PolicySpecError(
+                f"no model at '{path}': expected a folder written by save_pretrained (with config.json)"
+            )
+        from horizongym.agents.hf import TransformersPolicy
+
+        return TransformersPolicy(str(path), temperature=temperature, max_new_tokens=max_tokens)
+    raise PolicySpecError(f"unknown policy '{spec}'. Use one of: {SPEC_HELP}")

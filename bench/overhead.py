@@ -1,0 +1,154 @@
+"""Rollout-engine overhead: env steps per second of a trivial env with an instant policy.
+
+The same game (GEM's Guess-The-Number rules: guess inside ``\\boxed{n}``, told higher or
+lower, 7 turns) runs through horizongym's asyncio rollout engine, built with
+``horizongym.make`` so Gymnasium's wrappers are in the path, and through GEM's own
+environment (``game:GuessTheNumber-v0-hard``) in GEM's vector env, with the same instant
+policy (a uniformly random guess). Both keep the conversation and collect every episode's
+steps: horizongym as stored ``Episode`` records with OpenAI chat messages, GEM with its
+``concat_with_action`` history wrapper and ``episode_tracking`` wrapper, transitions gathered
+per episode as its training examples do. Figures: ``steps_per_s`` per implementation and
+concurrency, ``ratio_vs_gem`` (horizongym over GEM at the same concurrency).
+
+    python -m horizongym.bench.overhead [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import random
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import horizongym
+from horizongym.agents.base import Action, Message
+from horizongym.agents.scripted import ScriptedPolicy
+from horizongym.envs.base import Task, TextEnv
+from horizongym.training import EpisodeStore, RolloutEngine
+
+BENCH_ENV_ID = "BenchGuessNumber-v0"
+_BOXED = re.compile(r"\\boxed{(\d+)}")
+
+
+class GuessNumberEnv(TextEnv):
+    """Guess a number in [1, 50] in 7 turns, written as ``\\boxed{n}``; told higher or lower."""
+
+    blocking = False
+    max_turns = 7
+    tool_instructions = False
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        self.secret = int(self.np_random.integers(1, 51))
+        self.guesses: set[int] = set()
+        return Task(id=f"guess-{self.secret}", prompt="Guess the number between 1 and 50, as \\boxed{n}.")
+
+    def on_text(self, text: str) -> str:
+        found = _BOXED.findall(text)
+        if not found:
+            self.add_reward("format", -0.1)
+            self.end_episode(success=False)
+            return "You did not provide a valid guess."
+        guess = int(found[-1])
+        if guess in self.guesses:
+            self.add_reward("repeat", -0.05)
+            return f"You guessed {guess} before."
+        self.guesses.add(guess)
+        if guess == self.secret:
+            self.add_reward("answer", 1.0)
+            self.end_episode(success=True)
+            return f"Correct: {guess}."
+        return f"The target is {'lower' if guess > self.secret else 'higher'} than {guess}."
+
+
+def random_guess(rng: random.Random) -> str:
+    return "\\boxed{" + str(rng.randint(1, 50)) + "}"
+
+
+class RandomGuesser(ScriptedPolicy):
+    """The instant policy: one shared generator, as in the GEM loop."""
+
+    name = "random-guesser"
+
+    def __init__(self) -> None:
+        self.rng = random.Random(0)
+
+    def decide(self, messages: list[Message], tools: list[dict[str, Any]], seed: int | None) -> Action:
+        return Action(text=random_guess(self.rng))
+
+
+def horizongym_steps_per_s(concurrency: int, episodes: int, store_dir: Path | None) -> float:
+    store = EpisodeStore(store_dir / f"c{concurrency}.jsonl") if store_dir else None
+    engine = RolloutEngine(BENCH_ENV_ID, RandomGuesser(), concurrency=concurrency, store=store, progress=False)
+    started = time.perf_counter()
+    done = engine.run_sync(episodes)
+    seconds = time.perf_counter() - started
+    if store:
+        store.close()
+    return sum(e.num_turns for e in done) / seconds
+
+
+def gem_steps_per_s(concurrency: int, episodes: int) -> float:
+    """GEM's multi-turn loop doing the same work: its history wrapper, its episode tracking, and
+    each finished episode's transitions collected, as GEM's training examples do."""
+    import logging
+
+    logging.disable(logging.INFO)
+    import gem
+    from gem.wrappers.episode_tracking_wrapper import EpisodeTrackingWrapper
+    from gem.wrappers.observation_wrapper import ObservationWrapper
+
+    rng = random.Random(0)
+    # GEM's "concat_with_action,episode_tracking" wrappers, built as its wrapper factory builds them
+    concat_with_action = functools.partial(ObservationWrapper, include_action=True, include_chat_template=False)
+    wrappers = [concat_with_action, EpisodeTrackingWrapper]
+    vec = gem.make_vec(["game:GuessTheNumber-v0-hard"] * concurrency, wrappers=wrappers, async_mode=False)
+    observations, _ = vec.reset(seed=0)
+    running: list[list[tuple[str, str, float]]] = [[] for _ in range(concurrency)]
+    collected: list[list[tuple[str, str, float]]] = []
+    steps = 0
+    started = time.perf_counter()
+    while len(collected) < episodes:
+        actions = [random_guess(rng) for _ in range(concurrency)]
+        next_observations, rewards, terminated, truncated, _ = vec.step(actions)
+        steps += concurrency
+        for i in range(concurrency):
+            running[i].append((observations[i], actions[i], float(rewards[i])))
+            if terminated[i] or truncated[i]:
+                collected.append(running[i])
+                running[i] = []
+        observations = next_observations
+    return steps / (time.perf_counter() - started)
+
+
+def figure(metric: str, value: float, unit: str, **params: Any) -> str:
+    return json.dumps({"bench": "overhead", "metric": metric, "value": round(value, 3), "unit": unit, "params": params})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer episodes; finishes in well under a minute")
+    args = parser.parse_args(argv)
+    episodes = 1500 if args.quick else 10000
+    if BENCH_ENV_ID not in {horizongym.envs.short_id(i) for i in horizongym.registry()}:
+        horizongym.register(BENCH_ENV_ID, GuessNumberEnv)
+    lines = []
+    for concurrency in (1, 64):
+        horizongym_steps_per_s(concurrency, 64, None)  # warm-up: imports, first-call caches
+        ours = max(horizongym_steps_per_s(concurrency, episodes, None) for _ in range(2))
+        theirs = max(gem_steps_per_s(concurrency, episodes) for _ in range(2))
+        lines.append(figure("steps_per_s", ours, "steps/s", impl="horizongym", concurrency=concurrency))
+        lines.append(figure("steps_per_s", theirs, "steps/s", impl="gem", concurrency=concurrency))
+        lines.append(figure("ratio_vs_gem", ours / theirs, "x", concurrency=concurrency))
+    with tempfile.TemporaryDirectory() as tmp:
+        stored = horizongym_steps_per_s(64, episodes, Path(tmp))
+    lines.append(figure("steps_per_s", stored, "steps/s", impl="horizongym", concurrency=64, store="jsonl+fsync"))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

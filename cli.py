@@ -1,0 +1,214 @@
+"""The ``horizongym`` command: list, play, rollout, show, serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gymnasium.envs.registration import load_env_creator
+
+import horizongym
+from horizongym.agents.base import PolicyError
+from horizongym.agents.human import HumanPolicy
+from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
+from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
+from horizongym.tools import Tool, is_tool
+from horizongym.training import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
+from horizongym.training.report import episodes_html
+from horizongym.training.summary import format_table, summarize
+
+
+class CommandError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+def _tool_names(env_id: str) -> list[str]:
+    entry = horizongym.spec(env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    if not (inspect.isclass(creator) and issubclass(creator, TextEnv)):
+        return []
+    return sorted(Tool(member).name for _, member in inspect.getmembers(creator) if callable(member) and is_tool(member))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    rows = []
+    for env_id in sorted(registry()):
+        name = short_id(env_id)
+        rows.append((name, describe(name), ", ".join(_tool_names(name)) or "-"))
+    if args.json:
+        print(json.dumps([{"id": r[0], "description": r[1], "tools": r[2].split(", ")} for r in rows], indent=2))
+        return
+    width = max((len(r[0]) for r in rows), default=2)
+    for name, text, tools in rows:
+        print(f"{name.ljust(width)}  {text}\n{' ' * width}  tools: {tools}")
+
+
+def _parse_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--env-kwargs is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CommandError("--env-kwargs must be a JSON object, e.g. '{\"max_turns\": 8}'")
+    return value
+
+
+def cmd_play(args: argparse.Namespace) -> None:
+    env = horizongym.make(args.env_id, **_parse_kwargs(args.env_kwargs))
+    human = HumanPolicy()
+    observation, info = env.reset(seed=args.seed)
+    print(f"== {args.env_id} · task {info.get('task_id')} · seed {args.seed}")
+    print("Type an action (tool call or text). '/tools' lists tools, '/quit' stops; end a line with \\ to continue.")
+    print(f"\n{observation}\n")
+    total = 0.0
+    while True:
+        try:
+            action = asyncio.run(human.act([], info.get("tools", [])))
+        except PolicyError:
+            print("\nstopped.")
+            break
+        observation, reward, terminated, truncated, info = env.step(action.text)
+        total += float(reward)
+        components = ", ".join(f"{k} {v:+g}" for k, v in info.get("reward_components", {}).items())
+        print(f"\n{observation}\n[reward {float(reward):+g}{' (' + components + ')' if components else ''} · total {total:+g}]\n")
+        if terminated or truncated:
+            print(f"episode over: {info.get('termination_reason', 'done')} · total reward {total:+g}")
+            break
+    env.close()
+
+
+def cmd_rollout(args: argparse.Namespace) -> None:
+    horizongym.spec(args.env_id)
+    try:
+        policy = make_policy(args.policy, args.env_id, temperature=args.temperature, max_tokens=args.max_tokens)
+    except PolicySpecError as exc:
+        raise CommandError(str(exc)) from None
+    out = Path(args.out)
+    if out.exists() and out.stat().st_size > 0 and not args.resume:
+        raise CommandError(f"{out} already holds episodes: pass --resume to continue that run, or choose another --out")
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give a file path such as {out / 'episodes.jsonl'}")
+    recipe = EnvRecipe(args.env_id, _parse_kwargs(args.env_kwargs))
+
+    async def run() -> None:
+        check = getattr(policy, "check", None)
+        try:
+            if check is not None:
+                served = await check()
+                model = getattr(policy, "model", None)
+                if served and model not in served:
+                    print(f"warning: {model!r} is not among the served models {served}", file=sys.stderr)
+            with EpisodeStore(out) as store:
+                engine = RolloutEngine(
+                    recipe,
+                    policy,
+                    concurrency=args.concurrency,
+                    max_turns=args.max_turns,
+                    episode_timeout_s=args.timeout,
+                    store=store,
+                    system_prompt=args.system_prompt,
+                    progress=not args.quiet,
+                )
+                await engine.run(args.n, args.group, seed=args.seed, resume=args.resume)
+        except PolicyError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            await policy.aclose()
+
+    asyncio.run(run())
+    episodes = [e for e in read_episodes(out) if e.env_id == args.env_id]
+    print(format_table(summarize(episodes)))
+    print(f"episodes: {out}")
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"no episode file at {path}")
+    episodes = read_episodes(path)
+    if not episodes:
+        raise CommandError(f"{path} holds no episodes")
+    print(format_table(summarize(episodes)))
+    if args.html:
+        Path(args.html).write_text(episodes_html(episodes, f"horizongym · {path.name}"), encoding="utf-8")
+        print(f"page: {args.html}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    model_dir = Path(args.model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise CommandError(f"no model at {model_dir}: expected a folder written by save_pretrained (with config.json)")
+    from horizongym.agents.serving import serve
+
+    serve(str(model_dir), host=args.host, port=args.port, model_name=args.model_name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="horizongym", description=horizongym.__doc__)
+    parser.add_argument("--version", action="version", version=horizongym.__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("list", help="registered environments, with their tools")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("play", help="play an environment yourself at the terminal")
+    p.add_argument("env_id")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
+    p.set_defaults(run=cmd_play)
+
+    p = commands.add_parser("rollout", help="run episodes with a policy and store them as JSONL")
+    p.add_argument("env_id")
+    p.add_argument("--policy", default="expert", help=SPEC_HELP)
+    p.add_argument("-n", type=int, default=16, help="number of tasks (seeds seed..seed+n-1)")
+    p.add_argument("--group", type=int, default=1, help="samples per task")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/episodes.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue --out, skipping finished episodes")
+    p.add_argument("--max-turns", type=int, help="engine-side turn limit per episode")
+    p.add_argument("--timeout", type=float, help="wall-clock limit per episode, seconds")
+    p.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
+    p.add_argument("--system-prompt")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-tokens", type=int, default=1024)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_rollout)
+
+    p = commands.add_parser("show", help="summarize a JSONL episode file")
+    p.add_argument("file")
+    p.add_argument("--html", help="also write a page of every episode to this path")
+    p.set_defaults(run=cmd_show)
+
+    p = commands.add_parser("serve", help="OpenAI-compatible server for a local transformers model")
+    p.add_argument("model_dir")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model-name", help="id clients use (default: the folder name)")
+    p.set_defaults(run=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (CommandError, UnknownEnvironment) as exc:
+        print(f"horizongym: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

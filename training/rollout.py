@@ -1,0 +1,317 @@
+"""The rollout engine: many concurrent episodes of one environment against one policy.
+
+Each of ``concurrency`` workers owns one environment and takes (seed, sample) jobs from a
+queue. A job with seed ``s`` is the task the env draws on ``reset(seed=s)``; its
+``group_size`` samples are G attempts at the same task (the groups GRPO-style estimators
+need). The engine keeps the chat history, runs blocking env steps in a thread pool,
+enforces per-episode turn and wall-clock limits, and turns an env that raises into a
+truncated episode with the error recorded; the run goes on. Every finished episode is
+appended to the store (fsynced), so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from tqdm import tqdm
+
+from horizongym.agents.base import Action, Message, Policy
+from horizongym.envs import make
+from horizongym.training.store import EpisodeStore
+from horizongym.training.trajectory import Episode, Step
+
+_INFO_KEPT_ELSEWHERE = {"tools", "reward_components", "tool_calls", "tool_results", "turn", "task_id"}
+
+
+@dataclass(frozen=True)
+class EnvRecipe:
+    """A picklable description of an environment: an id and keyword arguments."""
+
+    env_id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self) -> gym.Env[Any, Any]:
+        return make(self.env_id, **self.kwargs)
+
+
+class _BrokenEnv(Exception):
+    """The env raised or hung: discard it and build a fresh one."""
+
+
+def policy_seed(seed: int, sample: int, turn: int) -> int:
+    """A distinct, reproducible sampling seed for each (task, sample, turn) (inlined in the engine)."""
+    return ((seed * 100_003 + sample) * 1_009 + turn) % 2_147_483_647
+
+
+class RolloutEngine:
+    """Run episodes of ``env`` with ``policy``; see the module docstring."""
+
+    def __init__(
+        self,
+        env: EnvRecipe | str,
+        policy: Policy,
+        *,
+        concurrency: int = 8,
+        max_turns: int | None = None,
+        episode_timeout_s: float | None = None,
+        store: EpisodeStore | None = None,
+        system_prompt: str | None = None,
+        progress: bool = True,
+        env_factory: Callable[[], gym.Env[Any, Any]] | None = None,
+    ) -> None:
+        self.recipe = env if isinstance(env, EnvRecipe) else EnvRecipe(env)
+        self.policy = policy
+        self.concurrency = max(1, concurrency)
+        self.max_turns = max_turns
+        self.episode_timeout_s = episode_timeout_s
+        self.store = store
+        self.system_prompt = system_prompt
+        self.progress = progress
+        self._env_factory = env_factory or self.recipe.build
+        self._threads: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
+
+    # ----- public API -----------------------------------------------------------------
+    def jobs(self, num_tasks: int, group_size: int = 1, seed: int = 0) -> list[tuple[int, int]]:
+        """The (seed, sample) pairs of a run: tasks ``seed .. seed+num_tasks-1``, G samples each."""
+        return [(seed + task, sample) for task in range(num_tasks) for sample in range(group_size)]
+
+    async def run(
+        self, num_tasks: int, group_size: int = 1, *, seed: int = 0, resume: bool = False
+    ) -> list[Episode]:
+        """Run every job not already in the store (when ``resume``); return the new episodes."""
+        return [episode async for episode in self.stream(num_tasks, group_size, seed=seed, resume=resume)]
+
+    def run_sync(self, num_tasks: int, group_size: int = 1, *, seed: int = 0, resume: bool = False) -> list[Episode]:
+        return asyncio.run(self.run(num_tasks, group_size, seed=seed, resume=resume))
+
+    async def stream(
+        self, num_tasks: int, group_size: int = 1, *, seed: int = 0, resume: bool = False
+    ) -> AsyncIterator[Episode]:
+        """Yield episodes as they finish (stored first, when there is a store)."""
+        jobs = self.jobs(num_tasks, group_size, seed)
+        if resume and self.store is not None:
+            done = self.store.finished_keys()
+            jobs = [job for job in jobs if job not in done]
+        queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        for job in jobs:
+            queue.put_nowait(job)
+        finished: asyncio.Queue[Episode | None] = asyncio.Queue()
+        self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="env")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        workers = [
+            asyncio.create_task(self._worker(queue, finished)) for _ in range(min(self.concurrency, len(jobs)))
+        ]
+        bar = tqdm(total=len(jobs), unit="ep", disable=not self.progress, dynamic_ncols=True, desc="rollout")
+        reward_sum, count, remaining = 0.0, 0, len(workers)
+        try:
+            while remaining:
+                episode = await finished.get()
+                if episode is None:
+                    remaining -= 1
+                    continue
+                count += 1
+                reward_sum += episode.total_reward
+                bar.update(1)
+                bar.set_postfix(reward=f"{reward_sum / count:.3f}", refresh=False)
+                yield episode
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            bar.close()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._writer.shutdown(wait=True)
+
+    # ----- internals ------------------------------------------------------------------
+    async def _worker(self, jobs: asyncio.Queue[tuple[int, int]], finished: asyncio.Queue[Episode | None]) -> None:
+        env: gym.Env[Any, Any] | None = None
+        try:
+            while not jobs.empty():
+                seed, sample = jobs.get_nowait()
+                if env is None:
+                    env = await self._build_env()
+                episode, broken = await self._episode(env, seed, sample)
+                if broken:
+                    await self._close_env(env)
+                    env = None
+                if self.store is not None:
+                    assert self._writer is not None
+                    await asyncio.get_running_loop().run_in_executor(self._writer, self.store.append, episode)
+                finished.put_nowait(episode)
+        finally:
+            if env is not None:
+                await self._close_env(env)
+            finished.put_nowait(None)
+
+    @staticmethod
+    def _blocking(env: gym.Env[Any, Any]) -> bool:
+        return bool(getattr(env.unwrapped, "blocking", True))
+
+    async def _build_env(self) -> gym.Env[Any, Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._env_factory)
+
+    async def _close_env(self, env: gym.Env[Any, Any]) -> None:
+        try:
+            if self._blocking(env):
+                await asyncio.get_running_loop().run_in_executor(self._threads, env.close)
+            else:
+                env.close()
+        except Exception:
+            pass
+
+    async def _call_env(
+        self, env: gym.Env[Any, Any], blocking: bool, fn: Callable[[], Any], deadline: float | None
+    ) -> Any:
+        if not blocking:
+            return fn()
+        future = asyncio.get_running_loop().run_in_executor(self._threads, fn)
+        timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        return await asyncio.wait_for(future, timeout)
+
+    async def _episode(self, env: gym.Env[Any, Any], seed: int, sample: int) -> tuple[Episode, bool]:
+        """Play one episode. Returns it and whether the env must be discarded."""
+        clock = time.perf_counter
+        start = clock()
+        deadline = start + self.episode_timeout_s if self.episode_timeout_s else None
+        blocking = self._blocking(env)
+        steps: list[Step] = []
+        transcript: list[Message] = []
+        task_id: str | None = None
+        success: bool | None = None
+        reason, error, broken = "terminated", None, False
+        try:
+            observation, info = await self._call_env(env, blocking, lambda: env.reset(seed=seed), deadline)
+            task_id = info.get("task_id")
+            tools: list[dict[str, Any]] = info.get("tools", [])
+            context = self._fresh_context(observation)
+            transcript.extend(context)
+            base_seed = (seed * 100_003 + sample) * 1_009
+            turn = 0
+            while True:
+                if self.max_turns is not None and turn >= self.max_turns:
+                    reason = "max_turns"
+                    break
+                turn_start = clock()
+                acting = self.policy.act(context, tools, seed=(base_seed + turn) % 2_147_483_647)
+                try:
+                    if deadline is None:
+                        action: Action = await acting
+                    else:
+                        action = await asyncio.wait_for(acting, max(0.0, deadline - turn_start))
+                except TimeoutError:
+                    reason, error = "time_limit", "the policy ran past the episode's time limit"
+                    break
+                except Exception as exc:
+                    reason, error = "policy_error", _describe(exc, "policy")
+                    break
+                env_start = clock()
+                if action.tool_calls:
+                    call_ids = [c.id or f"call_{turn}_{i}" for i, c in enumerate(action.tool_calls)]
+                    assistant = action.message(call_ids)
+                    env_action = action.env_action()
+                else:
+                    call_ids = []
+                    assistant = {"role": "assistant", "content": action.text}
+                    env_action = action.text
+                context.append(assistant)
+                transcript.append(assistant)
+                if blocking:
+                    observation, reward, terminated, truncated, info = await self._call_env(
+                        env, blocking, lambda: env.step(env_action), deadline
+                    )
+                else:
+                    observation, reward, terminated, truncated, info = env.step(env_action)
+                turn += 1
+                extra = info.keys() - _INFO_KEPT_ELSEWHERE
+                steps.append(
+                    Step(
+                        turn=turn,
+                        action=env_action,
+                        tool_calls=info.get("tool_calls", ()),
+                        observation=observation,
+                        reward=reward,
+                        reward_components=info.get("reward_components") or {"reward": float(reward)},
+                        terminated=terminated,
+                        truncated=truncated,
+                        error=info.get("error"),
+                        prompt_token_ids=action.prompt_token_ids,
+                        token_ids=action.token_ids,
+                        logprobs=action.logprobs,
+                        policy_seconds=env_start - turn_start,
+                        env_seconds=clock() - env_start,
+                        info={k: info[k] for k in extra} if extra else {},
+                    )
+                )
+                if info.get("fresh_context"):
+                    context = self._fresh_context(observation)
+                    transcript.append({"role": "user", "content": observation, "fresh_context": True})
+                else:
+                    replies = self._observation_messages(observation, call_ids, info)
+                    context.extend(replies)
+                    transcript.extend(replies)
+                if terminated or truncated:
+                    success = info.get("success")
+                    reason = info.get("termination_reason") or ("terminated" if terminated else "max_turns")
+                    if truncated and reason == "terminated":
+                        reason = "max_turns"
+                    break
+        except TimeoutError:
+            reason, error, broken = "time_limit", "the environment ran past the episode's time limit", True
+        except Exception as exc:
+            reason, error, broken = "env_error", _describe(exc, "reset" if task_id is None else "step"), True
+        episode = Episode(
+            env_id=self.recipe.env_id,
+            env_kwargs=self.recipe.kwargs,
+            seed=seed,
+            sample=sample,
+            task_id=task_id,
+            policy=self.policy.name,
+            messages=transcript,
+            steps=steps,
+            total_reward=sum(s.reward for s in steps),
+            success=success,
+            terminated=reason == "terminated",
+            truncated=reason != "terminated",
+            termination_reason=reason,
+            error=error,
+            started_at=time.time() - (clock() - start),
+            seconds=clock() - start,
+        )
+        return episode, broken
+
+    def _fresh_context(self, observation: str) -> list[Message]:
+        context: list[Message] = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        context.append({"role": "user", "content": observation})
+        return context
+
+    @staticmethod
+    def _observation_messages(observation: str, call_ids: list[str], info: dict[str, Any]) -> list[Message]:
+        """A ``tool`` message per native tool call (OpenAI servers require them), else one ``user`` message."""
+        if not call_ids:
+            return [{"role": "user", "content": observation}]
+        if len(call_ids) == 1:
+            return [{"role": "tool", "tool_call_id": call_ids[0], "content": observation}]
+        results = info.get("tool_results", [])
+        return [
+            {
+                "role": "tool",
+                "tool_call_id": call_id,
+                "content": results[i]["content"] if i < len(results) else "(not run: the episode had ended)",
+            }
+            for i, call_id in enumerate(call_ids)
+        ]
+
+
+def _describe(exc: BaseException, where: str) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    origin = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{where}: {type(exc).__name__}: {exc}{origin}"

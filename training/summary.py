@@ -1,0 +1,78 @@
+"""Summaries of stored episodes: the table ``horizongym show`` prints."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+
+from horizongym.training.trajectory import Episode
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Aggregate figures over a set of episodes of one environment and policy."""
+
+    env_id: str
+    policy: str
+    episodes: int
+    success_rate: float | None
+    mean_reward: float
+    std_reward: float
+    mean_turns: float
+    mean_tokens: float
+    step_errors: int
+    episode_errors: int
+    reasons: dict[str, int]
+
+
+def summarize(episodes: list[Episode]) -> list[Summary]:
+    """One :class:`Summary` per (env id, policy), in first-seen order."""
+    groups: dict[tuple[str, str], list[Episode]] = {}
+    for episode in episodes:
+        groups.setdefault((episode.env_id, episode.policy), []).append(episode)
+    summaries = []
+    for (env_id, policy), group in groups.items():
+        rewards = [e.total_reward for e in group]
+        judged = [e.success for e in group if e.success is not None]
+        summaries.append(
+            Summary(
+                env_id=env_id,
+                policy=policy,
+                episodes=len(group),
+                success_rate=sum(judged) / len(judged) if judged else None,
+                mean_reward=statistics.fmean(rewards),
+                std_reward=statistics.pstdev(rewards),
+                mean_turns=statistics.fmean(e.num_turns for e in group),
+                mean_tokens=statistics.fmean(e.num_generated_tokens for e in group),
+                step_errors=sum(1 for e in group for s in e.steps if s.error),
+                episode_errors=sum(1 for e in group if e.error),
+                reasons=dict(Counter(e.termination_reason or "?" for e in group)),
+            )
+        )
+    return summaries
+
+
+def format_table(summaries: list[Summary]) -> str:
+    """A plain-text table, one row per summary."""
+    header = ["env", "policy", "episodes", "success", "reward", "turns", "tokens", "step errors", "ep errors", "ended by"]
+    rows = [header]
+    for s in summaries:
+        rows.append(
+            [
+                s.env_id,
+                s.policy if len(s.policy) <= 40 else s.policy[:37] + "...",
+                str(s.episodes),
+                "-" if s.success_rate is None else f"{s.success_rate:.1%}",
+                f"{s.mean_reward:.3f} ± {s.std_reward:.3f}",
+                f"{s.mean_turns:.2f}",
+                f"{s.mean_tokens:.1f}",
+                str(s.step_errors),
+                str(s.episode_errors),
+                ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items())),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
