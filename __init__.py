@@ -5,6 +5,7 @@ from horizongym.envs import (
     TextEnv,
     UnknownEnvironment,
     describe,
+    load_plugins,
     make,
     register,
     registry,
@@ -13,6 +14,8 @@ from horizongym.envs import (
 from horizongym.tools import Tool, ToolCall, ToolSet, tool
 
 __version__ = "0.1.0"
+
+load_plugins()  # last: plugins may use anything above
 
 __all__ = [
     "Task",

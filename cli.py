@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import inspect
 import json
 import sys
@@ -33,6 +34,16 @@ def _tool_names(env_id: str) -> list[str]:
     if not (inspect.isclass(creator) and issubclass(creator, TextEnv)):
         return []
     return sorted(Tool(member).name for _, member in inspect.getmembers(creator) if callable(member) and is_tool(member))
+
+
+def _import_modules(args: argparse.Namespace) -> None:
+    """Import the modules named by --import, so the environments they register can be used."""
+    for module in getattr(args, "imports", None) or []:
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise CommandError(f"cannot import '{module}' (from --import): {exc}") from None
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -150,6 +161,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     serve(str(model_dir), host=args.host, port=args.port, model_name=args.model_name)
 
 
+def _add_import_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first (a module of yours that registers environments); repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="horizongym", description=horizongym.__doc__)
     parser.add_argument("--version", action="version", version=horizongym.__version__)
@@ -157,12 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("list", help="registered environments, with their tools")
     p.add_argument("--json", action="store_true")
+    _add_import_option(p)
     p.set_defaults(run=cmd_list)
 
     p = commands.add_parser("play", help="play an environment yourself at the terminal")
     p.add_argument("env_id")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
+    _add_import_option(p)
     p.set_defaults(run=cmd_play)
 
     p = commands.add_parser("rollout", help="run episodes with a policy and store them as JSONL")
@@ -181,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max-tokens", type=int, default=1024)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_import_option(p)
     p.set_defaults(run=cmd_rollout)
 
     p = commands.add_parser("show", help="summarize a JSONL episode file")
@@ -200,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _import_modules(args)
         args.run(args)
     except (CommandError, UnknownEnvironment) as exc:
         print(f"horizongym: error: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ token ids are exactly the sampled ones and each token's log-probability is known
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 from collections import Counter
@@ -33,13 +34,15 @@ CHATML_TOOLS_TEMPLATE = """\
 {%- macro render_content(content) -%}
 {%- if content is none -%}
 {%- elif content is string -%}{{ content }}
-{%- else -%}{%- for part in content -%}{%- if part.type == 'text' -%}{{ part.text }}{%- endif -%}{%- endfor -%}
+{%- else -%}
+{%- for part in content -%}{%- if part.type == 'text' -%}{{ part.text }}{%- endif -%}{%- endfor -%}
 {%- endif -%}
 {%- endmacro -%}
 {%- set first_is_system = messages and messages[0].role in ['system', 'developer'] -%}
 {%- if tools -%}
 <|im_start|>system
-{% if first_is_system %}{{ render_content(messages[0].content) }}{% else %}You are a helpful assistant.{% endif %}
+{% if first_is_system %}{{ render_content(messages[0].content) }}\
+{% else %}You are a helpful assistant.{% endif %}
 
 
 # Tools
@@ -79,7 +82,8 @@ For each function call, return a json object with function name and arguments wi
 
 {% endif -%}
 <tool_call>{"name": {{ function.name | tojson }}, "arguments": \
-{% if function.arguments is string %}{{ function.arguments }}{% else %}{{ function.arguments | tojson }}{% endif %}\
+{% if function.arguments is string %}{{ function.arguments }}\
+{% else %}{{ function.arguments | tojson }}{% endif %}\
 }</tool_call>
 {%- endfor -%}
 {%- endif -%}
@@ -116,7 +120,9 @@ def normalize_messages(messages: list[Message]) -> list[Message]:
             item["content"] = ""
         elif isinstance(content, list):
             item["content"] = "".join(
-                str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
+                str(part.get("text", ""))
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "text"
             )
         elif not isinstance(content, str):
             item["content"] = str(content)
@@ -125,7 +131,11 @@ def normalize_messages(messages: list[Message]) -> list[Message]:
 
 
 def render_prompt(
-    tokenizer: Any, messages: list[Message], tools: list[dict[str, Any]] | None, *, add_generation_prompt: bool = True
+    tokenizer: Any,
+    messages: list[Message],
+    tools: list[dict[str, Any]] | None,
+    *,
+    add_generation_prompt: bool = True,
 ) -> str:
     """The prompt text for ``messages``: the tokenizer's chat template, or ChatML with tools."""
     template = None if getattr(tokenizer, "chat_template", None) else CHATML_TOOLS_TEMPLATE
@@ -237,7 +247,7 @@ class TransformersPolicy(Policy):
         if dtype is None:
             dtype = torch.float32 if self.device.type == "cpu" else "auto"
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+            model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
             tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as exc:
             raise PolicyError(f"cannot load a model from {path}: {exc}") from exc
@@ -245,7 +255,10 @@ class TransformersPolicy(Policy):
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
-        for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
+        for value in (
+            getattr(self.model.generation_config, "eos_token_id", None),
+            self.tokenizer.eos_token_id,
+        ):
             if isinstance(value, int):
                 ids.add(value)
             elif isinstance(value, list | tuple):
@@ -317,13 +330,16 @@ class TransformersPolicy(Policy):
 
     async def aclose(self) -> None:
         """Stop the batching task (pending requests fail). Safe to call twice."""
-        worker, self._worker, self._queue, self._loop = self._worker, None, None, None
-        if worker is not None and not worker.done():
-            worker.cancel()
-            try:
-                await worker
-            except (asyncio.CancelledError, RuntimeError):
-                pass
+        worker, loop = self._worker, self._loop
+        self._worker, self._queue, self._loop = None, None, None
+        if worker is None or worker.done() or loop is None or loop.is_closed():
+            return
+        if loop is not asyncio.get_running_loop():  # the batcher lives in another thread's loop
+            loop.call_soon_threadsafe(worker.cancel)
+            return
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
 
     # ----- batching --------------------------------------------------------------------
     def _ensure_worker(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[_Request]:
@@ -350,7 +366,9 @@ class TransformersPolicy(Policy):
                 try:
                     results = await asyncio.to_thread(self._generate_batch, batch)
                 except Exception as exc:
-                    error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
+                    error = (
+                        exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
+                    )
                     for request in batch:
                         if not request.future.done():
                             request.future.set_exception(error)
@@ -383,7 +401,9 @@ class TransformersPolicy(Policy):
             attention[row, width - len(request.prompt_ids) :] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        temperatures = torch.tensor([r.temperature if r.temperature > 0 else 1.0 for r in batch], device=device)
+        temperatures = torch.tensor(
+            [r.temperature if r.temperature > 0 else 1.0 for r in batch], device=device
+        )
         greedy = [r.temperature == 0 for r in batch]
         generators = [torch.Generator(device=device).manual_seed(r.seed) for r in batch]
         eos = torch.tensor(sorted(self.eos_token_ids), dtype=torch.long, device=device)
@@ -401,7 +421,7 @@ class TransformersPolicy(Policy):
             logits_to_keep=1,
         )
         next_positions = positions[:, -1:] + 1
-        for step in range(max(r.max_new_tokens for r in batch)):
+        for _ in range(max(r.max_new_tokens for r in batch)):  # every row stops by its own limit
             logits = out.logits[:, -1, :].float() / temperatures[:, None]
             log_probs = torch.log_softmax(logits, dim=-1)
             chosen = self._choose(log_probs, batch, greedy, generators)
@@ -417,14 +437,16 @@ class TransformersPolicy(Policy):
                     reasons[row] = "stop"
                 elif len(tokens[row]) >= request.max_new_tokens:
                     reasons[row] = "length"
-            if all(reason is not None for reason in reasons) or step + 1 >= max(r.max_new_tokens for r in batch):
+            if all(reason is not None for reason in reasons):
                 break
             feed = torch.tensor(
                 [chosen_list[row] if reasons[row] is None else self.pad_token_id for row in range(size)],
                 dtype=torch.long,
                 device=device,
             )
-            attention = torch.cat([attention, torch.ones((size, 1), dtype=attention.dtype, device=device)], dim=1)
+            attention = torch.cat(
+                [attention, torch.ones((size, 1), dtype=attention.dtype, device=device)], dim=1
+            )
             out = self.model(
                 input_ids=feed[:, None],
                 attention_mask=attention,

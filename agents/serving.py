@@ -109,7 +109,12 @@ class APIError(Exception):
     """An error answered in OpenAI's JSON shape."""
 
     def __init__(
-        self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
         code: str | None = None,
     ) -> None:
         super().__init__(message)
@@ -168,8 +173,10 @@ class ChatServer:
 
     def _unknown_model(self, name: str) -> APIError:
         return APIError(
-            404, f"The model '{name}' does not exist; this server serves '{self.model_name}'.",
-            param="model", code="model_not_found",
+            404,
+            f"The model '{name}' does not exist; this server serves '{self.model_name}'.",
+            param="model",
+            code="model_not_found",
         )
 
     async def chat_completions(self, request: Request) -> Response:
@@ -210,7 +217,8 @@ class ChatServer:
                 400,
                 f"This model's context holds {self.policy.context_length} tokens; the messages take "
                 f"{len(prompt_ids)} and max_tokens asks for {max_tokens or 1} more.",
-                param="messages", code="context_length_exceeded",
+                param="messages",
+                code="context_length_exceeded",
             )
         try:
             generation = await self.policy.generate(
@@ -229,9 +237,16 @@ class ChatServer:
         if calls:
             message["tool_calls"] = calls
         finish_reason = "tool_calls" if calls else generation.finish_reason
-        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": message,
+            "finish_reason": finish_reason,
+            "logprobs": None,
+        }
         if req.logprobs:
-            choice["logprobs"] = {"content": _token_logprobs(tokenizer, generation.token_ids, generation.logprobs)}
+            choice["logprobs"] = {
+                "content": _token_logprobs(tokenizer, generation.token_ids, generation.logprobs)
+            }
         prompt_tokens, completion_tokens = len(prompt_ids), len(generation.token_ids)
         return {
             "id": f"chatcmpl-{secrets.token_hex(12)}",
@@ -266,7 +281,9 @@ def _chunks(result: dict[str, Any], include_usage: bool) -> Iterator[dict[str, A
     choice = result["choices"][0]
     message = choice["message"]
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None) -> dict[str, Any]:
+    def chunk(
+        delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None
+    ) -> dict[str, Any]:
         return {
             **head,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}],
@@ -369,17 +386,22 @@ class ServerThread:
     Use as a context manager: ``with ServerThread(app) as server: ... server.base_url``.
     """
 
-    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+    def __init__(
+        self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    ) -> None:
         import uvicorn
 
-        self.host = host
+        self.app, self.host = app, host
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name=f"uvicorn-{self.port}", daemon=True
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"uvicorn-{self.port}",
+            daemon=True,
         )
 
     @property

@@ -41,7 +41,11 @@ def build_byte_tokenizer() -> Any:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from bytes to printable characters (what ``ByteLevel`` uses)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     mapping: dict[int, str] = {b: chr(b) for b in printable}
     extra = 0
     for b in range(256):
@@ -143,19 +147,19 @@ def sft_overfit(
     # Position t predicts token t + 1.
     targets, mask = labels[:, 1:], labels[:, 1:] != -100
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    for step in range(1, steps + 1):
+    for step in range(steps + 1):
         logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
         log_probs = torch.log_softmax(logits, dim=-1).gather(2, targets.clamp(min=0)[..., None]).squeeze(-1)
-        loss = -(log_probs * mask).sum() / mask.sum()
         if bool((log_probs[mask].exp() >= min_prob).all()):
             break
+        loss = -(log_probs * mask).sum() / mask.sum()
+        if step == steps:
+            raise RuntimeError(f"the completions were not learned in {steps} steps (loss {loss.item():.4f})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    else:
-        raise RuntimeError(f"the completions were not learned in {steps} steps (last loss {loss.item():.4f})")
     model.eval()
     model.save_pretrained(output or path)
     if output is not None:
         tokenizer.save_pretrained(output)
-    return step - 1
+    return step

@@ -16,7 +16,6 @@ from horizongym.envs.registration import (
 from horizongym.envs.spaces import UnicodeText
 
 register("KeyChain-v0", "horizongym.envs.keychain:KeyChainEnv")
-load_plugins()
 
 __all__ = [
     "NAMESPACE",

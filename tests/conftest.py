@@ -26,7 +26,11 @@ def keychain_dialogue() -> dict[str, Any]:
             "Follow the chain from the start key until you reach a number, then answer that number.",
         },
     ]
-    call = {"id": "call_0", "type": "function", "function": {"name": "lookup", "arguments": '{"key": "amber"}'}}
+    call = {
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": '{"key": "amber"}'},
+    }
     second = [
         *first,
         {"role": "assistant", "content": None, "tool_calls": [call]},

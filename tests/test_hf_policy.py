@@ -20,7 +20,7 @@ from horizongym.agents.tiny import build_tiny_model
 def teacher_forced_logprobs(
     model_dir: Path, prompt_ids: list[int], token_ids: list[int], temperature: float = 1.0
 ) -> list[float]:
-    """Log-probs of ``token_ids`` after ``prompt_ids`` from one full forward pass of a freshly loaded model."""
+    """Log-probs of ``token_ids`` after ``prompt_ids``: one full forward pass of a freshly loaded model."""
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     with torch.no_grad():
         logits = model(torch.tensor([prompt_ids + token_ids])).logits[0, len(prompt_ids) - 1 : -1].float()
@@ -67,8 +67,8 @@ def test_chat_template_renders_tools_and_tool_messages(
     assert [json.loads(line) for line in tools_block.splitlines()] == d["tools"]
     assert '<tool_call>{"name": <function-name>' in text[start:]  # the instruction shows the call format
     assert (
-        '<|im_start|>assistant\n<tool_call>{"name": "lookup", "arguments": {"key": "amber"}}</tool_call><|im_end|>\n'
-        in text
+        '<|im_start|>assistant\n<tool_call>{"name": "lookup", "arguments": {"key": "amber"}}</tool_call>'
+        "<|im_end|>\n" in text
     )
     assert "<|im_start|>user\n<tool_response>\namber = 4821\n</tool_response><|im_end|>\n" in text
     assert text.endswith("<|im_start|>assistant\n")
@@ -161,7 +161,9 @@ def test_policy_from_objects_and_limits(tiny_model_dir: Path, tmp_path: Path) ->
     asyncio.run(policy.aclose())
     asyncio.run(policy.aclose())
 
-    short = TransformersPolicy(build_tiny_model(tmp_path / "short", max_position_embeddings=64), temperature=0)
+    short = TransformersPolicy(
+        build_tiny_model(tmp_path / "short", max_position_embeddings=64), temperature=0
+    )
     with pytest.raises(ContextLengthExceeded):
         asyncio.run(short.act([{"role": "user", "content": "x" * 100}], []))
     clipped = asyncio.run(short.act([{"role": "user", "content": "x" * 20}], [], max_new_tokens=500))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from horizongym.agents.openai_api import OpenAIPolicy
 from horizongym.agents.serving import ServerThread, create_app
 
 MODEL = "tiny-keychain"
@@ -78,7 +80,9 @@ def test_streaming_and_logprobs(client: openai.OpenAI, keychain_dialogue: dict[s
     finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finish == ["tool_calls"]
     deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
-    assert [(tc.function.name, json.loads(tc.function.arguments)) for tc in deltas] == [("lookup", {"key": "amber"})]
+    assert [(tc.function.name, json.loads(tc.function.arguments)) for tc in deltas] == [
+        ("lookup", {"key": "amber"})
+    ]
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
     plain = client.chat.completions.create(
@@ -116,6 +120,30 @@ def test_errors_have_openai_shape(client: openai.OpenAI, server: ServerThread) -
 
     raw = httpx.post(f"{server.base_url}/chat/completions", content=b"{not json")
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
-    raw = httpx.post(f"{server.base_url}/chat/completions", json={"model": MODEL, "messages": [{"role": "x"}]})
+    raw = httpx.post(
+        f"{server.base_url}/chat/completions", json={"model": MODEL, "messages": [{"role": "x"}]}
+    )
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{server.base_url}/nowhere").json()["error"]["code"] == "not_found"
+
+
+def test_concurrent_requests_are_batched_for_the_http_policy(
+    server: ServerThread, keychain_dialogue: dict[str, Any]
+) -> None:
+    d = keychain_dialogue
+    local = server.app.state.server.policy
+    before = sum(size * count for size, count in local.batch_size_counts.items())
+
+    async def run() -> list[Any]:
+        remote = OpenAIPolicy(server.base_url, MODEL, temperature=0.0, max_tokens=100, max_retries=0)
+        try:
+            return list(await asyncio.gather(*(remote.act(d["first"], d["tools"]) for _ in range(4))))
+        finally:
+            await remote.aclose()
+
+    actions = asyncio.run(run())
+    for action in actions:
+        assert [(c.name, c.arguments) for c in action.tool_calls] == [("lookup", {"key": "amber"})]
+        assert action.finish_reason == "tool_calls" and action.text == ""
+    assert sum(size * count for size, count in local.batch_size_counts.items()) == before + 4
+    assert max(local.batch_size_counts) > 1

@@ -1,0 +1,48 @@
+# horizongym: `make demo` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The environment is rebuilt only when what it is built from changes (content hash).
+DEPS_HASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+TYPECHECK_ROOT := $(VENV)/typecheck
+DEMO_DIR := runs/demo
+
+.PHONY: venv demo test lint typecheck bench clean
+
+venv: $(STAMP)
+
+$(STAMP):
+	@echo "== setting up $(VENV) (torch==2.13.0 CPU, horizongym and its test tools)"
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	mkdir -p $(TYPECHECK_ROOT) && ln -sfn "$(CURDIR)" $(TYPECHECK_ROOT)/horizongym
+	touch $(STAMP)
+
+demo: venv
+	@mkdir -p $(DEMO_DIR)
+	rm -f $(DEMO_DIR)/expert.jsonl $(DEMO_DIR)/random.jsonl
+	$(BIN)/horizongym list
+	$(BIN)/horizongym rollout KeyChain-v0 --policy expert -n 64 --group 4 --concurrency 64 --out $(DEMO_DIR)/expert.jsonl
+	$(BIN)/horizongym rollout KeyChain-v0 --policy random -n 64 --group 4 --concurrency 64 --out $(DEMO_DIR)/random.jsonl
+	$(BIN)/horizongym show $(DEMO_DIR)/expert.jsonl --html $(DEMO_DIR)/expert.html
+	@echo "Episodes are in $(DEMO_DIR)/; open $(DEMO_DIR)/expert.html to read them."
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	MYPYPATH=$(TYPECHECK_ROOT) $(BIN)/mypy -p horizongym
+
+test: lint typecheck
+	$(BIN)/python -m pytest -n auto -q
+
+bench: venv
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m horizongym.bench.overhead --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,90 @@
+"""The horizongym command, run as a person would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def horizongym(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "horizongym", *args], input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_list_shows_ids_descriptions_and_tools() -> None:
+    result = horizongym("list")
+    assert result.returncode == 0
+    assert "KeyChain-v0" in result.stdout and "tools: answer, lookup" in result.stdout
+    listed = json.loads(horizongym("list", "--json").stdout)
+    assert {"id": "KeyChain-v0", "description": listed[0]["description"], "tools": ["answer", "lookup"]} in listed
+
+
+def test_rollout_show_and_resume(tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "e.jsonl"
+    first = horizongym("rollout", "KeyChain-v0", "--policy", "expert", "-n", "6", "--group", "2", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "100.0%" in first.stdout and len(out.read_text().splitlines()) == 12
+    again = horizongym("rollout", "KeyChain-v0", "-n", "6", "--out", str(out))
+    assert again.returncode == 2 and "pass --resume" in again.stderr
+    more = horizongym("rollout", "KeyChain-v0", "-n", "8", "--group", "2", "--out", str(out), "--resume", "--quiet")
+    assert more.returncode == 0 and len(out.read_text().splitlines()) == 16
+    page = tmp_path / "page.html"
+    shown = horizongym("show", str(out), "--html", str(page))
+    assert shown.returncode == 0 and "KeyChain-v0" in shown.stdout and "16" in shown.stdout
+    html = page.read_text()
+    assert html.count("<details>") == 16 and "lookup" in html
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("rollout", "KeyChian-v0"), "Did you mean: KeyChain-v0"),
+        (("play", "Nope-v0"), "unknown environment 'Nope-v0'"),
+        (("rollout", "KeyChain-v0", "--policy", "openai:http://127.0.0.1:9/v1#m", "--out", "{tmp}/x.jsonl"), "cannot reach"),
+        (("rollout", "KeyChain-v0", "--policy", "hf:{tmp}/missing", "--out", "{tmp}/y.jsonl"), "no model at"),
+        (("show", "{tmp}/none.jsonl"), "no episode file"),
+        (("serve", "{tmp}/missing"), "no model at"),
+        (("rollout", "KeyChain-v0", "--env-kwargs", "[1]"), "must be a JSON object"),
+        (("play", "KeyChain-v0", "--import", "no_such_module_xyz"), "cannot import 'no_such_module_xyz'"),
+    ],
+)
+def test_mistakes_get_one_clear_line_and_status_2(args: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
+    result = horizongym(*(a.replace("{tmp}", str(tmp_path)) for a in args))
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_play_a_whole_episode_from_the_keyboard() -> None:
+    first = horizongym("play", "KeyChain-v0", "--seed", "5", stdin="/quit\n")
+    start = first.stdout.split("Start key: ")[1].split(".")[0]
+    lines, key = [], start
+    from horizongym.envs.keychain import KeyChainEnv
+
+    env = KeyChainEnv()
+    env.reset(seed=5)
+    while env.store[key].startswith("->"):
+        lines.append(f"<lookup>{key}</lookup>")
+        key = env.store[key].removeprefix("-> ")
+    lines += ["not a tool call", f"<tool_call>{{\"name\": \"answer\", \"arguments\": {{\"value\": \"{env.store[key]}\"}}}}</tool_call>"]
+    result = horizongym("play", "KeyChain-v0", "--seed", "5", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "Error [no_tool_call]" in result.stdout and "reward -0.1" in result.stdout
+    assert "Correct." in result.stdout and "episode over: terminated" in result.stdout
+
+
+def test_rollout_with_a_users_own_module(tmp_path: Path) -> None:
+    (tmp_path / "my_envs.py").write_text(
+        "import horizongym\nfrom horizongym.envs.keychain import KeyChainEnv\n"
+        "horizongym.register('MyChain-v0', KeyChainEnv, kwargs={'max_depth': 2})\n"
+    )
+    result = horizongym(
+        "rollout", "MyChain-v0", "--import", "my_envs", "--policy", "random", "-n", "64", "--concurrency", "64",
+        "--out", "r.jsonl", "--quiet", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 64

@@ -1,0 +1,191 @@
+"""The rollout engine: concurrency, groups, limits, crashes, fresh contexts, chat history."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+
+import horizongym
+from horizongym.agents import Action, Policy, RandomPolicy, expert_for
+from horizongym.envs import Task, TextEnv
+from horizongym.tools import ToolCall
+from horizongym.training import EpisodeStore, RolloutEngine, read_episodes
+
+
+class CrashingEnv(TextEnv):
+    """Raises on its second step when the seed is odd."""
+
+    blocking = False
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        self.seed_parity = int(self.np_random.integers(0, 2))
+        return Task(id="crash", prompt="go")
+
+    def on_text(self, text: str) -> str:
+        if self.state.turn == 2 and self.seed_parity:
+            raise RuntimeError("disk on fire")
+        if self.state.turn == 3:
+            self.end_episode(success=True)
+        return "ok"
+
+
+class SlowEnv(TextEnv):
+    """A blocking env whose step sleeps."""
+
+    blocking = True
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        return Task(id="slow", prompt="go")
+
+    def on_text(self, text: str) -> str:
+        time.sleep(0.3)
+        return "done"
+
+
+class MarkovEnv(TextEnv):
+    """Asks the engine for a fresh context after every step."""
+
+    blocking = False
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        return Task(id="markov", prompt="round 0")
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        info["fresh_context"] = True
+        return observation, float(reward), terminated, truncated, info
+
+    def on_text(self, text: str) -> str:
+        if self.state.turn == 4:
+            self.end_episode(success=True)
+        return f"round {self.state.turn}"
+
+
+class Echo(Policy):
+    """Replies 'ok', records the contexts it saw and how many calls overlapped."""
+
+    name = "echo"
+
+    def __init__(self, delay: float = 0.0, fail_on_turn: int | None = None) -> None:
+        self.delay, self.fail_on_turn = delay, fail_on_turn
+        self.contexts: list[list[dict[str, Any]]] = []
+        self.in_flight = self.max_in_flight = 0
+
+    async def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
+        self.contexts.append(list(messages))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.fail_on_turn is not None and sum(m["role"] == "assistant" for m in messages) == self.fail_on_turn:
+                raise ValueError("model fell over")
+            return Action(text="ok")
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture
+def test_envs() -> Iterator[None]:
+    ids = {"TestCrash-v0": CrashingEnv, "TestSlow-v0": SlowEnv, "TestMarkov-v0": MarkovEnv}
+    for env_id, cls in ids.items():
+        horizongym.register(env_id, cls)
+    yield
+    for env_id in ids:
+        del gym.registry[f"horizongym/{env_id}"]
+
+
+def test_64_concurrent_episodes_of_the_expert_all_succeed(tmp_path: Path) -> None:
+    with EpisodeStore(tmp_path / "e.jsonl") as store:
+        engine = RolloutEngine("KeyChain-v0", expert_for("KeyChain-v0"), concurrency=64, store=store, progress=False)
+        episodes = engine.run_sync(32, group_size=2, seed=100)
+    assert len(episodes) == 64 and all(e.success for e in episodes)
+    stored = read_episodes(tmp_path / "e.jsonl")
+    assert sorted(e.key for e in stored) == sorted((100 + t, s) for t in range(32) for s in range(2))
+    # both samples of a task see the same task
+    by_seed: dict[int, set[str | None]] = {}
+    for e in stored:
+        by_seed.setdefault(e.seed, set()).add(e.task_id)
+    assert all(len(ids) == 1 for ids in by_seed.values())
+    episode = stored[0]
+    roles = [m["role"] for m in episode.messages]
+    assert roles[0] == "user" and roles[1] == "assistant" and roles[2] == "tool"
+    assert episode.messages[2]["tool_call_id"] == episode.messages[1]["tool_calls"][0]["id"]
+    assert episode.steps[-1].reward_components == {"answer": 1.0}
+
+
+def test_episodes_really_run_concurrently() -> None:
+    policy = Echo(delay=0.02)
+    RolloutEngine("KeyChain-v0", policy, concurrency=16, progress=False, max_turns=2).run_sync(32)
+    assert policy.max_in_flight == 16
+
+
+def test_crashing_env_truncates_only_its_episode(test_envs: None) -> None:
+    episodes = RolloutEngine("TestCrash-v0", Echo(), concurrency=4, progress=False).run_sync(20)
+    crashed = [e for e in episodes if e.termination_reason == "env_error"]
+    fine = [e for e in episodes if e.termination_reason == "terminated"]
+    assert crashed and fine and len(crashed) + len(fine) == 20
+    assert all(e.truncated and not e.terminated and "RuntimeError: disk on fire" in (e.error or "") for e in crashed)
+    assert all(e.num_turns == 3 and e.success for e in fine)
+
+
+def test_turn_and_time_limits(test_envs: None) -> None:
+    capped = RolloutEngine("KeyChain-v0", Echo(), max_turns=3, progress=False).run_sync(2)
+    assert {e.termination_reason for e in capped} == {"max_turns"} and all(e.num_turns == 3 for e in capped)
+    slow = RolloutEngine("TestSlow-v0", Echo(), episode_timeout_s=0.5, progress=False).run_sync(2)
+    assert {e.termination_reason for e in slow} == {"time_limit"}
+    assert all(e.truncated and 1 <= e.num_turns <= 2 for e in slow)
+
+
+def test_policy_errors_truncate_the_episode() -> None:
+    episodes = RolloutEngine("KeyChain-v0", Echo(fail_on_turn=1), progress=False).run_sync(3)
+    assert all(e.termination_reason == "policy_error" and "model fell over" in (e.error or "") for e in episodes)
+    assert all(e.num_turns == 1 for e in episodes)
+
+
+def test_fresh_context_replaces_the_history(test_envs: None) -> None:
+    policy = Echo()
+    (episode,) = RolloutEngine("TestMarkov-v0", policy, progress=False, system_prompt="be brief").run_sync(1)
+    assert episode.success and episode.num_turns == 4
+    assert [len(c) for c in policy.contexts] == [2, 2, 2, 2]
+    assert [c[-1]["content"] for c in policy.contexts] == ["round 0", "round 1", "round 2", "round 3"]
+    assert sum(1 for m in episode.messages if m.get("fresh_context")) == 4
+
+
+def test_same_seeds_give_the_same_episodes_at_any_concurrency() -> None:
+    def run(concurrency: int) -> list[tuple[Any, ...]]:
+        episodes = RolloutEngine("KeyChain-v0", RandomPolicy(), concurrency=concurrency, progress=False).run_sync(
+            12, group_size=2
+        )
+        return sorted((e.key, e.task_id, [s.action for s in e.steps], e.total_reward) for e in episodes)
+
+    assert run(1) == run(8)
+
+
+def test_native_tool_calls_get_tool_messages_in_order() -> None:
+    class TwoCalls(Policy):
+        async def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
+            return Action(tool_calls=[ToolCall("lookup", {"key": "zzz"}, "c1"), ToolCall("answer", {"value": "1"}, "c2")])
+
+    (episode,) = RolloutEngine("KeyChain-v0", TwoCalls(), progress=False).run_sync(1)
+    tool_messages = [m for m in episode.messages if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["c1", "c2"]
+    assert tool_messages[0]["content"] == "No key 'zzz' in the store."
+    assert episode.terminated and episode.success is False
+
+
+def test_tool_decorated_env_tools_are_offered_to_the_policy() -> None:
+    class Watch(Echo):
+        async def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
+            self.tools = tools
+            return await super().act(messages, tools, seed=seed)
+
+    policy = Watch()
+    RolloutEngine("KeyChain-v0", policy, max_turns=1, progress=False).run_sync(1)
+    assert sorted(t["function"]["name"] for t in policy.tools) == ["answer", "lookup"]
