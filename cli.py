@@ -33,7 +33,9 @@ def _tool_names(env_id: str) -> list[str]:
     creator = load_env_creator(entry) if isinstance(entry, str) else entry
     if not (inspect.isclass(creator) and issubclass(creator, TextEnv)):
         return []
-    return sorted(Tool(member).name for _, member in inspect.getmembers(creator) if callable(member) and is_tool(member))
+    return sorted(
+        Tool(member).name for _, member in inspect.getmembers(creator) if callable(member) and is_tool(member)
+    )
 
 
 def _import_modules(args: argparse.Namespace) -> None:
@@ -88,7 +90,8 @@ def cmd_play(args: argparse.Namespace) -> None:
         observation, reward, terminated, truncated, info = env.step(action.text)
         total += float(reward)
         components = ", ".join(f"{k} {v:+g}" for k, v in info.get("reward_components", {}).items())
-        print(f"\n{observation}\n[reward {float(reward):+g}{' (' + components + ')' if components else ''} · total {total:+g}]\n")
+        detail = f" ({components})" if components else ""
+        print(f"\n{observation}\n[reward {float(reward):+g}{detail} · total {total:+g}]\n")
         if terminated or truncated:
             print(f"episode over: {info.get('termination_reason', 'done')} · total reward {total:+g}")
             break

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any
-
-import random
 
 from horizongym.agents.base import Action, Message, Policy
 from horizongym.tools import ToolCall
@@ -60,7 +59,7 @@ def last_content(messages: list[Message]) -> str:
     return content if isinstance(content, str) else ""
 
 
-_WORDS = ["amber", "0", "42", "", "yes", "no", "x" * 40, "ünï", "\"quoted\"", "{", "null"]
+_WORDS = ["amber", "0", "42", "", "yes", "no", "x" * 40, "ünï", '"quoted"', "{", "null"]
 
 
 class RandomPolicy(ScriptedPolicy):
@@ -79,7 +78,7 @@ class RandomPolicy(ScriptedPolicy):
             return Action(text=rng.choice(_WORDS))
         schema = tools[rng.randrange(len(tools))]["function"]
         if kind < 0.2:
-            return Action(text="<tool_call>{\"name\": \"" + schema["name"] + "\", \"arguments\": {</tool_call>")
+            return Action(text='<tool_call>{"name": "' + schema["name"] + '", "arguments": {</tool_call>')
         if kind < 0.3:
             return Action(tool_calls=[ToolCall(name="no_such_tool", arguments={})])
         arguments = {name: self._value(spec, rng) for name, spec in schema["parameters"].get("properties", {}).items()}

@@ -35,7 +35,9 @@ def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens:
     if spec.startswith("openai:"):
         url, sep, model = spec.removeprefix("openai:").partition("#")
         if not sep or not url.startswith(("http://", "https://")) or not model:
-            raise PolicySpecError(f"bad spec '{spec}': write openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#tiny")
+            raise PolicySpecError(
+                f"bad spec '{spec}': write openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#tiny"
+            )
         from horizongym.agents.openai_api import OpenAIPolicy
 
         return OpenAIPolicy(

@@ -50,7 +50,7 @@ class TextEnv(gym.Env[str, str]):
     Class attributes set defaults that constructor keywords override.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "human"], "render_fps": 4}  # noqa: RUF012 (Gymnasium API)
     description: ClassVar[str] = ""
     blocking: ClassVar[bool] = True
     """True if ``step`` may block (I/O, subprocesses): the rollout engine then runs it in a thread."""
@@ -98,7 +98,7 @@ class TextEnv(gym.Env[str, str]):
         names = ", ".join(self.tools.tools) or "(none)"
         raise NoToolCall(
             "your reply contains no tool call. Call one of the tools "
-            f"({names}) with <tool_call>{{\"name\": ..., \"arguments\": {{...}}}}</tool_call>."
+            f'({names}) with <tool_call>{{"name": ..., "arguments": {{...}}}}</tool_call>.'
         )
 
     def add_reward(self, component: str, value: float) -> None:
@@ -176,7 +176,7 @@ class TextEnv(gym.Env[str, str]):
         ]
         return "\n\n".join(outputs), errors
 
-    def render(self) -> str | None:  # type: ignore[override]
+    def render(self) -> str | None:
         if self.render_mode == "human":
             print(self.state.last_observation)
         return self.state.last_observation if self.render_mode == "ansi" else None

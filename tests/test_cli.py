@@ -45,7 +45,10 @@ def test_rollout_show_and_resume(tmp_path: Path) -> None:
     [
         (("rollout", "KeyChian-v0"), "Did you mean: KeyChain-v0"),
         (("play", "Nope-v0"), "unknown environment 'Nope-v0'"),
-        (("rollout", "KeyChain-v0", "--policy", "openai:http://127.0.0.1:9/v1#m", "--out", "{tmp}/x.jsonl"), "cannot reach"),
+        (
+            ("rollout", "KeyChain-v0", "--policy", "openai:http://127.0.0.1:9/v1#m", "--out", "{tmp}/x.jsonl"),
+            "cannot reach",
+        ),
         (("rollout", "KeyChain-v0", "--policy", "hf:{tmp}/missing", "--out", "{tmp}/y.jsonl"), "no model at"),
         (("show", "{tmp}/none.jsonl"), "no episode file"),
         (("serve", "{tmp}/missing"), "no model at"),
@@ -70,7 +73,10 @@ def test_play_a_whole_episode_from_the_keyboard() -> None:
     while env.store[key].startswith("->"):
         lines.append(f"<lookup>{key}</lookup>")
         key = env.store[key].removeprefix("-> ")
-    lines += ["not a tool call", f"<tool_call>{{\"name\": \"answer\", \"arguments\": {{\"value\": \"{env.store[key]}\"}}}}</tool_call>"]
+    lines += [
+        "not a tool call",
+        f'<tool_call>{{"name": "answer", "arguments": {{"value": "{env.store[key]}"}}}}</tool_call>',
+    ]
     result = horizongym("play", "KeyChain-v0", "--seed", "5", stdin="\n".join(lines) + "\n")
     assert result.returncode == 0, result.stderr
     assert "Error [no_tool_call]" in result.stdout and "reward -0.1" in result.stdout
@@ -83,8 +89,20 @@ def test_rollout_with_a_users_own_module(tmp_path: Path) -> None:
         "horizongym.register('MyChain-v0', KeyChainEnv, kwargs={'max_depth': 2})\n"
     )
     result = horizongym(
-        "rollout", "MyChain-v0", "--import", "my_envs", "--policy", "random", "-n", "64", "--concurrency", "64",
-        "--out", "r.jsonl", "--quiet", cwd=tmp_path,
+        "rollout",
+        "MyChain-v0",
+        "--import",
+        "my_envs",
+        "--policy",
+        "random",
+        "-n",
+        "64",
+        "--concurrency",
+        "64",
+        "--out",
+        "r.jsonl",
+        "--quiet",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 64

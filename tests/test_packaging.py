@@ -13,7 +13,7 @@ def test_every_package_folder_is_listed() -> None:
     found = {"horizongym"}
     for init in ROOT.rglob("__init__.py"):
         relative = init.parent.relative_to(ROOT)
-        if relative.parts and relative.parts[0] in {".venv", "tests", "build", "runs"} or any(
+        if (relative.parts and relative.parts[0] in {".venv", "tests", "build", "runs"}) or any(
             part.startswith(".") for part in relative.parts
         ):
             continue

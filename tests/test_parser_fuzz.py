@@ -9,8 +9,30 @@ import horizongym
 from horizongym.tools import parse_action
 
 FRAGMENTS = st.sampled_from(
-    ["<tool_call>", "</tool_call>", "{", "}", "[", "]", '"name"', '"arguments"', ":", ",", '"', "\\", "<lookup>",
-     "</lookup>", "<answer>", "null", "1e999", "[" * 50, "\x00", "😀", "tool_calls", '"function"']
+    [
+        "<tool_call>",
+        "</tool_call>",
+        "{",
+        "}",
+        "[",
+        "]",
+        '"name"',
+        '"arguments"',
+        ":",
+        ",",
+        '"',
+        "\\",
+        "<lookup>",
+        "</lookup>",
+        "<answer>",
+        "null",
+        "1e999",
+        "[" * 50,
+        "\x00",
+        "😀",
+        "tool_calls",
+        '"function"',
+    ]
 )
 TEXT = st.lists(st.one_of(st.text(max_size=20), FRAGMENTS), max_size=30).map("".join)
 
@@ -25,8 +47,12 @@ def test_parser_never_raises(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    )
+)
 def test_parser_never_raises_on_structures(value: object) -> None:
     parse_action(value)
     parse_action({"tool_calls": value})

@@ -60,14 +60,20 @@ class ScriptedServer:
 
 
 def _completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
-    return {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+    }
 
 
 TOOL_REPLY = _completion(
     {
         "role": "assistant",
         "content": None,
-        "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "lookup", "arguments": '{"key": "amber"}'}}],
+        "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "lookup", "arguments": '{"key": "amber"}'}}
+        ],
     },
     "tool_calls",
 )
@@ -93,7 +99,9 @@ def test_openai_policy_reads_tool_calls_and_sends_tools(server_factory: Any) -> 
         policy = OpenAIPolicy(server.url, "m1", temperature=0.5)
         try:
             assert await policy.check() == ["m1"]
-            return await policy.act([{"role": "user", "content": "hi"}], [{"type": "function", "function": {"name": "lookup"}}], seed=3)
+            return await policy.act(
+                [{"role": "user", "content": "hi"}], [{"type": "function", "function": {"name": "lookup"}}], seed=3
+            )
         finally:
             await policy.aclose()
 
@@ -156,7 +164,11 @@ def test_openai_policy_caps_requests_in_flight(server_factory: Any) -> None:
     assert len(server.requests) == 24
     # the second request of an episode carries the tool result for the first call
     second = [r for r in server.requests if len(r["messages"]) == 3]
-    assert second and second[0]["messages"][2] == {"role": "tool", "tool_call_id": "call_a", "content": second[0]["messages"][2]["content"]}
+    assert second and second[0]["messages"][2] == {
+        "role": "tool",
+        "tool_call_id": "call_a",
+        "content": second[0]["messages"][2]["content"],
+    }
 
 
 def test_expert_solves_every_keychain_task_and_random_does_not() -> None:
@@ -168,7 +180,12 @@ def test_expert_solves_every_keychain_task_and_random_does_not() -> None:
 
 
 def test_human_policy_reads_lines_lists_tools_and_quits() -> None:
-    tools = [{"type": "function", "function": {"name": "lookup", "description": "Read a key.", "parameters": {"properties": {"key": {}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "lookup", "description": "Read a key.", "parameters": {"properties": {"key": {}}}},
+        }
+    ]
     out = io.StringIO()
     human = HumanPolicy(stdin=io.StringIO("/tools\nfirst \\\nsecond\n/quit\n"), stdout=out)
     action = asyncio.run(human.act([], tools))
@@ -180,7 +197,11 @@ def test_human_policy_reads_lines_lists_tools_and_quits() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "fragment"),
-    [("gpt", "unknown policy 'gpt'"), ("openai:localhost#m", "write openai:URL#MODEL"), ("hf:/no/such/dir", "no model at")],
+    [
+        ("gpt", "unknown policy 'gpt'"),
+        ("openai:localhost#m", "write openai:URL#MODEL"),
+        ("hf:/no/such/dir", "no model at"),
+    ],
 )
 def test_policy_specs_explain_mistakes(spec: str, fragment: str) -> None:
     with pytest.raises(PolicySpecError, match=fragment):

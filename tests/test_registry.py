@@ -59,7 +59,10 @@ def test_unknown_id_names_the_closest_match() -> None:
 
 
 def test_plain_python_session_can_use_gymnasium_make() -> None:
-    code = "import gymnasium, horizongym; e = gymnasium.make('horizongym/KeyChain-v0'); print(e.reset(seed=1)[1]['task_id'])"
+    code = (
+        "import gymnasium, horizongym; e = gymnasium.make('horizongym/KeyChain-v0'); "
+        "print(e.reset(seed=1)[1]['task_id'])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("keychain-")
 
@@ -82,9 +85,7 @@ def test_entry_point_plugins_register_envs(tmp_path: Path) -> None:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hg-plugin-demo\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[horizongym.envs]\ndemo = hg_plugin_demo:register_all\n")
     code = "import horizongym; print(horizongym.make('PluginChain-v0').reset(seed=0)[1]['task_id'])"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path)
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("keychain-d1-")
 
@@ -95,8 +96,6 @@ def test_broken_plugin_warns_instead_of_breaking_import(tmp_path: Path) -> None:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hg-broken\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[horizongym.envs]\nbroken = no_such_module_here\n")
     code = "import horizongym; print('imported')"
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path)
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path))
     assert result.returncode == 0 and "imported" in result.stdout
     assert "plugin 'broken' failed to load" in result.stderr

@@ -77,7 +77,9 @@ class Echo(Policy):
         self.contexts: list[list[dict[str, Any]]] = []
         self.in_flight = self.max_in_flight = 0
 
-    async def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
+    async def act(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None
+    ) -> Action:
         self.contexts.append(list(messages))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -170,8 +172,12 @@ def test_same_seeds_give_the_same_episodes_at_any_concurrency() -> None:
 
 def test_native_tool_calls_get_tool_messages_in_order() -> None:
     class TwoCalls(Policy):
-        async def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
-            return Action(tool_calls=[ToolCall("lookup", {"key": "zzz"}, "c1"), ToolCall("answer", {"value": "1"}, "c2")])
+        async def act(
+            self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None
+        ) -> Action:
+            return Action(
+                tool_calls=[ToolCall("lookup", {"key": "zzz"}, "c1"), ToolCall("answer", {"value": "1"}, "c2")]
+            )
 
     (episode,) = RolloutEngine("KeyChain-v0", TwoCalls(), progress=False).run_sync(1)
     tool_messages = [m for m in episode.messages if m["role"] == "tool"]
@@ -182,7 +188,9 @@ def test_native_tool_calls_get_tool_messages_in_order() -> None:
 
 def test_tool_decorated_env_tools_are_offered_to_the_policy() -> None:
     class Watch(Echo):
-        async def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
+        async def act(
+            self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None
+        ) -> Action:
             self.tools = tools
             return await super().act(messages, tools, seed=seed)
 

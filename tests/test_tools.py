@@ -15,6 +15,7 @@ from horizongym.tools import (
     MalformedToolCall,
     Tool,
     ToolCall,
+    ToolCallError,
     ToolCrashed,
     ToolSet,
     ToolTimeout,
@@ -111,7 +112,7 @@ def test_tag_tool_requires_one_string_argument() -> None:
         (ToolCall("crash", {"n": 1}), ToolCrashed, "ZeroDivisionError: division by zero"),
     ],
 )
-def test_errors_become_observations(call: ToolCall, error: type, fragment: str) -> None:
+def test_errors_become_observations(call: ToolCall, error: type[ToolCallError], fragment: str) -> None:
     result = TOOLS.invoke(call)
     assert isinstance(result.error, error)
     assert fragment in result.content
@@ -133,7 +134,11 @@ def test_hermes_blocks_one_or_several_with_text_around() -> None:
 
 def test_openai_tool_calls_as_objects_and_as_json_text() -> None:
     calls = [{"id": "call_7", "type": "function", "function": {"name": "search", "arguments": '{"query": "q"}'}}]
-    for action in (calls, {"role": "assistant", "content": None, "tool_calls": calls}, json.dumps({"tool_calls": calls})):
+    for action in (
+        calls,
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        json.dumps({"tool_calls": calls}),
+    ):
         parsed = parse_action(action)
         assert parsed.calls == [ToolCall("search", {"query": "q"}, "call_7")]
     bad = parse_openai_tool_calls([{"function": {"name": "search", "arguments": "{oops"}}])

@@ -122,7 +122,9 @@ def _parse(action: Any, tag_arguments: dict[str, str]) -> ParsedAction:
         body = match.group(1).strip()
         obj, problem = _loads(body)
         if problem is not None:
-            found.append((match.start(), InvalidJSON(f"the <tool_call> body is not valid JSON ({problem}). Use {_EXAMPLE}")))
+            found.append(
+                (match.start(), InvalidJSON(f"the <tool_call> body is not valid JSON ({problem}). Use {_EXAMPLE}"))
+            )
         else:
             found.append((match.start(), _call_from_object(obj)))
 

@@ -170,9 +170,7 @@ class Tool:
                 f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
             )
             expected = ", ".join(self.args_model.model_fields)
-            raise InvalidArguments(
-                f"{problems}. Expected arguments: {{{expected}}}.", tool=self.name
-            ) from None
+            raise InvalidArguments(f"{problems}. Expected arguments: {{{expected}}}.", tool=self.name) from None
 
     def run(self, arguments: dict[str, Any]) -> str:
         """Validate, call, and return the output as text (raises :class:`ToolCallError`)."""

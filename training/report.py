@@ -38,7 +38,8 @@ def _episode_html(index: int, episode: Episode) -> str:
     mark = {True: '<span class="ok">✔</span>', False: '<span class="bad">✘</span>', None: "·"}[episode.success]
     title = (
         f"{mark} #{index} task {html.escape(str(episode.task_id))} · seed {episode.seed} sample {episode.sample} · "
-        f"reward {episode.total_reward:.3f} · {episode.num_turns} turns · {html.escape(str(episode.termination_reason))}"
+        f"reward {episode.total_reward:.3f} · {episode.num_turns} turns · "
+        f"{html.escape(str(episode.termination_reason))}"
     )
     notes: list[str] = []
     for step in episode.steps:

@@ -12,6 +12,7 @@ appended to the store (fsynced), so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from horizongym.agents.base import Action, Message, Policy
 from horizongym.envs import make
 from horizongym.training.store import EpisodeStore
-from horizongym.training.trajectory import Episode, Step
+from horizongym.training.trajectory import Episode, Step, TerminationReason
 
 _INFO_KEPT_ELSEWHERE = {"tools", "reward_components", "tool_calls", "tool_results", "turn", "task_id"}
 
@@ -83,9 +84,7 @@ class RolloutEngine:
         """The (seed, sample) pairs of a run: tasks ``seed .. seed+num_tasks-1``, G samples each."""
         return [(seed + task, sample) for task in range(num_tasks) for sample in range(group_size)]
 
-    async def run(
-        self, num_tasks: int, group_size: int = 1, *, seed: int = 0, resume: bool = False
-    ) -> list[Episode]:
+    async def run(self, num_tasks: int, group_size: int = 1, *, seed: int = 0, resume: bool = False) -> list[Episode]:
         """Run every job not already in the store (when ``resume``); return the new episodes."""
         return [episode async for episode in self.stream(num_tasks, group_size, seed=seed, resume=resume)]
 
@@ -106,9 +105,7 @@ class RolloutEngine:
         finished: asyncio.Queue[Episode | None] = asyncio.Queue()
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="env")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        workers = [
-            asyncio.create_task(self._worker(queue, finished)) for _ in range(min(self.concurrency, len(jobs)))
-        ]
+        workers = [asyncio.create_task(self._worker(queue, finished)) for _ in range(min(self.concurrency, len(jobs)))]
         bar = tqdm(total=len(jobs), unit="ep", disable=not self.progress, dynamic_ncols=True, desc="rollout")
         reward_sum, count, remaining = 0.0, 0, len(workers)
         try:
@@ -187,7 +184,9 @@ class RolloutEngine:
         transcript: list[Message] = []
         task_id: str | None = None
         success: bool | None = None
-        reason, error, broken = "terminated", None, False
+        reason: TerminationReason = "terminated"
+        error: str | None = None
+        broken = False
         try:
             observation, info = await self._call_env(env, blocking, lambda: env.reset(seed=seed), deadline)
             task_id = info.get("task_id")
@@ -226,7 +225,7 @@ class RolloutEngine:
                 transcript.append(assistant)
                 if blocking:
                     observation, reward, terminated, truncated, info = await self._call_env(
-                        env, blocking, lambda: env.step(env_action), deadline
+                        env, blocking, functools.partial(env.step, env_action), deadline
                     )
                 else:
                     observation, reward, terminated, truncated, info = env.step(env_action)

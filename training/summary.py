@@ -55,7 +55,18 @@ def summarize(episodes: list[Episode]) -> list[Summary]:
 
 def format_table(summaries: list[Summary]) -> str:
     """A plain-text table, one row per summary."""
-    header = ["env", "policy", "episodes", "success", "reward", "turns", "tokens", "step errors", "ep errors", "ended by"]
+    header = [
+        "env",
+        "policy",
+        "episodes",
+        "success",
+        "reward",
+        "turns",
+        "tokens",
+        "step errors",
+        "ep errors",
+        "ended by",
+    ]
     rows = [header]
     for s in summaries:
         rows.append(

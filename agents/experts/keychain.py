@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-
 from horizongym.agents.base import Action, Message
 from horizongym.agents.scripted import ScriptedPolicy, last_content, register_expert
 from horizongym.tools import ToolCall

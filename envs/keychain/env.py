@@ -11,6 +11,7 @@ Reward components: ``answer`` (1 for the right number, 0 otherwise) and ``format
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from horizongym.envs.base import Task, TextEnv
@@ -42,12 +43,14 @@ class KeyChainEnv(TextEnv):
         depth = int(options.get("depth", rng.integers(self.min_depth, self.max_depth + 1)))
         keys = [str(k) for k in rng.choice(WORDS, size=self.store_size, replace=False)]
         chain, others = keys[: depth + 1], keys[depth + 1 :]
-        self.store = {key: f"-> {nxt}" for key, nxt in zip(chain, chain[1:], strict=False)}
+        self.store = {key: f"-> {nxt}" for key, nxt in itertools.pairwise(chain)}
         self.answer_value = str(int(rng.integers(1000, 10000)))
         self.store[chain[-1]] = self.answer_value
         for i, key in enumerate(others):
-            self.store[key] = f"-> {others[i + 1]}" if i + 1 < len(others) and rng.random() < 0.5 else str(
-                int(rng.integers(1000, 10000))
+            self.store[key] = (
+                f"-> {others[i + 1]}"
+                if i + 1 < len(others) and rng.random() < 0.5
+                else str(int(rng.integers(1000, 10000)))
             )
         prompt = (
             f"A key-value store holds {len(self.store)} keys. Start key: {chain[0]}. "
