@@ -92,9 +92,14 @@ def horizongym_steps_per_s(concurrency: int, episodes: int, store_dir: Path | No
     return sum(e.num_turns for e in done) / seconds
 
 
-def gem_steps_per_s(concurrency: int, episodes: int) -> float:
+def gem_steps_per_s(concurrency: int, episodes: int, mode: str = "sync") -> float:
     """GEM's multi-turn loop doing the same work: its history wrapper, its episode tracking, and
-    each finished episode's transitions collected, as GEM's training examples do."""
+    each finished episode's transitions collected, as GEM's training examples do.
+
+    ``mode``: ``sync`` steps GEM's ``SyncVectorEnv`` (the envs in lockstep, one after another);
+    ``async`` steps its ``AsyncVectorEnv`` (a thread pool, GEM's concurrent mode). With one
+    env the loop steps it directly.
+    """
     import logging
 
     logging.disable(logging.INFO)
@@ -103,14 +108,28 @@ def gem_steps_per_s(concurrency: int, episodes: int) -> float:
     from gem.wrappers.observation_wrapper import ObservationWrapper
 
     rng = random.Random(0)
-    # GEM's "concat_with_action,episode_tracking" wrappers, built as its wrapper factory builds them
+    env_id = "game:GuessTheNumber-v0-hard"
     concat_with_action = functools.partial(ObservationWrapper, include_action=True, include_chat_template=False)
-    wrappers = [concat_with_action, EpisodeTrackingWrapper]
-    vec = gem.make_vec(["game:GuessTheNumber-v0-hard"] * concurrency, wrappers=wrappers, async_mode=False)
-    observations, _ = vec.reset(seed=0)
-    running: list[list[tuple[str, str, float]]] = [[] for _ in range(concurrency)]
     collected: list[list[tuple[str, str, float]]] = []
     steps = 0
+    if concurrency == 1:
+        env = EpisodeTrackingWrapper(concat_with_action(gem.make(env_id)))
+        started = time.perf_counter()
+        for episode in range(episodes):
+            observation, _ = env.reset(seed=episode)
+            transitions: list[tuple[str, str, float]] = []
+            done = False
+            while not done:
+                action = random_guess(rng)
+                next_observation, reward, terminated, truncated, _ = env.step(action)
+                transitions.append((observation, action, float(reward)))
+                observation, done, steps = next_observation, terminated or truncated, steps + 1
+            collected.append(transitions)
+        return steps / (time.perf_counter() - started)
+    wrappers = [concat_with_action, EpisodeTrackingWrapper]
+    vec = gem.make_vec([env_id] * concurrency, wrappers=wrappers, async_mode=mode == "async")
+    observations, _ = vec.reset(seed=0)
+    running: list[list[tuple[str, str, float]]] = [[] for _ in range(concurrency)]
     started = time.perf_counter()
     while len(collected) < episodes:
         actions = [random_guess(rng) for _ in range(concurrency)]
@@ -122,7 +141,10 @@ def gem_steps_per_s(concurrency: int, episodes: int) -> float:
                 collected.append(running[i])
                 running[i] = []
         observations = next_observations
-    return steps / (time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if mode == "async":
+        vec.thread_pool_executer.shutdown()
+    return steps / seconds
 
 
 def figure(metric: str, value: float, unit: str, **params: Any) -> str:
@@ -132,6 +154,7 @@ def figure(metric: str, value: float, unit: str, **params: Any) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer episodes; finishes in well under a minute")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is reported")
     args = parser.parse_args(argv)
     episodes = 1500 if args.quick else 10000
     if BENCH_ENV_ID not in {horizongym.envs.short_id(i) for i in horizongym.registry()}:
@@ -139,11 +162,12 @@ def main(argv: list[str] | None = None) -> None:
     lines = []
     for concurrency in (1, 64):
         horizongym_steps_per_s(concurrency, 64, None)  # warm-up: imports, first-call caches
-        ours = max(horizongym_steps_per_s(concurrency, episodes, None) for _ in range(2))
-        theirs = max(gem_steps_per_s(concurrency, episodes) for _ in range(2))
+        ours = max(horizongym_steps_per_s(concurrency, episodes, None) for _ in range(args.repeats))
         lines.append(figure("steps_per_s", ours, "steps/s", impl="horizongym", concurrency=concurrency))
-        lines.append(figure("steps_per_s", theirs, "steps/s", impl="gem", concurrency=concurrency))
-        lines.append(figure("ratio_vs_gem", ours / theirs, "x", concurrency=concurrency))
+        for mode in ("sync",) if concurrency == 1 else ("sync", "async"):
+            theirs = max(gem_steps_per_s(concurrency, episodes, mode) for _ in range(args.repeats))
+            lines.append(figure("steps_per_s", theirs, "steps/s", impl="gem", concurrency=concurrency, gem_mode=mode))
+            lines.append(figure("ratio_vs_gem", ours / theirs, "x", concurrency=concurrency, gem_mode=mode))
     with tempfile.TemporaryDirectory() as tmp:
         stored = horizongym_steps_per_s(64, episodes, Path(tmp))
     lines.append(figure("steps_per_s", stored, "steps/s", impl="horizongym", concurrency=64, store="jsonl+fsync"))

@@ -16,9 +16,15 @@ import horizongym
 from horizongym.envs.keychain import KeyChainEnv
 
 
-def _env_with_path(folder: Path) -> dict[str, str]:
+def _python_with_plugin(folder: Path, entry_point: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``import horizongym; <code>`` with an installed distribution declaring ``entry_point``."""
+    dist = folder / "hg_plugin_dist-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hg-plugin-dist\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[horizongym.envs]\n{entry_point}\n")
     extra = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{extra}" if extra else str(folder)}
+    env = {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{extra}" if extra else str(folder)}
+    return subprocess.run([sys.executable, "-c", f"import horizongym; {code}"], capture_output=True, text=True, env=env)
 
 
 def _wrapper_types(env: gym.Env) -> list[type]:
@@ -80,22 +86,13 @@ def test_entry_point_plugins_register_envs(tmp_path: Path) -> None:
             """
         )
     )
-    dist = tmp_path / "hg_plugin_demo-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hg-plugin-demo\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[horizongym.envs]\ndemo = hg_plugin_demo:register_all\n")
-    code = "import horizongym; print(horizongym.make('PluginChain-v0').reset(seed=0)[1]['task_id'])"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path))
+    code = "print(horizongym.make('PluginChain-v0').reset(seed=0)[1]['task_id'])"
+    result = _python_with_plugin(tmp_path, "demo = hg_plugin_demo:register_all", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("keychain-d1-")
 
 
 def test_broken_plugin_warns_instead_of_breaking_import(tmp_path: Path) -> None:
-    dist = tmp_path / "hg_broken-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hg-broken\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[horizongym.envs]\nbroken = no_such_module_here\n")
-    code = "import horizongym; print('imported')"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env_with_path(tmp_path))
+    result = _python_with_plugin(tmp_path, "broken = no_such_module_here", "print('imported')")
     assert result.returncode == 0 and "imported" in result.stdout
     assert "plugin 'broken' failed to load" in result.stderr

@@ -116,8 +116,9 @@ class RolloutEngine:
                     continue
                 count += 1
                 reward_sum += episode.total_reward
-                bar.update(1)
-                bar.set_postfix(reward=f"{reward_sum / count:.3f}", refresh=False)
+                if self.progress:
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{reward_sum / count:.3f}", refresh=False)
                 yield episode
         finally:
             for worker in workers:
@@ -235,7 +236,7 @@ class RolloutEngine:
                     Step(
                         turn=turn,
                         action=env_action,
-                        tool_calls=info.get("tool_calls", ()),
+                        tool_calls=info.get("tool_calls", []),
                         observation=observation,
                         reward=reward,
                         reward_components=info.get("reward_components") or {"reward": float(reward)},
@@ -253,10 +254,14 @@ class RolloutEngine:
                 if info.get("fresh_context"):
                     context = self._fresh_context(observation)
                     transcript.append({"role": "user", "content": observation, "fresh_context": True})
-                else:
-                    replies = self._observation_messages(observation, call_ids, info)
+                elif call_ids:
+                    replies = self._tool_messages(observation, call_ids, info)
                     context.extend(replies)
                     transcript.extend(replies)
+                else:
+                    reply = {"role": "user", "content": observation}
+                    context.append(reply)
+                    transcript.append(reply)
                 if terminated or truncated:
                     success = info.get("success")
                     reason = info.get("termination_reason") or ("terminated" if terminated else "max_turns")
@@ -293,10 +298,8 @@ class RolloutEngine:
         return context
 
     @staticmethod
-    def _observation_messages(observation: str, call_ids: list[str], info: dict[str, Any]) -> list[Message]:
-        """A ``tool`` message per native tool call (OpenAI servers require them), else one ``user`` message."""
-        if not call_ids:
-            return [{"role": "user", "content": observation}]
+    def _tool_messages(observation: str, call_ids: list[str], info: dict[str, Any]) -> list[Message]:
+        """One ``tool`` message per native tool call, as OpenAI-compatible servers require."""
         if len(call_ids) == 1:
             return [{"role": "tool", "tool_call_id": call_ids[0], "content": observation}]
         results = info.get("tool_results", [])
