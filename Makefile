@@ -33,6 +33,7 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: venv
 	MYPYPATH=$(TYPECHECK_ROOT) $(BIN)/mypy -p horizongym

@@ -161,7 +161,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CommandError(f"no model at {model_dir}: expected a folder written by save_pretrained (with config.json)")
     from horizongym.agents.serving import serve
 
-    serve(str(model_dir), host=args.host, port=args.port, model_name=args.model_name)
+    serve(
+        str(model_dir), host=args.host, port=args.port, model_name=args.model_name, max_batch_size=args.max_batch_size
+    )
 
 
 def _add_import_option(parser: argparse.ArgumentParser) -> None:
@@ -205,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
     p.add_argument("--system-prompt")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-tokens", type=int, default=1024)
+    p.add_argument("--max-tokens", type=int, help="completion length limit (default: the server's or 256 for hf:)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_import_option(p)
     p.set_defaults(run=cmd_rollout)
@@ -220,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model-name", help="id clients use (default: the folder name)")
+    p.add_argument("--max-batch-size", type=int, default=16, help="requests generated together")
     p.set_defaults(run=cmd_serve)
     return parser
 

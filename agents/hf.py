@@ -120,9 +120,7 @@ def normalize_messages(messages: list[Message]) -> list[Message]:
             item["content"] = ""
         elif isinstance(content, list):
             item["content"] = "".join(
-                str(part.get("text", ""))
-                for part in content
-                if isinstance(part, dict) and part.get("type") == "text"
+                str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text"
             )
         elif not isinstance(content, str):
             item["content"] = str(content)
@@ -366,9 +364,7 @@ class TransformersPolicy(Policy):
                 try:
                     results = await asyncio.to_thread(self._generate_batch, batch)
                 except Exception as exc:
-                    error = (
-                        exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
-                    )
+                    error = exc if isinstance(exc, PolicyError) else PolicyError(f"generation failed: {exc!r}")
                     for request in batch:
                         if not request.future.done():
                             request.future.set_exception(error)
@@ -401,9 +397,7 @@ class TransformersPolicy(Policy):
             attention[row, width - len(request.prompt_ids) :] = 1
         input_ids, attention = input_ids.to(device), attention.to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        temperatures = torch.tensor(
-            [r.temperature if r.temperature > 0 else 1.0 for r in batch], device=device
-        )
+        temperatures = torch.tensor([r.temperature if r.temperature > 0 else 1.0 for r in batch], device=device)
         greedy = [r.temperature == 0 for r in batch]
         generators = [torch.Generator(device=device).manual_seed(r.seed) for r in batch]
         eos = torch.tensor(sorted(self.eos_token_ids), dtype=torch.long, device=device)
@@ -444,9 +438,7 @@ class TransformersPolicy(Policy):
                 dtype=torch.long,
                 device=device,
             )
-            attention = torch.cat(
-                [attention, torch.ones((size, 1), dtype=attention.dtype, device=device)], dim=1
-            )
+            attention = torch.cat([attention, torch.ones((size, 1), dtype=attention.dtype, device=device)], dim=1)
             out = self.model(
                 input_ids=feed[:, None],
                 attention_mask=attention,

@@ -30,7 +30,7 @@ class OpenAIPolicy(Policy):
         *,
         api_key: str | None = None,
         temperature: float = 1.0,
-        max_tokens: int | None = 1024,
+        max_tokens: int | None = None,
         max_concurrency: int = 32,
         max_retries: int = 4,
         backoff_s: float = 0.5,

@@ -127,9 +127,7 @@ class APIError(Exception):
 
 def _validation_error(exc: pydantic.ValidationError) -> APIError:
     location = ".".join(str(part) for part in exc.errors()[0]["loc"])
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
-    )
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
     return APIError(400, f"Invalid request: {problems}", param=location or None, code="invalid_value")
 
 
@@ -244,9 +242,7 @@ class ChatServer:
             "logprobs": None,
         }
         if req.logprobs:
-            choice["logprobs"] = {
-                "content": _token_logprobs(tokenizer, generation.token_ids, generation.logprobs)
-            }
+            choice["logprobs"] = {"content": _token_logprobs(tokenizer, generation.token_ids, generation.logprobs)}
         prompt_tokens, completion_tokens = len(prompt_ids), len(generation.token_ids)
         return {
             "id": f"chatcmpl-{secrets.token_hex(12)}",
@@ -268,9 +264,7 @@ def _token_logprobs(tokenizer: Any, token_ids: list[int], logprobs: list[float])
     entries = []
     for token_id, logprob in zip(token_ids, logprobs, strict=True):
         token = tokenizer.decode([token_id])
-        entries.append(
-            {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8")), "top_logprobs": []}
-        )
+        entries.append({"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8")), "top_logprobs": []})
     return entries
 
 
@@ -281,9 +275,7 @@ def _chunks(result: dict[str, Any], include_usage: bool) -> Iterator[dict[str, A
     choice = result["choices"][0]
     message = choice["message"]
 
-    def chunk(
-        delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None
-    ) -> dict[str, Any]:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, logprobs: Any = None) -> dict[str, Any]:
         return {
             **head,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}],
@@ -386,9 +378,7 @@ class ServerThread:
     Use as a context manager: ``with ServerThread(app) as server: ... server.base_url``.
     """
 
-    def __init__(
-        self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
-    ) -> None:
+    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
         import uvicorn
 
         self.app, self.host = app, host

@@ -20,7 +20,7 @@ class PolicySpecError(ValueError):
     """A policy spec that cannot be built; the message says what to write instead."""
 
 
-def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens: int = 1024) -> Policy:
+def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens: int | None = None) -> Policy:
     if spec == "random":
         return RandomPolicy()
     if spec == "expert":
@@ -51,5 +51,5 @@ def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens:
             )
         from horizongym.agents.hf import TransformersPolicy
 
-        return TransformersPolicy(str(path), temperature=temperature, max_new_tokens=max_tokens)
+        return TransformersPolicy(str(path), temperature=temperature, max_new_tokens=max_tokens or 256)
     raise PolicySpecError(f"unknown policy '{spec}'. Use one of: {SPEC_HELP}")

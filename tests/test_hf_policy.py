@@ -53,9 +53,7 @@ def check_tokens(policy: TransformersPolicy, action: Action, max_new_tokens: int
     assert action.text == tokenizer.decode(action.token_ids, skip_special_tokens=True)
 
 
-def test_chat_template_renders_tools_and_tool_messages(
-    tiny_model_dir: Path, keychain_dialogue: dict[str, Any]
-) -> None:
+def test_chat_template_renders_tools_and_tool_messages(tiny_model_dir: Path, keychain_dialogue: dict[str, Any]) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token_id is not None
     assert tokenizer("é", add_special_tokens=False)["input_ids"] == list("é".encode())
@@ -161,9 +159,7 @@ def test_policy_from_objects_and_limits(tiny_model_dir: Path, tmp_path: Path) ->
     asyncio.run(policy.aclose())
     asyncio.run(policy.aclose())
 
-    short = TransformersPolicy(
-        build_tiny_model(tmp_path / "short", max_position_embeddings=64), temperature=0
-    )
+    short = TransformersPolicy(build_tiny_model(tmp_path / "short", max_position_embeddings=64), temperature=0)
     with pytest.raises(ContextLengthExceeded):
         asyncio.run(short.act([{"role": "user", "content": "x" * 100}], []))
     clipped = asyncio.run(short.act([{"role": "user", "content": "x" * 20}], [], max_new_tokens=500))

@@ -197,3 +197,18 @@ def test_tool_decorated_env_tools_are_offered_to_the_policy() -> None:
     policy = Watch()
     RolloutEngine("KeyChain-v0", policy, max_turns=1, progress=False).run_sync(1)
     assert sorted(t["function"]["name"] for t in policy.tools) == ["answer", "lookup"]
+
+
+def test_stream_yields_episodes_while_the_run_goes_on() -> None:
+    async def first_then_count() -> tuple[int, int]:
+        engine = RolloutEngine("KeyChain-v0", expert_for("KeyChain-v0"), concurrency=4, progress=False)
+        seen, first_seen_at = 0, -1
+        async for _ in engine.stream(3000):
+            seen += 1
+            if first_seen_at < 0:
+                first_seen_at = len(asyncio.all_tasks())
+        return seen, first_seen_at
+
+    seen, workers_alive_at_first = asyncio.run(first_then_count())
+    assert seen == 3000
+    assert workers_alive_at_first > 1, "the first episode arrived only after every worker had finished"

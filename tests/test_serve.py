@@ -80,9 +80,8 @@ def test_streaming_and_logprobs(client: openai.OpenAI, keychain_dialogue: dict[s
     finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finish == ["tool_calls"]
     deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
-    assert [(tc.function.name, json.loads(tc.function.arguments)) for tc in deltas] == [
-        ("lookup", {"key": "amber"})
-    ]
+    functions = [tc.function for tc in deltas if tc.function is not None]
+    assert [(f.name, json.loads(f.arguments or "")) for f in functions] == [("lookup", {"key": "amber"})]
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
     plain = client.chat.completions.create(
@@ -104,7 +103,7 @@ def test_tool_choice_none_returns_text(client: openai.OpenAI, keychain_dialogue:
 
 
 def test_errors_have_openai_shape(client: openai.OpenAI, server: ServerThread) -> None:
-    messages = [{"role": "user", "content": "hi"}]
+    messages: list[Any] = [{"role": "user", "content": "hi"}]
     with pytest.raises(openai.NotFoundError) as unknown:
         client.chat.completions.create(model="gpt-nope", messages=messages)
     assert unknown.value.body is not None and "gpt-nope" in unknown.value.message
@@ -120,9 +119,7 @@ def test_errors_have_openai_shape(client: openai.OpenAI, server: ServerThread) -
 
     raw = httpx.post(f"{server.base_url}/chat/completions", content=b"{not json")
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
-    raw = httpx.post(
-        f"{server.base_url}/chat/completions", json={"model": MODEL, "messages": [{"role": "x"}]}
-    )
+    raw = httpx.post(f"{server.base_url}/chat/completions", json={"model": MODEL, "messages": [{"role": "x"}]})
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{server.base_url}/nowhere").json()["error"]["code"] == "not_found"
 

@@ -131,6 +131,7 @@ class RolloutEngine:
     # ----- internals ------------------------------------------------------------------
     async def _worker(self, jobs: asyncio.Queue[tuple[int, int]], finished: asyncio.Queue[Episode | None]) -> None:
         env: gym.Env[Any, Any] | None = None
+        last_yield = time.perf_counter()
         try:
             while not jobs.empty():
                 seed, sample = jobs.get_nowait()
@@ -144,6 +145,9 @@ class RolloutEngine:
                     assert self._writer is not None
                     await asyncio.get_running_loop().run_in_executor(self._writer, self.store.append, episode)
                 finished.put_nowait(episode)
+                if time.perf_counter() - last_yield > 0.02:  # instant policies never suspend: let others run
+                    await asyncio.sleep(0)
+                    last_yield = time.perf_counter()
         finally:
             if env is not None:
                 await self._close_env(env)
