@@ -8,7 +8,8 @@ completion's token ids and the completion's log-probs, so training never re-toke
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from horizongym.tools import ToolCall, render_tool_calls
@@ -16,12 +17,12 @@ from horizongym.tools import ToolCall, render_tool_calls
 Message = dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Action:
     """A policy's reply: free text and/or structured tool calls, plus tokens when known."""
 
     text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_calls: Sequence[ToolCall] = ()
     prompt_token_ids: list[int] | None = None
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ _HERMES = re.compile(r"<tool_call>(.*?)(</tool_call>|$)", re.DOTALL)
 _EXAMPLE = '<tool_call>{"name": "TOOL", "arguments": {"ARG": "VALUE"}}</tool_call>'
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedAction:
     """An action split into free text, tool calls, and the errors found while reading it."""
 
@@ -155,7 +155,7 @@ def _parse(action: Any, tag_arguments: dict[str, str]) -> ParsedAction:
     return result
 
 
-def render_tool_calls(calls: list[ToolCall]) -> str:
+def render_tool_calls(calls: Sequence[ToolCall]) -> str:
     """Write calls back as Hermes blocks (how a native tool call becomes a text action)."""
     return "\n".join(
         "<tool_call>" + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) + "</tool_call>"

@@ -1,7 +1,8 @@
 """The records of a rollout: one pydantic model for a step, one for an episode.
 
-Free-form JSON fields (chat messages, tool calls, extra info) skip validation: they are
-kept as given, which keeps recording cheap in the rollout engine's hot loop.
+Fields the engine fills from data it already holds as JSON-ready dicts (chat messages,
+tool calls, reward components, extra info) skip validation: they are kept as given, which
+keeps recording cheap in the rollout engine's hot loop.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class Step(BaseModel):
     tool_calls: SkipValidation[list[dict[str, Any]]] = Field(default_factory=list)
     observation: str = ""
     reward: float = 0.0
-    reward_components: dict[str, float] = Field(default_factory=dict)
+    reward_components: SkipValidation[dict[str, float]] = Field(default_factory=dict)
     terminated: bool = False
     truncated: bool = False
     error: str | None = None
