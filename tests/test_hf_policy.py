@@ -37,7 +37,7 @@ def keychain_start(seed: int = 0) -> tuple[Any, list[dict[str, Any]], list[dict[
 def check_tokens(policy: TransformersPolicy, action: Action, max_new_tokens: int) -> None:
     """The returned ids are exactly the generated ones, and they decode to the prompt and the text."""
     tokenizer = policy.tokenizer
-    assert action.tool_calls == []
+    assert not action.tool_calls
     assert action.prompt_token_ids and action.token_ids and action.logprobs is not None
     assert len(action.logprobs) == len(action.token_ids) <= max_new_tokens
     assert policy.pad_token_id not in action.token_ids[:-1]
