@@ -50,7 +50,7 @@ def _import_modules(args: argparse.Namespace) -> None:
 
 def cmd_list(args: argparse.Namespace) -> None:
     rows = []
-    for env_id in sorted(registry()):
+    for env_id in sorted(registry):
         name = short_id(env_id)
         rows.append((name, describe(name), ", ".join(_tool_names(name)) or "-"))
     if args.json:

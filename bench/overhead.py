@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is reported")
     args = parser.parse_args(argv)
     episodes = 1500 if args.quick else 10000
-    if BENCH_ENV_ID not in {horizongym.envs.short_id(i) for i in horizongym.registry()}:
+    if BENCH_ENV_ID not in horizongym.registry:
         horizongym.register(BENCH_ENV_ID, GuessNumberEnv)
     lines = []
     for concurrency in (1, 64):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
+from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -59,16 +60,42 @@ def register(
     return gym.spec(full_id(id))
 
 
-def registry() -> dict[str, EnvSpec]:
-    """The horizongym part of Gymnasium's registry, by full id."""
-    return {env_id: spec for env_id, spec in gym.registry.items() if spec.namespace == NAMESPACE}
+class NamespaceRegistry(Mapping[str, EnvSpec]):
+    """A live, read-only view of the ``horizongym/`` part of ``gymnasium.registry``.
+
+    Iterates full ids (``horizongym/Name-v0``); lookups take either form.
+    """
+
+    def __getitem__(self, env_id: str) -> EnvSpec:
+        spec = gym.registry.get(full_id(env_id))
+        if spec is None or spec.namespace != NAMESPACE:
+            raise KeyError(env_id)
+        return spec
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([env_id for env_id, spec in gym.registry.items() if spec.namespace == NAMESPACE])
+
+    def __len__(self) -> int:
+        return sum(1 for spec in gym.registry.values() if spec.namespace == NAMESPACE)
+
+    def __contains__(self, env_id: object) -> bool:
+        if not isinstance(env_id, str):
+            return False
+        spec = gym.registry.get(full_id(env_id))
+        return spec is not None and spec.namespace == NAMESPACE
+
+    def __repr__(self) -> str:
+        return f"<horizongym registry: {sorted(self)}>"
+
+
+registry = NamespaceRegistry()
 
 
 def spec(env_id: str) -> EnvSpec:
     """The ``EnvSpec`` of a registered id (``Name-v0`` or ``horizongym/Name-v0``)."""
     key = full_id(env_id)
     if key not in gym.registry:
-        raise UnknownEnvironment(env_id, sorted(short_id(i) for i in registry()))
+        raise UnknownEnvironment(env_id, sorted(short_id(i) for i in registry))
     return gym.registry[key]
 
 

@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import horizongym
 
-ENV_IDS = sorted(horizongym.registry())
+ENV_IDS = sorted(horizongym.registry)
 
 
 def test_registry_is_not_empty() -> None:

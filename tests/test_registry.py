@@ -41,7 +41,8 @@ def test_both_make_paths_build_the_same_env() -> None:
     assert isinstance(a.unwrapped, KeyChainEnv) and isinstance(b.unwrapped, KeyChainEnv)
     assert a.reset(seed=3)[0] == b.reset(seed=3)[0]
     assert horizongym.spec("KeyChain-v0") is gym.spec("horizongym/KeyChain-v0")
-    assert "horizongym/KeyChain-v0" in horizongym.registry()
+    assert "horizongym/KeyChain-v0" in horizongym.registry
+    assert horizongym.registry["KeyChain-v0"] is horizongym.registry["horizongym/KeyChain-v0"]
 
 
 def test_make_applies_gymnasium_wrappers_and_time_limit() -> None:

@@ -54,7 +54,8 @@ def _episode_html(index: int, episode: Episode) -> str:
             note, turn, awaiting_observation = notes[turn], turn + 1, False
         blocks.append(_message_html(message, note))
     error = f'<p class="bad">error: {html.escape(episode.error)}</p>' if episode.error else ""
-    return f"<details><summary>{title}</summary>{error}{''.join(blocks)}</details>"
+    opened = " open" if index == 0 else ""
+    return f"<details{opened}><summary>{title}</summary>{error}{''.join(blocks)}</details>"
 
 
 def episodes_html(episodes: list[Episode], title: str) -> str:

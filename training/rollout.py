@@ -243,7 +243,7 @@ class RolloutEngine:
                         tool_calls=info.get("tool_calls", []),
                         observation=observation,
                         reward=reward,
-                        reward_components=info.get("reward_components") or {"reward": float(reward)},
+                        reward_components=info.get("reward_components", {"reward": float(reward)}),
                         terminated=terminated,
                         truncated=truncated,
                         error=info.get("error"),
