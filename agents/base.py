@@ -55,6 +55,10 @@ class PolicyError(RuntimeError):
     """A policy could not produce an action (unreachable server, bad model path...)."""
 
 
+class ContextLengthExceeded(PolicyError):
+    """The conversation no longer fits the model's context window (the episode is truncated)."""
+
+
 class Policy:
     """Base class of every policy. Subclasses implement :meth:`act`."""
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from horizongym.agents.base import Action, Message, Policy, PolicyError
+from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy, PolicyError
 
 CHATML_TOOLS_TEMPLATE = """\
 {%- macro render_content(content) -%}
@@ -104,10 +104,6 @@ are rendered as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blo
 ``role: tool`` messages as ``<tool_response>`` blocks inside a user turn. Used by the tiny
 test models and as the fallback for a tokenizer that has no chat template.
 """
-
-
-class ContextLengthExceeded(PolicyError):
-    """The prompt leaves no room for a completion in the model's context window."""
 
 
 def normalize_messages(messages: list[Message]) -> list[Message]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from horizongym.agents.base import Action, Message, Policy, PolicyError
+from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy, PolicyError
 from horizongym.tools import ToolCall, parse_openai_tool_calls
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -103,7 +103,10 @@ class OpenAIPolicy(Policy):
                     await asyncio.sleep(self._delay(attempt, response.headers.get("retry-after")))
                     continue
                 if response.status_code >= 400:
-                    raise PolicyError(f"{url} answered HTTP {response.status_code}: {response.text[:300]}")
+                    message = f"{url} answered HTTP {response.status_code}: {response.text[:300]}"
+                    if "context_length_exceeded" in response.text:
+                        raise ContextLengthExceeded(message)
+                    raise PolicyError(message)
                 result: dict[str, Any] = response.json()
                 return result
         raise PolicyError(f"no answer from {url}")  # unreachable: the loop returns or raises

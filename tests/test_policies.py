@@ -154,6 +154,16 @@ def test_openai_policy_gives_up_with_a_clear_error(server_factory: Any) -> None:
         asyncio.run(unreachable())
 
 
+def test_a_full_context_truncates_the_episode_with_its_own_reason(server_factory: Any) -> None:
+    too_long = {"error": {"message": "too long", "type": "invalid_request_error", "code": "context_length_exceeded"}}
+    server = server_factory([(400, too_long)])
+    policy = OpenAIPolicy(server.url, "m1")
+    (episode,) = RolloutEngine("KeyChain-v0", policy, progress=False).run_sync(1)
+    asyncio.run(policy.aclose())
+    assert episode.termination_reason == "context_limit" and episode.truncated
+    assert "context_length_exceeded" in (episode.error or "")
+
+
 def test_openai_policy_caps_requests_in_flight(server_factory: Any) -> None:
     server = server_factory([(200, TOOL_REPLY)])
     policy = OpenAIPolicy(server.url, "m1", max_concurrency=3)

@@ -23,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 from tqdm import tqdm
 
-from horizongym.agents.base import Action, Message, Policy
+from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy
 from horizongym.envs import make
 from horizongym.training.store import EpisodeStore
 from horizongym.training.trajectory import Episode, Step, TerminationReason
@@ -213,6 +213,9 @@ class RolloutEngine:
                         action = await asyncio.wait_for(acting, max(0.0, deadline - turn_start))
                 except TimeoutError:
                     reason, error = "time_limit", "the policy ran past the episode's time limit"
+                    break
+                except ContextLengthExceeded as exc:
+                    reason, error = "context_limit", str(exc)
                     break
                 except Exception as exc:
                     reason, error = "policy_error", _describe(exc, "policy")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SkipValidation
 
-TerminationReason = Literal["terminated", "max_turns", "time_limit", "env_error", "policy_error", "cancelled"]
+TerminationReason = Literal["terminated", "max_turns", "time_limit", "context_limit", "env_error", "policy_error"]
 
 
 class Step(BaseModel):
