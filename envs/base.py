@@ -13,7 +13,15 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium as gym
 
 from horizongym.envs.spaces import UnicodeText
-from horizongym.tools import NoToolCall, ParsedAction, ToolCallError, ToolResult, ToolSet, parse_action
+from horizongym.tools import (
+    NoToolCall,
+    ParsedAction,
+    ToolCallError,
+    ToolResult,
+    ToolSet,
+    is_plain_text,
+    parse_action,
+)
 
 
 @dataclass(frozen=True)
@@ -134,13 +142,13 @@ class TextEnv(gym.Env[str, str]):
             "turn": state.turn,
             "reward_components": rewards,
         }
-        parsed = parse_action(action, self._tag_arguments)
         errors: list[ToolCallError]
-        if parsed.calls or parsed.errors:
+        parsed = None if is_plain_text(action) else parse_action(action, self._tag_arguments)
+        if parsed is not None and (parsed.calls or parsed.errors):
             observation, errors = self._run_calls(parsed, info)
         else:
             try:
-                observation, errors = self.on_text(parsed.text), []
+                observation, errors = self.on_text(action.strip() if parsed is None else parsed.text), []
             except ToolCallError as error:
                 observation, errors = error.observation(), [error]
         if errors:

@@ -10,7 +10,13 @@ from horizongym.tools.errors import (
     ToolTimeout,
     UnknownTool,
 )
-from horizongym.tools.parser import ParsedAction, parse_action, parse_openai_tool_calls, render_tool_calls
+from horizongym.tools.parser import (
+    ParsedAction,
+    is_plain_text,
+    parse_action,
+    parse_openai_tool_calls,
+    render_tool_calls,
+)
 from horizongym.tools.tool import Tool, ToolCall, ToolResult, ToolSet, is_tool, tool
 
 __all__ = [
@@ -27,6 +33,7 @@ __all__ = [
     "ToolSet",
     "ToolTimeout",
     "UnknownTool",
+    "is_plain_text",
     "is_tool",
     "parse_action",
     "parse_openai_tool_calls",

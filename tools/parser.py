@@ -104,8 +104,13 @@ def parse_action(action: Any, tag_arguments: Mapping[str, str] | None = None) ->
         return ParsedAction(text="", errors=[MalformedToolCall(f"the action could not be read ({exc!r}).")])
 
 
+def is_plain_text(action: str) -> bool:
+    """True if ``action`` cannot hold a tool call in any format (no tag, no leading JSON)."""
+    return "<" not in action and action.lstrip()[:1] not in ("{", "[")
+
+
 def _parse(action: Any, tag_arguments: dict[str, str]) -> ParsedAction:
-    if isinstance(action, str) and "<" not in action and action.lstrip()[:1] not in ("{", "["):
+    if isinstance(action, str) and is_plain_text(action):
         return ParsedAction(text=action.strip())
     if not isinstance(action, str):
         if _looks_like_openai(action):

@@ -239,16 +239,17 @@ class RolloutEngine:
                     observation, reward, terminated, truncated, info = env.step(env_action)
                 turn += 1
                 extra = info.keys() - _INFO_KEPT_ELSEWHERE
+                components = info.get("reward_components")
                 steps.append(
-                    Step(
+                    Step.trusted(
                         turn=turn,
                         action=env_action,
-                        tool_calls=info.get("tool_calls", []),
+                        tool_calls=info.get("tool_calls") or [],
                         observation=observation,
-                        reward=reward,
-                        reward_components=info.get("reward_components", {"reward": float(reward)}),
-                        terminated=terminated,
-                        truncated=truncated,
+                        reward=float(reward),
+                        reward_components={"reward": float(reward)} if components is None else components,
+                        terminated=bool(terminated),
+                        truncated=bool(truncated),
                         error=info.get("error"),
                         prompt_token_ids=action.prompt_token_ids,
                         token_ids=action.token_ids,
@@ -279,9 +280,9 @@ class RolloutEngine:
             reason, error, broken = "time_limit", "the environment ran past the episode's time limit", True
         except Exception as exc:
             reason, error, broken = "env_error", _describe(exc, "reset" if task_id is None else "step"), True
-        episode = Episode(
+        episode = Episode.trusted(
             env_id=self.recipe.env_id,
-            env_kwargs=self.recipe.kwargs,
+            env_kwargs=dict(self.recipe.kwargs),
             seed=seed,
             sample=sample,
             task_id=task_id,
