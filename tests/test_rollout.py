@@ -14,6 +14,7 @@ import pytest
 import horizongym
 from horizongym.agents import Action, Policy, RandomPolicy, expert_for
 from horizongym.envs import Task, TextEnv
+from horizongym.envs.keychain import KeyChainEnv
 from horizongym.tools import ToolCall
 from horizongym.training import EpisodeStore, RolloutEngine, read_episodes
 
@@ -212,3 +213,26 @@ def test_stream_yields_episodes_while_the_run_goes_on() -> None:
     seen, workers_alive_at_first = asyncio.run(first_then_count())
     assert seen == 3000
     assert workers_alive_at_first > 1, "the first episode arrived only after every worker had finished"
+
+
+def test_environments_are_reused_across_runs_and_closed_with_the_engine() -> None:
+    class Counted(KeyChainEnv):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    built: list[Counted] = []
+
+    def factory() -> Counted:
+        built.append(Counted())
+        return built[-1]
+
+    expert = expert_for("KeyChain-v0")
+    with RolloutEngine("KeyChain-v0", expert, concurrency=3, env_factory=factory, progress=False) as engine:
+        first = engine.run_sync(9)
+        second = engine.run_sync(9, seed=50)
+        assert len(built) == 3, "the second run should reuse the three environments of the first"
+        assert all(e.success for e in first + second)
+        assert not any(env.closed for env in built)
+    assert all(env.closed for env in built)

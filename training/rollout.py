@@ -3,15 +3,19 @@
 Each of ``concurrency`` workers owns one environment and takes (seed, sample) jobs from a
 queue. A job with seed ``s`` is the task the env draws on ``reset(seed=s)``; its
 ``group_size`` samples are G attempts at the same task (the groups GRPO-style estimators
-need). The engine keeps the chat history, runs blocking env steps in a thread pool,
-enforces per-episode turn and wall-clock limits, and turns an env that raises into a
-truncated episode with the error recorded; the run goes on. Every finished episode is
+need). Environments are kept between runs of one engine (a trainer calls ``run`` once per
+iteration); ``close()`` the engine, or use it as a context manager, to release them.
+
+The engine keeps the chat history, runs blocking env steps in a thread pool, enforces
+per-episode turn and wall-clock limits, and turns an env that raises into a truncated
+episode with the error recorded; the run goes on. Every finished episode is
 appended to the store (fsynced), so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import traceback
@@ -76,8 +80,23 @@ class RolloutEngine:
         self.system_prompt = system_prompt
         self.progress = progress
         self._env_factory = env_factory or self.recipe.build
-        self._threads: ThreadPoolExecutor | None = None
-        self._writer: ThreadPoolExecutor | None = None
+        self._idle_envs: list[gym.Env[Any, Any]] = []
+        self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="env")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    def __enter__(self) -> RolloutEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the environments kept between runs and stop the engine's threads."""
+        while self._idle_envs:
+            with contextlib.suppress(Exception):
+                self._idle_envs.pop().close()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=True)
 
     # ----- public API -----------------------------------------------------------------
     def jobs(self, num_tasks: int, group_size: int = 1, seed: int = 0) -> list[tuple[int, int]]:
@@ -103,8 +122,6 @@ class RolloutEngine:
         for job in jobs:
             queue.put_nowait(job)
         finished: asyncio.Queue[Episode | None] = asyncio.Queue()
-        self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="env")
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         workers = [asyncio.create_task(self._worker(queue, finished)) for _ in range(min(self.concurrency, len(jobs)))]
         bar = tqdm(total=len(jobs), unit="ep", disable=not self.progress, dynamic_ncols=True, desc="rollout")
         reward_sum, count, remaining = 0.0, 0, len(workers)
@@ -125,8 +142,6 @@ class RolloutEngine:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             bar.close()
-            self._threads.shutdown(wait=False, cancel_futures=True)
-            self._writer.shutdown(wait=True)
 
     # ----- internals ------------------------------------------------------------------
     async def _worker(self, jobs: asyncio.Queue[tuple[int, int]], finished: asyncio.Queue[Episode | None]) -> None:
@@ -136,13 +151,12 @@ class RolloutEngine:
             while not jobs.empty():
                 seed, sample = jobs.get_nowait()
                 if env is None:
-                    env = await self._build_env()
+                    env = self._idle_envs.pop() if self._idle_envs else await self._build_env()
                 episode, broken = await self._episode(env, seed, sample)
                 if broken:
                     await self._close_env(env)
                     env = None
                 if self.store is not None:
-                    assert self._writer is not None
                     await asyncio.get_running_loop().run_in_executor(self._writer, self.store.append, episode)
                 finished.put_nowait(episode)
                 if time.perf_counter() - last_yield > 0.02:  # instant policies never suspend: let others run
@@ -150,7 +164,7 @@ class RolloutEngine:
                     last_yield = time.perf_counter()
         finally:
             if env is not None:
-                await self._close_env(env)
+                self._idle_envs.append(env)  # kept for the next run; close() closes it
             finished.put_nowait(None)
 
     @staticmethod
