@@ -42,6 +42,8 @@ class EpisodeState:
     truncated: bool = False
     success: bool | None = None
     step_rewards: dict[str, float] = field(default_factory=dict)
+    turn_ended: bool = False
+    step_info: dict[str, Any] = field(default_factory=dict)
     last_observation: str = ""
 
 
@@ -118,6 +120,17 @@ class TextEnv(gym.Env[str, str]):
         self.state.terminated = True
         self.state.success = success
 
+    def set_info(self, key: str, value: Any) -> None:
+        """Add ``key`` to this step's ``info`` (for what the caller or the engine should know)."""
+        self.state.step_info[key] = value
+
+    def on_turn_limit(self) -> None:
+        """Called when the turn limit truncates the episode, before the step returns (a hook)."""
+
+    def end_turn(self) -> None:
+        """Ignore the rest of this action's calls: the agent must see this call's result first."""
+        self.state.turn_ended = True
+
     # ----- Gymnasium API -------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
@@ -134,6 +147,9 @@ class TextEnv(gym.Env[str, str]):
         if state.task is None or state.terminated or state.truncated:
             raise gym.error.ResetNeeded("the episode has not started or has ended; call reset() first")
         state.turn += 1
+        state.turn_ended = False
+        if state.step_info:
+            state.step_info = {}
         rewards: dict[str, float] = {}
         state.step_rewards = rewards
         info: dict[str, Any] = {
@@ -157,10 +173,13 @@ class TextEnv(gym.Env[str, str]):
                 self.add_reward("format", self.format_penalty)
         if not state.terminated and state.turn >= self.max_turns:
             state.truncated = True
+            self.on_turn_limit()
             observation += f"\n\nTurn limit reached ({self.max_turns} turns)."
         if state.terminated or state.truncated:
             info["termination_reason"] = "terminated" if state.terminated else "max_turns"
             info["success"] = state.success
+        if state.step_info:
+            info.update(state.step_info)
         return self._emit(observation), sum(rewards.values()), state.terminated, state.truncated, info
 
     def _run_calls(self, parsed: ParsedAction, info: dict[str, Any]) -> tuple[str, list[ToolCallError]]:
@@ -169,8 +188,9 @@ class TextEnv(gym.Env[str, str]):
         outputs = [error.observation() for error in parsed.errors]
         results: list[ToolResult] = []
         for call in parsed.calls:
-            if self.state.terminated:
-                outputs.append(f"(call to '{call.name}' ignored: the episode had already ended)")
+            if self.state.terminated or self.state.turn_ended:
+                reason = "the episode had already ended" if self.state.terminated else "read the earlier result first"
+                outputs.append(f"(call to '{call.name}' ignored: {reason})")
                 continue
             result = self.tools.invoke(call)
             results.append(result)

@@ -236,3 +236,36 @@ def test_environments_are_reused_across_runs_and_closed_with_the_engine() -> Non
         assert all(e.success for e in first + second)
         assert not any(env.closed for env in built)
     assert all(env.closed for env in built)
+
+
+class RedactingEnv(TextEnv):
+    """Asks the engine to replace the previous observation on every second step."""
+
+    blocking = False
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        return Task(id="redact", prompt="start")
+
+    def on_text(self, text: str) -> str:
+        if self.state.turn == 4:
+            self.end_episode(success=True)
+        return f"observation {self.state.turn}"
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = super().step(action)
+        if self.state.turn % 2 == 0:
+            info["redact_previous_observation"] = "[removed]"
+        return observation, float(reward), terminated, truncated, info
+
+
+def test_env_can_redact_the_previous_observation_from_the_context() -> None:
+    horizongym.register("TestRedact-v0", RedactingEnv)
+    try:
+        policy = Echo()
+        (episode,) = RolloutEngine("TestRedact-v0", policy, progress=False).run_sync(1)
+    finally:
+        del gym.registry["horizongym/TestRedact-v0"]
+    last_context = [m["content"] for m in policy.contexts[-1] if m["role"] == "user"]
+    assert last_context == ["start", "[removed]", "observation 2", "observation 3"]
+    recorded = [m["content"] for m in episode.messages if m["role"] == "user"]
+    assert recorded == ["start", "observation 1", "observation 2", "observation 3", "observation 4"]

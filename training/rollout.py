@@ -8,7 +8,11 @@ iteration); ``close()`` the engine, or use it as a context manager, to release t
 
 The engine keeps the chat history, runs blocking env steps in a thread pool, enforces
 per-episode turn and wall-clock limits, and turns an env that raises into a truncated
-episode with the error recorded; the run goes on. Every finished episode is
+episode with the error recorded; the run goes on. An env steers the history through two
+``info`` keys: ``fresh_context`` (start a new context from this observation, for Markovian
+agents) and ``redact_previous_observation`` (a text that replaces the previous observation
+in the policy's context, e.g. information the agent judged useless; the stored transcript
+keeps the original). Every finished episode is
 appended to the store (fsynced), so a killed run resumes where it stopped.
 """
 
@@ -214,6 +218,7 @@ class RolloutEngine:
             transcript.extend(context)
             base_seed = (seed * 100_003 + sample) * 1_009
             turn = 0
+            previous_observation: tuple[int, int] | None = None  # context slice an env may ask to redact
             while True:
                 if self.max_turns is not None and turn >= self.max_turns:
                     reason = "max_turns"
@@ -273,17 +278,23 @@ class RolloutEngine:
                         info={k: info[k] for k in extra} if extra else {},
                     )
                 )
+                redaction = info.get("redact_previous_observation")
+                if redaction and previous_observation is not None:
+                    for i in range(*previous_observation):  # the record (transcript) keeps the original
+                        context[i] = {**context[i], "content": redaction}
                 if info.get("fresh_context"):
                     context = self._fresh_context(observation)
                     transcript.append({"role": "user", "content": observation, "fresh_context": True})
-                elif call_ids:
-                    replies = self._tool_messages(observation, call_ids, info)
+                    replies_count = 1
+                else:
+                    if call_ids:
+                        replies = self._tool_messages(observation, call_ids, info)
+                    else:
+                        replies = [{"role": "user", "content": observation}]
                     context.extend(replies)
                     transcript.extend(replies)
-                else:
-                    reply = {"role": "user", "content": observation}
-                    context.append(reply)
-                    transcript.append(reply)
+                    replies_count = len(replies)
+                previous_observation = (len(context) - replies_count, len(context))
                 if terminated or truncated:
                     success = info.get("success")
                     reason = info.get("termination_reason") or ("terminated" if terminated else "max_turns")

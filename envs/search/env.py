@@ -1,0 +1,253 @@
+"""SearchJudge-v0: search a corpus, judge every result, answer (ReSeek, arXiv 2510.00568).
+
+Protocol. The agent may think in ``<think>…</think>``; ``<search>query</search>`` returns the
+top-k documents as ``<information>Doc 1(Title: t) text …</information>``; right after, it
+must judge that information with ``<judge>Yes</judge>`` or ``<judge>No</judge>``; it ends the
+episode with ``<answer>…</answer>``. The same actions are tools (``search``, ``judge``,
+``answer``) for native tool calling. A search ends the turn (calls after it in the same
+action are ignored: the agent has not read the results yet). Information judged ``No`` is
+replaced in the agent's context by a short note when ``drop_rejected`` (the paper's
+semantics; the rollout engine applies it).
+
+Rewards (components of ``info["reward_components"]``): ``answer`` (EM by default, or F1,
+times ``answer_weight``), ``judge`` (see :mod:`horizongym.envs.search.rewards`, times
+``judge_weight``) and ``format`` (the base class's penalty for an invalid action). With
+``validation=True`` the reward is the answer's EM alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from horizongym.envs.base import Task, TextEnv
+from horizongym.envs.search.rewards import (
+    JUDGE_REWARD_SETS,
+    AnswerMetric,
+    JudgeRewards,
+    answer_bonus,
+    exact_match,
+    f1_score,
+    judgment_reward,
+)
+from horizongym.envs.search.types import Hit, QATask, Retriever
+from horizongym.tools import NoToolCall, ToolCallError, tool
+
+MAX_QUERY_CHARS = 1000
+REJECTED_NOTE = "[Information judged not useful; removed from the context.]"
+
+
+class ProtocolError(ToolCallError):
+    """An action the search protocol does not allow at this point (judge without a search...)."""
+
+    kind = "protocol_error"
+
+
+@dataclass
+class Retrieval:
+    """One search of the episode and its judgment."""
+
+    query: str
+    doc_ids: tuple[str, ...]
+    useful: bool
+    verdict: bool | None = None
+
+
+@dataclass
+class SearchEpisode:
+    """Everything this env remembers about the running episode."""
+
+    task: QATask
+    retrievals: list[Retrieval] = field(default_factory=list)
+    pending: Retrieval | None = None
+    answer: str | None = None
+
+
+class SearchJudgeEnv(TextEnv):
+    """Search a corpus, judge every result (ReSeek), and answer a multi-hop question."""
+
+    description = "Search a corpus, judge each result's usefulness (ReSeek), answer a multi-hop question."
+    tool_instructions = False
+
+    def __init__(
+        self,
+        *,
+        data: str = "fictional",
+        split: str = "train",
+        retriever: str = "bm25",
+        top_k: int = 3,
+        max_searches: int = 4,
+        drop_rejected: bool = True,
+        max_observation_chars: int = 3000,
+        answer_metric: AnswerMetric = "em",
+        judge_rewards: str | JudgeRewards = "reseek",
+        answer_weight: float = 1.0,
+        judge_weight: float = 1.0,
+        validation: bool = False,
+        tasks: list[QATask] | None = None,
+        search_backend: Retriever | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("max_turns", 2 * max_searches + 2)
+        if validation:
+            kwargs["format_penalty"] = 0.0
+        super().__init__(**kwargs)
+        if top_k < 1 or max_searches < 1:
+            raise ValueError("top_k and max_searches must be at least 1")
+        if (tasks is None) != (search_backend is None):
+            raise ValueError("pass both tasks= and search_backend=, or neither (then data= is used)")
+        if tasks is None or search_backend is None:
+            from horizongym.envs.search.data import load_search_data
+
+            dataset = load_search_data(data, retriever)
+            tasks, search_backend = dataset.split(split), dataset.retriever
+        if not tasks:
+            raise ValueError(f"no tasks in split {split!r} of {data!r}")
+        self.tasks, self.retriever = tasks, search_backend
+        self.top_k, self.max_searches, self.drop_rejected = top_k, max_searches, drop_rejected
+        self.max_observation_chars, self.answer_metric, self.validation = (
+            max_observation_chars,
+            answer_metric,
+            validation,
+        )
+        self.judge_values = JUDGE_REWARD_SETS[judge_rewards] if isinstance(judge_rewards, str) else judge_rewards
+        self.answer_weight, self.judge_weight = answer_weight, judge_weight
+        self.episode: SearchEpisode | None = None
+
+    # ----- task ----------------------------------------------------------------------
+    def new_task(self, options: dict[str, Any]) -> Task:
+        if "task_id" in options:
+            matches = [t for t in self.tasks if t.id == options["task_id"]]
+            if not matches:
+                raise ValueError(f"no task with id {options['task_id']!r}")
+            task = matches[0]
+        elif "task_index" in options:
+            task = self.tasks[int(options["task_index"]) % len(self.tasks)]
+        else:
+            task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        self.episode = SearchEpisode(task=task)
+        prompt = (
+            "Answer the question below. You may think inside <think> and </think> at any time. To look "
+            "something up, write <search>query</search>; the top results come back inside <information> and "
+            "</information>. Right after each <information>, judge whether it helps answer the question: "
+            "<judge>Yes</judge> or <judge>No</judge>, before you search again or answer. You may search up to "
+            f"{self.max_searches} times. When you know the answer, write only the answer inside <answer> and "
+            "</answer>, for example <answer>Lisbon</answer>.\n"
+            f"Question: {task.question}"
+        )
+        return Task(id=task.id, prompt=prompt)
+
+    def on_text(self, text: str) -> str:
+        raise NoToolCall(
+            "that action has no command. To search write <search>query</search>; to judge the information you "
+            "just received write <judge>Yes</judge> or <judge>No</judge>; to answer write <answer>answer</answer>. "
+            "Try again."
+        )
+
+    # ----- tools -----------------------------------------------------------------------
+    @tool(tag=True)
+    def search(self, query: str) -> str:
+        """Search the corpus; the top documents come back inside <information>.
+
+        Args:
+            query: what to look for, in a few words.
+        """
+        episode = self._episode()
+        if not query.strip():
+            raise ProtocolError("the query is empty. Write what to look for: <search>your query</search>.")
+        if len(episode.retrievals) >= self.max_searches:
+            raise ProtocolError(f"no searches left (at most {self.max_searches}). Answer with <answer>…</answer>.")
+        note = self._settle_missing_judgment("search")
+        if len(query) > MAX_QUERY_CHARS:
+            query = query[:MAX_QUERY_CHARS]
+            note += f"(Your query was cut to its first {MAX_QUERY_CHARS} characters.)\n"
+        hits = self.retriever.search([query], self.top_k)[0]
+        gold = set(episode.task.gold_doc_ids)
+        retrieval = Retrieval(query, tuple(h.document.id for h in hits), any(h.document.id in gold for h in hits))
+        episode.retrievals.append(retrieval)
+        episode.pending = retrieval
+        self.end_turn()
+        return note + self._information(hits)
+
+    @tool(tag=True)
+    def judge(self, verdict: str) -> str:
+        """Judge whether the information you just received helps answer the question.
+
+        Args:
+            verdict: "Yes" if it helps, "No" if it does not.
+        """
+        episode = self._episode()
+        word = verdict.strip().strip(".!").lower()
+        if word not in ("yes", "no"):
+            raise ProtocolError(f"judge with Yes or No, e.g. <judge>Yes</judge> (got {verdict[:40]!r}).")
+        if episode.pending is None:
+            raise ProtocolError("there is no information to judge. Judge right after a search's <information>.")
+        retrieval, episode.pending = episode.pending, None
+        retrieval.verdict = word == "yes"
+        if not self.validation:
+            self.add_reward(
+                "judge", self.judge_weight * judgment_reward(retrieval.verdict, retrieval.useful, self.judge_values)
+            )
+        if not retrieval.verdict and self.drop_rejected:
+            self.set_info("redact_previous_observation", REJECTED_NOTE)
+            return "Judged not useful: that information is removed from your context."
+        return f"Judged {'useful' if retrieval.verdict else 'not useful'}."
+
+    @tool(tag=True)
+    def answer(self, answer: str) -> str:
+        """Give the final answer; this ends the episode.
+
+        Args:
+            answer: the answer only, as short as possible.
+        """
+        episode = self._episode()
+        if not episode.retrievals:
+            raise ProtocolError("search before you answer: <search>query</search>.")
+        note = self._settle_missing_judgment("answer")
+        episode.answer = answer.strip()
+        answers = episode.task.answers
+        em = exact_match(episode.answer, answers)
+        score = em if self.answer_metric == "em" else f1_score(episode.answer, answers)
+        if self.validation:
+            self.add_reward("answer", em)
+        else:
+            self.add_reward("answer", self.answer_weight * score)
+            useful_yes = sum(1 for r in episode.retrievals if r.verdict is True and r.useful)
+            bonus = answer_bonus(useful_yes, em == 1.0, self.judge_values)
+            if bonus:
+                self.add_reward("judge", self.judge_weight * bonus)
+        judged = [r for r in episode.retrievals if r.verdict is not None]
+        self.set_info("answer_em", em)
+        self.set_info("answer_f1", f1_score(episode.answer, answers))
+        self.set_info("judge_accuracy", sum(r.verdict == r.useful for r in judged) / len(judged) if judged else None)
+        self.end_episode(success=em == 1.0)
+        return note + ("Correct." if em == 1.0 else "Answer recorded.")
+
+    # ----- helpers -------------------------------------------------------------------
+    def on_turn_limit(self) -> None:
+        self._settle_missing_judgment("turn limit")
+
+    def _episode(self) -> SearchEpisode:
+        if self.episode is None:
+            raise ProtocolError("the episode has not started; call reset() first.")
+        return self.episode
+
+    def _settle_missing_judgment(self, before: str) -> str:
+        """Score an unjudged retrieval as a judgment error; return a note for the agent."""
+        episode = self._episode()
+        if episode.pending is None:
+            return ""
+        episode.pending = None
+        if not self.validation:
+            self.add_reward("judge", self.judge_weight * self.judge_values.missing)
+        return f"(You did not judge the last information before your {before}: counted as a judgment error.)\n"
+
+    def _information(self, hits: list[Hit]) -> str:
+        if not hits:
+            return "<information>No documents matched the query.</information>"
+        budget = max(80, self.max_observation_chars // len(hits))
+        lines = []
+        for rank, hit in enumerate(hits, start=1):
+            text = hit.document.text if len(hit.document.text) <= budget else hit.document.text[:budget] + "…"
+            lines.append(f"Doc {rank}(Title: {hit.document.title}) {text}")
+        return "<information>" + "\n".join(lines) + "</information>"
