@@ -44,6 +44,7 @@ test: lint typecheck
 bench: venv
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m horizongym.bench.overhead --quick
+	$(BIN)/python -m horizongym.bench.search --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -16,6 +16,7 @@ from horizongym.envs.registration import (
 from horizongym.envs.spaces import UnicodeText
 
 register("KeyChain-v0", "horizongym.envs.keychain:KeyChainEnv")
+register("SearchJudge-v0", "horizongym.envs.search.env:SearchJudgeEnv")
 
 __all__ = [
     "NAMESPACE",

@@ -229,3 +229,14 @@ def test_bad_input_never_raises(actions: list[str]) -> None:
         assert sum(info["reward_components"].values()) == pytest.approx(reward)
         if terminated or truncated:
             break
+
+
+def test_task_selection_random_by_seed_and_by_option() -> None:
+    other = QATask(id="t-taro", question="Where was Taro Brill born?", answers=("Vintmar",), gold_doc_ids=("d-taro",))
+    env = SearchJudgeEnv(tasks=[TASK, other], search_backend=WordOverlap())
+    assert env.reset(seed=5)[1]["task_id"] == env.reset(seed=5)[1]["task_id"]
+    assert env.reset(seed=0, options={"task_id": "t-taro"})[1]["task_id"] == "t-taro"
+    ordered = SearchJudgeEnv(tasks=[TASK, other], search_backend=WordOverlap(), task_order="by_seed")
+    assert [ordered.reset(seed=s)[1]["task_id"] for s in range(4)] == ["t-lumo", "t-taro", "t-lumo", "t-taro"]
+    with pytest.raises(ValueError, match="no task with id"):
+        env.reset(seed=0, options={"task_id": "nope"})

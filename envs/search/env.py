@@ -84,6 +84,7 @@ class SearchJudgeEnv(TextEnv):
         answer_weight: float = 1.0,
         judge_weight: float = 1.0,
         validation: bool = False,
+        task_order: str = "random",
         tasks: list[QATask] | None = None,
         search_backend: Retriever | None = None,
         **kwargs: Any,
@@ -94,6 +95,8 @@ class SearchJudgeEnv(TextEnv):
         super().__init__(**kwargs)
         if top_k < 1 or max_searches < 1:
             raise ValueError("top_k and max_searches must be at least 1")
+        if task_order not in ("random", "by_seed"):
+            raise ValueError("task_order must be 'random' (drawn with the seed) or 'by_seed' (task number = seed)")
         if (tasks is None) != (search_backend is None):
             raise ValueError("pass both tasks= and search_backend=, or neither (then data= is used)")
         if tasks is None or search_backend is None:
@@ -112,9 +115,15 @@ class SearchJudgeEnv(TextEnv):
         )
         self.judge_values = JUDGE_REWARD_SETS[judge_rewards] if isinstance(judge_rewards, str) else judge_rewards
         self.answer_weight, self.judge_weight = answer_weight, judge_weight
+        self.task_order = task_order
         self.episode: SearchEpisode | None = None
 
     # ----- task ----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        if self.task_order == "by_seed" and seed is not None and not options:
+            options = {"task_index": seed}  # seeds 0..N-1 visit every task once: an evaluation run
+        return super().reset(seed=seed, options=options)
+
     def new_task(self, options: dict[str, Any]) -> Task:
         if "task_id" in options:
             matches = [t for t in self.tasks if t.id == options["task_id"]]
