@@ -47,7 +47,9 @@ class EnvRecipe:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> gym.Env[Any, Any]:
-        return make(self.env_id, **self.kwargs)
+        """The env with the registry's wrappers, less Gymnasium's passive checker: the engine
+        always resets before stepping, and ``check_env`` tests cover what the checker would."""
+        return make(self.env_id, disable_env_checker=True, **self.kwargs)
 
 
 class _BrokenEnv(Exception):
@@ -263,7 +265,7 @@ class RolloutEngine:
                     Step.trusted(
                         turn=turn,
                         action=env_action,
-                        tool_calls=info.get("tool_calls") or [],
+                        tool_calls=info.get("tool_calls") or (),
                         observation=observation,
                         reward=float(reward),
                         reward_components={"reward": float(reward)} if components is None else components,

@@ -8,6 +8,7 @@ hot loop records every step of every episode.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field
@@ -56,7 +57,7 @@ class Step(Record):
 
     turn: int
     action: str
-    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: Sequence[dict[str, Any]] = ()
     observation: str = ""
     reward: float = 0.0
     reward_components: dict[str, float] = Field(default_factory=dict)
