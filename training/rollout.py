@@ -265,7 +265,7 @@ class RolloutEngine:
                     Step.trusted(
                         turn=turn,
                         action=env_action,
-                        tool_calls=info.get("tool_calls") or (),
+                        tool_calls=tuple(info.get("tool_calls", ())),
                         observation=observation,
                         reward=float(reward),
                         reward_components={"reward": float(reward)} if components is None else components,

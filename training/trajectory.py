@@ -8,7 +8,6 @@ hot loop records every step of every episode.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field
@@ -57,7 +56,7 @@ class Step(Record):
 
     turn: int
     action: str
-    tool_calls: Sequence[dict[str, Any]] = ()
+    tool_calls: tuple[dict[str, Any], ...] = ()
     observation: str = ""
     reward: float = 0.0
     reward_components: dict[str, float] = Field(default_factory=dict)
