@@ -1,5 +1,6 @@
 """Per-environment expert policies. Importing this package registers them all."""
 
 from horizongym.agents.experts.keychain import KeyChainExpert
+from horizongym.agents.experts.search import SearchExpert
 
-__all__ = ["KeyChainExpert"]
+__all__ = ["KeyChainExpert", "SearchExpert"]
