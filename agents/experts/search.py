@@ -92,6 +92,7 @@ _PAGE_PATTERNS: dict[str, tuple[str, ...]] = {
         rf"produced by ({NAME})",
         rf"released (?:in \d{{4}} )?(?:on|by) ({NAME})",
     ),
+    "any_year": (r"\b(1\d{3}|20\d{2})\b",),
     "birth": (r"[Bb]orn in [A-Z][\w'-]+ in (\d{3,4})", r"\(born (\d{3,4})", r"\((\d{3,4})–"),
 }
 _COMPARE_HINTS = {"birth": "born", "founded": "founded", "population": "population", "year": "released"}
@@ -122,6 +123,7 @@ class Plan:
     final: str | None = None
     options: tuple[str, ...] = ()
     compare: Any = None
+    predicate: str = ""  # what a yes/no or open comparison question says of its options
 
 
 def _unquote(mention: str) -> str:
@@ -135,8 +137,16 @@ def parse_question(question: str) -> Plan:
         match = re.match(pattern, question)
         if match:
             return Plan("comparison", final=attribute, options=(_unquote(match[1]), _unquote(match[2])), compare=pick)
-    if re.match(r"^(?:Are|Is|Were|Was|Do|Does|Did) ", question) and " both " in f" {question} ":
-        return Plan("yesno")
+    both = re.match(r"^(?:Are|Is|Were|Was|Do|Does|Did) (.+?) and (.+?) both (.+?)\?$", question)
+    if both:
+        return Plan("yesno", options=(both[1].removeprefix("the "), both[2].removeprefix("the ")), predicate=both[3])
+    either = re.search(r"[,:]?\s*((?:the )?[A-Z\"][^,?]*?),? or ((?:the )?[A-Z\"][^?]*?)\?$", question)
+    if either:
+        lowered = question.lower()
+        pick = min if re.search(r"\b(?:first|earlier|earliest|older|oldest|before)\b", lowered) else None
+        pick = max if re.search(r"\b(?:later|latest|younger|youngest|newer|more recent)\b", lowered) else pick
+        options = (_unquote(either[1]).removeprefix("the "), _unquote(either[2]).removeprefix("the "))
+        return Plan("comparison", final="any_year" if pick else None, options=options, compare=pick, predicate=question)
     final = next((name for name, pattern in _FINALS if re.search(pattern, question)), None)
     positions = sorted(
         ((m.start(), name) for name, pattern in _RELATIONS.items() for m in re.finditer(pattern, question)),
@@ -232,17 +242,14 @@ class SearchExpert(ScriptedPolicy):
                     return f"<search>{query}</search>"
             return f"<answer>{fallback}</answer>"
 
-        if plan.kind == "comparison":
-            values = []
+        if plan.kind in ("comparison", "yesno"):
+            option_pages = []
             for option in plan.options:
                 page = lookup(option)
                 if page is None:
                     return search_or_give_up(option, plan.options[0], _COMPARE_HINTS.get(plan.final or "", ""))
-                values.append(extract(plan.final or "", page))
-            if None in values:
-                return f"<answer>{plan.options[0]}</answer>"
-            numbers = [int(str(v).replace(",", "")) for v in values]
-            return f"<answer>{plan.options[numbers.index(plan.compare(numbers))]}</answer>"
+                option_pages.append(page)
+            return f"<answer>{self._compare(plan, option_pages)}</answer>"
         if plan.kind == "chain":
             entity, arrived_by = plan.start, ""
             for relation in [*plan.relations, None]:
@@ -258,12 +265,28 @@ class SearchExpert(ScriptedPolicy):
             return f"<answer>{entity}</answer>"
         return self._open_question(question, plan, reads, searched)
 
+    @staticmethod
+    def _compare(plan: Plan, pages: list[str]) -> str:
+        """Pick an option by the values its page states, or by how much of the question it supports."""
+        words = [w for w in re.findall(r"\w+", plan.predicate.lower()) if len(w) > 3]
+
+        def support(page: str) -> float:
+            text = page.lower()
+            return sum(w in text for w in words) / max(1, len(words))
+
+        if plan.kind == "yesno":
+            return "yes" if min(support(page) for page in pages) >= 0.5 else "no"
+        values = [extract(plan.final, page) if plan.final else None for page in pages]
+        if plan.compare is not None and None not in values:
+            numbers = [int(str(v).replace(",", "")) for v in values]
+            return plan.options[numbers.index(plan.compare(numbers))]
+        scores = [support(page) for page in pages]
+        return plan.options[scores.index(max(scores))]
+
     def _open_question(self, question: str, plan: Plan, reads: list[Read], searched: set[str]) -> str:
         """Questions the wording does not reveal: search the question, then the likeliest bridge page."""
         if not reads:
             return f"<search>{question}</search>"
-        if plan.kind == "yesno":
-            return "<answer>yes</answer>"
         documents = [doc for read in reads for doc in read.documents or []]
         asked = _key(question)
         outside = [(t, d) for t, d in documents if _key(t) not in asked]
