@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -156,10 +157,11 @@ def test_empty_corpus(tmp_path: Path) -> None:
 def test_build_exist_ok_keeps_the_built_corpus(tmp_path: Path) -> None:
     first = Corpus.build(UNICODE_DOCS, tmp_path / "c")
 
-    def never() -> list[Document]:
+    def never() -> Iterator[Document]:
         raise AssertionError("documents consumed although the corpus exists")
+        yield  # a generator: nothing runs until iterated
 
-    again = Corpus.build(iter(never, None), tmp_path / "c", exist_ok=True)
+    again = Corpus.build(never(), tmp_path / "c", exist_ok=True)
     assert again.content_hash == first.content_hash
     replaced = Corpus.build(UNICODE_DOCS[:2], tmp_path / "c")
     assert len(replaced) == 2
@@ -207,7 +209,11 @@ def test_cache_failed_build_leaves_no_artefact(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(RuntimeError):
         cached("key-1", broken)
     assert not (tmp_path / "key-1").exists()
-    path = cached("key-1", lambda folder: (folder / "ok").write_text("y") and None)
+
+    def write_ok(folder: Path) -> None:
+        (folder / "ok").write_text("y")
+
+    path = cached("key-1", write_ok)
     assert (path / "ok").read_text() == "y"
     with pytest.raises(ValueError):
         cached("../escape", broken)

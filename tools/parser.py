@@ -13,6 +13,7 @@ The parser never raises: anything it cannot read becomes a typed error in the re
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,11 @@ class ParsedAction:
     text: str
     calls: list[ToolCall] = field(default_factory=list)
     errors: list[ToolCallError] = field(default_factory=list)
+
+
+@functools.cache
+def _tag_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"<{re.escape(name)}>(.*?)(</{re.escape(name)}>|$)", re.DOTALL)
 
 
 def _loads(text: str) -> tuple[Any, str | None]:
@@ -141,8 +147,9 @@ def _parse(action: Any, tag_arguments: dict[str, str]) -> ParsedAction:
                 return parse_openai_tool_calls(obj)
 
     for name, argument in tag_arguments.items():
-        pattern = re.compile(rf"<{re.escape(name)}>(.*?)(</{re.escape(name)}>|$)", re.DOTALL)
-        for match in pattern.finditer(action):
+        if f"<{name}>" not in action:
+            continue
+        for match in _tag_pattern(name).finditer(action):
             if any(start <= match.start() < end for start, end in spans):
                 continue
             spans.append(match.span())

@@ -13,6 +13,7 @@ of the answer's type. It is the baseline of the environment and a source of SFT 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,10 +144,14 @@ def parse_question(question: str) -> Plan:
     either = re.search(r"[,:]?\s*((?:the )?[A-Z\"][^,?]*?),? or ((?:the )?[A-Z\"][^?]*?)\?$", question)
     if either:
         lowered = question.lower()
-        pick = min if re.search(r"\b(?:first|earlier|earliest|older|oldest|before)\b", lowered) else None
-        pick = max if re.search(r"\b(?:later|latest|younger|youngest|newer|more recent)\b", lowered) else pick
+        direction: Callable[[list[int]], int] | None = None
+        if re.search(r"\b(?:first|earlier|earliest|older|oldest|before)\b", lowered):
+            direction = min
+        elif re.search(r"\b(?:later|latest|younger|youngest|newer|more recent)\b", lowered):
+            direction = max
         options = (_unquote(either[1]).removeprefix("the "), _unquote(either[2]).removeprefix("the "))
-        return Plan("comparison", final="any_year" if pick else None, options=options, compare=pick, predicate=question)
+        value = "any_year" if direction is not None else None
+        return Plan("comparison", final=value, options=options, compare=direction, predicate=question)
     final = next((name for name, pattern in _FINALS if re.search(pattern, question)), None)
     positions = sorted(
         ((m.start(), name) for name, pattern in _RELATIONS.items() for m in re.finditer(pattern, question)),

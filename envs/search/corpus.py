@@ -103,7 +103,8 @@ class Corpus:
             raise ValueError(f"{self.directory} is not a {FORMAT} corpus (format {meta.get('format')!r})")
         self.content_hash: str = meta["content_hash"]
         self._n: int = int(meta["num_documents"])
-        self._offsets = np.load(self.directory / "offsets.npy", mmap_mode="r")
+        # plain ndarray views of the maps: slicing a np.memmap costs a subclass finalize per slice
+        self._offsets = np.load(self.directory / "offsets.npy", mmap_mode="r").view(np.ndarray)
         self._id_hash = np.load(self.directory / "id_hash.npy", mmap_mode="r")
         self._id_rows = np.load(self.directory / "id_rows.npy", mmap_mode="r")
         self._blob: mmap.mmap | bytes
