@@ -264,21 +264,21 @@ class BM25Index:
         candidates = _distinct(np.concatenate([seeds, rows]))
         return _best(candidates, self._score(candidates, starts, dfs, w), k)
 
+    def _lists(self, starts: np.ndarray, dfs: np.ndarray, w: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Each query term's doc-ordered postings (rows, impacts) and its weight."""
+        return [
+            (self.doc_rows[s : s + d], self.doc_impacts[s : s + d], wt)
+            for s, d, wt in zip(starts.tolist(), dfs.tolist(), w.tolist(), strict=True)
+        ]
+
     def _accumulate(
         self, starts: np.ndarray, dfs: np.ndarray, w: np.ndarray, cut: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rows whose summed impacts over these lists reach ``cut`` (sorted, distinct), and those sums."""
         acc = self._accumulator()
-        lists = [
-            (self.doc_rows[s : s + d], self.doc_impacts[s : s + d], wt)
-            for s, d, wt in zip(starts.tolist(), dfs.tolist(), w.tolist(), strict=True)
-        ]
+        lists = self._lists(starts, dfs, w)
         try:
-            for rows, impacts, wt in lists:
-                contribution = impacts.astype(np.float64)
-                if wt != 1.0:
-                    contribution *= wt
-                acc[rows] += contribution
+            _add_lists(acc, lists)
             found = _distinct(np.concatenate([rows[acc[rows] >= cut] for rows, _, _ in lists]))
             return found, acc[found]
         finally:
@@ -314,16 +314,9 @@ class BM25Index:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Term-at-a-time accumulation over whole lists; only rows scoring ≥ ``theta`` are ranked."""
         acc = self._accumulator()
-        lists = [
-            (self.doc_rows[s : s + d], self.doc_impacts[s : s + d], wt)
-            for s, d, wt in zip(starts.tolist(), dfs.tolist(), w.tolist(), strict=True)
-        ]
+        lists = self._lists(starts, dfs, w)
         try:
-            for rows, impacts, wt in lists:
-                contribution = impacts.astype(np.float64)
-                if wt != 1.0:
-                    contribution *= wt
-                acc[rows] += contribution
+            _add_lists(acc, lists)
             if theta == -np.inf:
                 seen = _distinct(np.concatenate([rows for rows, _, _ in lists]))
             else:
@@ -351,6 +344,23 @@ def _distinct(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _add_lists(acc: np.ndarray, lists: list[tuple[np.ndarray, np.ndarray, float]]) -> None:
+    """Add each list's weighted impacts into ``acc`` in float64, in query-term order."""
+    for rows, impacts, wt in lists:
+        contribution = impacts.astype(np.float64)
+        if wt != 1.0:
+            contribution *= wt
+        acc[rows] += contribution
+
+
+def hits(corpus: Corpus, ranked: list[tuple[np.ndarray, np.ndarray]]) -> list[list[Hit]]:
+    """(rows, scores) per query as ``Hit`` lists, reading the documents from ``corpus``."""
+    return [
+        [Hit(corpus[row], score) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
+        for rows, scores in ranked
+    ]
+
+
 def _best(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` highest ``scores`` with their ``rows`` (sorted ascending), ties to the lower row."""
     if len(rows) > k:
@@ -376,11 +386,7 @@ class BM25Retriever:
 
     def search(self, queries: list[str], k: int) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first; an empty or all-stopword query gets no hits."""
-        corpus = self.corpus
-        return [
-            [Hit(corpus[row], score) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
-            for rows, scores in self.search_rows(queries, k)
-        ]
+        return hits(self.corpus, self.search_rows(queries, k))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (_reopen, (str(self.corpus.directory), str(self.index.directory)))

@@ -190,26 +190,25 @@ class Corpus:
             return False
         return True
 
-    def __iter__(self) -> Iterator[Document]:
+    def _row_offsets(self) -> Iterator[tuple[int, int, int, int]]:
+        """Each row's (id, title, text, end) byte offsets, read from the map a chunk at a time."""
         chunk = 4096
-        blob = self._blob
         for start in range(0, self._n, chunk):
             stop = min(self._n, start + chunk)
             offsets = self._offsets[3 * start : 3 * stop + 1].tolist()
             for i in range(0, 3 * (stop - start), 3):
-                a, b, c, d = offsets[i : i + 4]
-                yield Document(blob[a:b].decode(), blob[b:c].decode(), blob[c:d].decode())
+                yield offsets[i], offsets[i + 1], offsets[i + 2], offsets[i + 3]
+
+    def __iter__(self) -> Iterator[Document]:
+        blob = self._blob
+        for a, b, c, d in self._row_offsets():
+            yield Document(blob[a:b].decode(), blob[b:c].decode(), blob[c:d].decode())
 
     def texts(self, *, with_titles: bool = True) -> Iterator[str]:
         """Each document's indexed text, in row order: ``title + "\\n" + text`` (or the text alone)."""
-        chunk = 4096
         blob = self._blob
-        for start in range(0, self._n, chunk):
-            stop = min(self._n, start + chunk)
-            offsets = self._offsets[3 * start : 3 * stop + 1].tolist()
-            for i in range(0, 3 * (stop - start), 3):
-                _, b, c, d = offsets[i : i + 4]
-                yield (blob[b:c].decode() + "\n" + blob[c:d].decode()) if with_titles else blob[c:d].decode()
+        for _, b, c, d in self._row_offsets():
+            yield (blob[b:c].decode() + "\n" + blob[c:d].decode()) if with_titles else blob[c:d].decode()
 
     def __reduce__(self) -> tuple[Callable[..., Corpus], tuple[Any, ...]]:
         return (Corpus.open, (str(self.directory),))

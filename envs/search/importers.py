@@ -40,20 +40,26 @@ def _open_text(path: Path) -> IO[str]:
     return path.open(encoding="utf-8")
 
 
-def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
-    """``(where, record)`` for each non-blank line of a JSONL file (``where`` = "FILE:LINE")."""
+def _numbered_json_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(line index, where, record)`` for each non-blank line of a JSONL file (``where`` = "FILE:LINE")."""
     with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
+        for index, line in enumerate(f):
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
+            where = f"{path}:{index + 1}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            yield where, record
+            yield index, where, record
+
+
+def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
+    """``(where, record)`` for each non-blank line of a JSONL file."""
+    for _, where, record in _numbered_json_lines(path):
+        yield where, record
 
 
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
@@ -211,29 +217,19 @@ def load_jsonl_corpus(path: str | Path) -> Iterator[Document]:
     0-based line index (the convention of those dumps); a missing ``title`` is empty.
     """
     path = Path(path)
-    with _open_text(path) as f:
-        for index, line in enumerate(f):
-            if not line.strip():
-                continue
-            where = f"{path}:{index + 1}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            if isinstance(record.get("text"), str):
-                title, text = record.get("title", ""), record["text"]
-            elif isinstance(record.get("contents"), str):
-                title, text = _split_contents(record["contents"])
-            else:
-                raise ValueError(f"{where}: a document needs a string 'text' (with 'title') or 'contents'")
-            if not isinstance(title, str):
-                raise ValueError(f"{where}: 'title' must be a string")
-            doc_id = record.get("id", index)
-            if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
-                raise ValueError(f"{where}: 'id' must be a string or an integer")
-            yield Document(str(doc_id), title, text)
+    for index, where, record in _numbered_json_lines(path):
+        if isinstance(record.get("text"), str):
+            title, text = record.get("title", ""), record["text"]
+        elif isinstance(record.get("contents"), str):
+            title, text = _split_contents(record["contents"])
+        else:
+            raise ValueError(f"{where}: a document needs a string 'text' (with 'title') or 'contents'")
+        if not isinstance(title, str):
+            raise ValueError(f"{where}: 'title' must be a string")
+        doc_id = record.get("id", index)
+        if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
+            raise ValueError(f"{where}: 'id' must be a string or an integer")
+        yield Document(str(doc_id), title, text)
 
 
 def _string_list(where: str, name: str, value: Any) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from horizongym.envs.search.bm25 import K1, B
+from horizongym.envs.search.bm25 import K1, B, hits
 from horizongym.envs.search.cache import cached
 from horizongym.envs.search.corpus import Corpus
 from horizongym.envs.search.tokenize import tokenize, tokenize_many
@@ -91,11 +91,7 @@ class Bm25sRetriever:
 
     def search(self, queries: list[str], k: int) -> list[list[Hit]]:
         """Top-``k`` hits per query, best first; an empty or all-stopword query gets no hits."""
-        corpus = self.corpus
-        return [
-            [Hit(corpus[row], score) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
-            for rows, scores in self.search_rows(queries, k)
-        ]
+        return hits(self.corpus, self.search_rows(queries, k))
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return (_reopen_bm25s, (str(self.corpus.directory), self.k1, self.b))
