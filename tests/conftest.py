@@ -85,3 +85,16 @@ def trained_model_dir(
             )
             (target / "TRAINED").write_text("ok\n")
     return target
+
+
+HOTPOTQA_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa" / "questions.jsonl.gz"
+
+
+@pytest.fixture(scope="session")
+def hotpot_path() -> Path:
+    """The real HotpotQA sample in ../shared/data (read in place); a missing file fails the test."""
+    if not HOTPOTQA_SAMPLE.is_file():
+        pytest.fail(
+            f"the real HotpotQA sample is missing at {HOTPOTQA_SAMPLE} (see shared/data/hotpotqa/PROVENANCE.md)"
+        )
+    return HOTPOTQA_SAMPLE

@@ -13,13 +13,6 @@ import horizongym
 from horizongym.envs.search.data import SearchDataset, load_search_data, task_split
 from horizongym.envs.search.types import QATask
 
-HOTPOTQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa" / "questions.jsonl.gz"
-
-
-def hotpotqa_path() -> Path:
-    assert HOTPOTQA.is_file(), f"the shared HotpotQA sample is missing at {HOTPOTQA} (tests need ../shared/data)"
-    return HOTPOTQA
-
 
 def test_unknown_specs_are_explained() -> None:
     with pytest.raises(ValueError, match="unknown data 'wiki'"):
@@ -44,8 +37,8 @@ def test_default_env_runs_on_the_fictional_world() -> None:
     assert observation.startswith("<information>Doc 1(Title: ")
 
 
-def test_every_gold_document_of_the_real_sample_is_in_its_corpus() -> None:
-    dataset: SearchDataset = load_search_data(f"hotpotqa:{hotpotqa_path()}")
+def test_every_gold_document_of_the_real_sample_is_in_its_corpus(hotpot_path: Path) -> None:
+    dataset: SearchDataset = load_search_data(f"hotpotqa:{hotpot_path}")
     assert len(dataset.tasks) == 926 and dataset.corpus is not None
     for task in dataset.tasks:
         assert all(doc_id in dataset.corpus for doc_id in task.gold_doc_ids)

@@ -8,8 +8,6 @@ from horizongym.agents import expert_for
 from horizongym.agents.experts.search import extract, parse_question
 from horizongym.training import EnvRecipe, RolloutEngine
 
-HOTPOTQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa" / "questions.jsonl.gz"
-
 
 def test_question_plans() -> None:
     plan = parse_question("Which town is the birthplace of the founder of Vraenoubrig Films twinned with?")
@@ -50,9 +48,8 @@ def test_expert_answers_the_fictional_world_and_judges_correctly() -> None:
     assert sum(accuracies) / len(accuracies) >= 0.9
 
 
-def test_expert_plays_the_real_hotpotqa_sample_by_the_rules() -> None:
-    assert HOTPOTQA.is_file(), f"the shared HotpotQA sample is missing at {HOTPOTQA}"
-    recipe = EnvRecipe("SearchJudge-v0", {"data": f"hotpotqa:{HOTPOTQA}", "split": "all", "task_order": "by_seed"})
+def test_expert_plays_the_real_hotpotqa_sample_by_the_rules(hotpot_path: Path) -> None:
+    recipe = EnvRecipe("SearchJudge-v0", {"data": f"hotpotqa:{hotpot_path}", "split": "all", "task_order": "by_seed"})
     with RolloutEngine(recipe, expert_for("SearchJudge-v0"), concurrency=4, progress=False) as engine:
         episodes = engine.run_sync(100)
     assert all(e.termination_reason == "terminated" for e in episodes)

@@ -19,16 +19,6 @@ from horizongym.envs.search.importers import (
 )
 from horizongym.envs.search.types import Document, QATask
 
-HOTPOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hotpotqa" / "questions.jsonl.gz"
-
-
-@pytest.fixture(scope="module")
-def hotpot_path() -> Path:
-    for path in (HOTPOT, Path("/work/shared/data/hotpotqa/questions.jsonl.gz")):
-        if path.exists():
-            return path
-    pytest.fail(f"the real HotpotQA sample is missing: expected {HOTPOT} (see shared/data/hotpotqa/PROVENANCE.md)")
-
 
 @pytest.fixture(scope="module")
 def hotpot(hotpot_path: Path) -> tuple[list[Document], list[QATask], dict[str, int]]:
