@@ -61,6 +61,14 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"{name.ljust(width)}  {text}\n{' ' * width}  tools: {tools}")
 
 
+def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """--env-kwargs, with --data as a shorthand for its "data" entry."""
+    kwargs = _parse_kwargs(args.env_kwargs)
+    if getattr(args, "data", None):
+        kwargs["data"] = args.data
+    return kwargs
+
+
 def _parse_kwargs(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -74,7 +82,7 @@ def _parse_kwargs(text: str | None) -> dict[str, Any]:
 
 
 def cmd_play(args: argparse.Namespace) -> None:
-    env = horizongym.make(args.env_id, **_parse_kwargs(args.env_kwargs))
+    env = horizongym.make(args.env_id, **_env_kwargs(args))
     human = HumanPolicy()
     observation, info = env.reset(seed=args.seed)
     print(f"== {args.env_id} · task {info.get('task_id')} · seed {args.seed}")
@@ -109,7 +117,7 @@ def cmd_rollout(args: argparse.Namespace) -> None:
         raise CommandError(f"{out} already holds episodes: pass --resume to continue that run, or choose another --out")
     if out.is_dir():
         raise CommandError(f"--out {out} is a folder; give a file path such as {out / 'episodes.jsonl'}")
-    recipe = EnvRecipe(args.env_id, _parse_kwargs(args.env_kwargs))
+    recipe = EnvRecipe(args.env_id, _env_kwargs(args))
 
     async def run() -> None:
         check = getattr(policy, "check", None)
@@ -168,6 +176,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def _add_env_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
+    parser.add_argument("--data", help='the env\'s data source (same as --env-kwargs \'{"data": ...}\')')
+    _add_import_option(parser)
+
+
 def _add_import_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--import",
@@ -191,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("play", help="play an environment yourself at the terminal")
     p.add_argument("env_id")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
-    _add_import_option(p)
+    _add_env_options(p)
     p.set_defaults(run=cmd_play)
 
     p = commands.add_parser("rollout", help="run episodes with a policy and store them as JSONL")
@@ -206,12 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue --out, skipping finished episodes")
     p.add_argument("--max-turns", type=int, help="engine-side turn limit per episode")
     p.add_argument("--timeout", type=float, help="wall-clock limit per episode, seconds")
-    p.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
     p.add_argument("--system-prompt")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max-tokens", type=int, help="completion length limit (default: the server's or 256 for hf:)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_import_option(p)
+    _add_env_options(p)
     p.set_defaults(run=cmd_rollout)
 
     p = commands.add_parser("show", help="summarize a JSONL episode file")

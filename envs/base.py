@@ -124,6 +124,11 @@ class TextEnv(gym.Env[str, str]):
         """Add ``key`` to this step's ``info`` (for what the caller or the engine should know)."""
         self.state.step_info[key] = value
 
+    def on_errors(self, errors: list[ToolCallError]) -> None:
+        """Called when an action held malformed or failing calls; the default charges ``format_penalty``."""
+        if self.format_penalty:
+            self.add_reward("format", self.format_penalty)
+
     def on_turn_limit(self) -> None:
         """Called when the turn limit truncates the episode, before the step returns (a hook)."""
 
@@ -169,8 +174,7 @@ class TextEnv(gym.Env[str, str]):
                 observation, errors = error.observation(), [error]
         if errors:
             info["error"] = "; ".join(f"{e.kind}: {e.message}" for e in errors)
-            if self.format_penalty:
-                self.add_reward("format", self.format_penalty)
+            self.on_errors(errors)
         if not state.terminated and state.turn >= self.max_turns:
             state.truncated = True
             self.on_turn_limit()

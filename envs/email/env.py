@@ -1,0 +1,238 @@
+"""EmailInbox-v0: answer a question about one person's mailbox with search and read tools (ART·E).
+
+Each episode is one question about one inbox. The agent calls ``search_emails`` (keywords
+and optional sender, recipient and date filters; newest first, at most 10 results),
+``read_email`` (a whole email by message id) and ends with ``return_final_answer(answer,
+sources)``. Every tool is scoped to the episode's inbox: an email of another inbox is never
+found or read, whatever the arguments. Keywords are literal text, never query syntax.
+Rewards follow ART·E (:mod:`horizongym.envs.email.rewards`); by default a malformed call
+ends the episode with its ART·E value, as in ART·E (``end_on_format_error=False`` keeps going).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from horizongym.envs.base import Task, TextEnv
+from horizongym.envs.email.judge import LLMJudge
+from horizongym.envs.email.rewards import FORMAT_OUTCOMES, ArtERewards, Evidence, is_dont_know, matches
+from horizongym.envs.email.types import Email, EmailQuestion
+from horizongym.tools import InvalidArguments, ToolCallError, tool
+
+MAX_BODY_CHARS = 8000
+
+
+@dataclass
+class InboxEpisode:
+    """Everything this env remembers about the running episode."""
+
+    question: EmailQuestion
+    address: str
+    evidence: Evidence = field(default_factory=Evidence)
+
+
+class EmailInboxEnv(TextEnv):
+    """Answer a question about one person's mailbox by searching and reading emails (ART·E)."""
+
+    description = "Answer a question about one person's mailbox by searching and reading emails (ART·E)."
+    max_turns = 10
+    format_penalty = 0.0  # replaced by ART·E's values in on_errors
+
+    def __init__(
+        self,
+        *,
+        data: str = "synthetic",
+        questions: str | None = None,
+        split: str = "train",
+        task_order: str = "random",
+        judge: str | None = None,
+        end_on_format_error: bool = True,
+        rewards: ArtERewards | None = None,
+        dataset: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if task_order not in ("random", "by_seed"):
+            raise ValueError("task_order must be 'random' (drawn with the seed) or 'by_seed' (task number = seed)")
+        if dataset is None:
+            from horizongym.envs.email.data import load_email_data
+
+            dataset = load_email_data(data, questions)
+        self.dataset = dataset
+        self.questions: list[EmailQuestion] = dataset.split(split)
+        if not self.questions:
+            raise ValueError(f"no questions in split {split!r} of {data!r}")
+        self.store = dataset.store
+        self.task_order, self.end_on_format_error = task_order, end_on_format_error
+        self.rewards = rewards or ArtERewards()
+        self.judge = LLMJudge(judge) if judge else None
+        self.episode: InboxEpisode | None = None
+
+    # ----- task ------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        if self.task_order == "by_seed" and seed is not None and not options:
+            options = {"task_index": seed}
+        return super().reset(seed=seed, options=options)
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        if "task_id" in options:
+            found = [q for q in self.questions if q.id == options["task_id"]]
+            if not found:
+                raise ValueError(f"no question with id {options['task_id']!r}")
+            question = found[0]
+        elif "task_index" in options:
+            question = self.questions[int(options["task_index"]) % len(self.questions)]
+        else:
+            question = self.questions[int(self.np_random.integers(len(self.questions)))]
+        address = self.store.address_of(question.owner)
+        self.episode = InboxEpisode(question, address)
+        prompt = (
+            f"You are an email assistant for {address}. Answer the user's question by searching and reading "
+            f"the emails in their inbox with the tools below; if a search finds nothing, try other keywords. "
+            f"You have {self.max_turns} turns. Today's date is {question.query_date[:10]}. When you know the "
+            "answer, call return_final_answer with the answer and the message ids of the emails that show it; "
+            'if you cannot find it, answer "I don\'t know".\n'
+            f"Question: {question.question}"
+        )
+        return Task(id=question.id, prompt=prompt)
+
+    # ----- tools ---------------------------------------------------------------------------
+    @tool
+    def search_emails(
+        self,
+        keywords: list[str],
+        from_addr: str | None = None,
+        to_addr: str | None = None,
+        sent_after: str | None = None,
+        sent_before: str | None = None,
+        max_results: Annotated[int, Field(ge=1, le=10)] = 10,
+    ) -> str:
+        """Search the inbox for emails containing all the keywords, newest first.
+
+        Args:
+            keywords: words that must all appear in the subject or body (literal text).
+            from_addr: only emails sent by this address.
+            to_addr: only emails sent to (or copied to) this address.
+            sent_after: only emails sent on or after this date (YYYY-MM-DD).
+            sent_before: only emails sent before this date (YYYY-MM-DD).
+            max_results: how many results to return, at most 10.
+        """
+        episode = self._episode()
+        try:
+            hits = self.store.search(
+                episode.question.owner,
+                keywords,
+                from_addr=from_addr,
+                to_addr=to_addr,
+                sent_after=sent_after,
+                sent_before=sent_before,
+                limit=max_results,
+            )
+        except ValueError as exc:
+            raise InvalidArguments(str(exc), tool="search_emails") from None
+        sources = set(episode.question.message_ids)
+        if any(hit.message_id in sources for hit in hits):
+            episode.evidence.found_source = True
+        if not hits:
+            return "No emails matched. Try fewer or different keywords, or drop a filter."
+        return json.dumps(
+            [
+                {
+                    "message_id": h.message_id,
+                    "date": h.date,
+                    "from": h.sender,
+                    "subject": h.subject,
+                    "snippet": h.snippet,
+                }
+                for h in hits
+            ],
+            ensure_ascii=False,
+        )
+
+    @tool
+    def read_email(self, message_id: str) -> str:
+        """Read a whole email of the inbox by its message id.
+
+        Args:
+            message_id: the message_id of a search result.
+        """
+        episode = self._episode()
+        email = self.store.read(episode.question.owner, message_id.strip())
+        if email is None:
+            episode.evidence.read_invalid = True
+            return f"No email with id {message_id.strip()!r} in this inbox. Use a message_id from search_emails."
+        if email.message_id in episode.question.message_ids:
+            episode.evidence.read_source = True
+        return _render(email)
+
+    @tool
+    def return_final_answer(self, answer: str, sources: list[str]) -> str:
+        """Give the final answer and the message ids of the emails it comes from; ends the episode.
+
+        Args:
+            answer: the answer, or "I don't know".
+            sources: message ids of the emails that show the answer.
+        """
+        episode = self._episode()
+        question, values = episode.question, self.rewards
+        cited = {s.strip() for s in sources}
+        cited_source = bool(cited & set(question.message_ids))
+        if is_dont_know(answer):
+            self.add_reward("answer", values.dont_know)
+            self.add_reward("partial", episode.evidence.partial_credit(cited_source, values))
+            self.end_episode(success=False)
+            return "Answer recorded: you did not know."
+        correct = self._correct(question, answer)
+        if correct:
+            self.add_reward("answer", values.correct)
+            if set(question.message_ids) <= cited:
+                self.add_reward("sources", values.sources)
+            self.add_reward("efficiency", values.efficiency * (1 - self.state.turn / self.max_turns))
+        else:
+            self.add_reward("answer", values.wrong)
+            self.add_reward("partial", episode.evidence.partial_credit(cited_source, values))
+        self.end_episode(success=correct)
+        return "Correct." if correct else "Answer recorded."
+
+    # ----- outcomes --------------------------------------------------------------------
+    def on_errors(self, errors: list[ToolCallError]) -> None:
+        outcome = next((FORMAT_OUTCOMES[e.kind] for e in errors if e.kind in FORMAT_OUTCOMES), None)
+        if outcome is None or self.episode is None or self.state.terminated:
+            return  # a failing tool is not the agent's fault
+        self.add_reward("format", getattr(self.rewards, outcome))
+        if self.end_on_format_error:
+            self.add_reward("partial", self.episode.evidence.partial_credit(False, self.rewards))
+            self.end_episode(success=False)
+
+    def on_turn_limit(self) -> None:
+        if self.episode is not None:
+            self.add_reward("answer", self.rewards.dont_know)
+            self.add_reward("partial", self.episode.evidence.partial_credit(False, self.rewards))
+
+    def _correct(self, question: EmailQuestion, answer: str) -> bool:
+        if self.judge is not None:
+            return self.judge(question.question, question.answers[0], answer)
+        return matches(answer, question.answers)
+
+    def _episode(self) -> InboxEpisode:
+        if self.episode is None:
+            raise InvalidArguments("the episode has not started; call reset() first")
+        return self.episode
+
+    def close(self) -> None:
+        if self.judge is not None:
+            self.judge.close()
+
+
+def _render(email: Email) -> str:
+    body = email.body if len(email.body) <= MAX_BODY_CHARS else email.body[:MAX_BODY_CHARS] + "\n[… cut]"
+    lines = [f"Message-ID: {email.message_id}", f"Date: {email.date}", f"From: {email.sender}"]
+    lines.append(f"To: {', '.join(email.to)}")
+    if email.cc:
+        lines.append(f"Cc: {', '.join(email.cc)}")
+    lines += [f"Subject: {email.subject}", "", body]
+    return "\n".join(lines)
