@@ -1,6 +1,7 @@
 """Per-environment expert policies. Importing this package registers them all."""
 
+from horizongym.agents.experts.email import EmailExpert
 from horizongym.agents.experts.keychain import KeyChainExpert
 from horizongym.agents.experts.search import SearchExpert
 
-__all__ = ["KeyChainExpert", "SearchExpert"]
+__all__ = ["EmailExpert", "KeyChainExpert", "SearchExpert"]
