@@ -178,7 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
-    parser.add_argument("--data", help='the env\'s data source (same as --env-kwargs \'{"data": ...}\')')
+    parser.add_argument("--data", help="the env's data source (same as --env-kwargs '{\"data\": ...}')")
     _add_import_option(parser)
 
 

@@ -20,8 +20,9 @@ def test_list_shows_ids_descriptions_and_tools() -> None:
     result = horizongym("list")
     assert result.returncode == 0
     assert "KeyChain-v0" in result.stdout and "tools: answer, lookup" in result.stdout
-    listed = json.loads(horizongym("list", "--json").stdout)
-    assert {"id": "KeyChain-v0", "description": listed[0]["description"], "tools": ["answer", "lookup"]} in listed
+    listed = {entry["id"]: entry for entry in json.loads(horizongym("list", "--json").stdout)}
+    assert listed["KeyChain-v0"]["tools"] == ["answer", "lookup"]
+    assert listed["KeyChain-v0"]["description"].startswith("Follow a chain of keys")
 
 
 def test_rollout_show_and_resume(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from horizongym.agents.base import Action, Message
 from horizongym.agents.scripted import ScriptedPolicy, register_expert
 from horizongym.tools import ToolCall
 
-_QUESTION = re.compile(r"Question: (.*)\s*$", re.DOTALL)
+_QUESTION = re.compile(r"Question: ([^\n]*)")
 _QUOTED = re.compile(r"[\"“'‘]([^\"”’]{3,}?)[\"”'’](?=[\s?.,]|$)")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _LONG_DATE = re.compile(
@@ -106,19 +106,64 @@ def gather(messages: list[Message]) -> Seen:
     return seen
 
 
+_DATE_TEXT = r"(?:[A-Z][a-z]+day, )?([A-Z][a-z]+ \d{1,2}, \d{4})"
+# (question pattern, body pattern whose groups, joined, are the answer) for the facts mail states
+_BODY_FACTS = (
+    (r"^What amount was agreed", r"agreed on (\$[\d,]+)"),
+    (r"^In which city will .* be signed", r"sign the contract with us in (.+?) on "),
+    (r"^On what date will .* be signed", r"sign the contract with us in .+? on " + _DATE_TEXT),
+    (r"^On what date is the .* offsite", r"offsite will be at the .+? in .+? on " + _DATE_TEXT),
+    (r"^On what date is the ", r"(?:move the .+? to|meet on) " + _DATE_TEXT),
+    (r"^Where is the .* offsite", r"offsite will be at the (.+?) in ([^.]+?) on "),
+    (r"^Where is the .* held", r"in the (.+? Room \(\w+\))"),
+    (r"^Who leads Project", r"([A-Z][\w'-]+ [A-Z][\w'-]+) will lead it"),
+    (r"^What is the budget of Project", r"budget of (\$[\d,]+)"),
+)
+
+
 def answer_from(question: str, email: dict[str, str]) -> str | None:
     """The answer the email gives to the question, by the question's kind."""
-    asked = question.lower()
-    if "copied" in asked or " cc" in f" {asked}":
-        return email.get("cc") or None
-    if asked.startswith(("who sent", "who wrote", "from whom")) or "who sent" in asked:
-        return email.get("from") or None
-    if asked.startswith(("on what date", "when", "what date", "on which date")):
-        return (email.get("date") or "")[:10] or None
     body = email.get("body", "")
-    if "amount" in asked or "dollar" in asked or "figure" in asked or "how much" in asked:
-        money = _MONEY.search(body)
-        return money.group(0) if money else None
+    for asked, stated in _BODY_FACTS:
+        if re.search(asked, question):
+            found = re.search(stated, body)
+            return (
+                found.group(1).replace(" in ", ", ", 1)
+                if found and "offsite" in asked and "Where" in asked
+                else (found.group(1) if found else None)
+            )
+    if question.startswith("Who approved"):
+        return email.get("from") if re.search(r"^\s*Approved\b", body, re.M) else None
+    if question.startswith("Who was copied"):
+        return email.get("cc") or None
+    if question.startswith("Who sent"):
+        return email.get("from") or None
+    if question.startswith("On what date did"):
+        return (email.get("date") or "")[:10] or None
+    if question.startswith("What dollar amount"):
+        label = re.search(r"give for the (.+)\?$", question)
+        for line in body.splitlines():
+            money = _MONEY.search(line)
+            if money and (label is None or label.group(1).lower().split()[0] in line.lower()):
+                return money.group(0)
+        return None
+    if question.startswith("Where does the email"):
+        place = re.search(r"^[ \t]*(?:location|where|place|venue)[ \t]*:[ \t]*(\S.*?)[ \t]*$", body, re.I | re.M)
+        return place.group(1) if place else None
+    return None
+
+
+def code_of(question: str) -> str | None:
+    """The invented name a synthetic question is about (a deal, project, meeting or offsite code)."""
+    for pattern in (
+        r"\bProject ([A-Z][\w-]+)",
+        r"\boffsite at ([A-Z][\w-]+)",
+        r"\bthe ([A-Z][\w-]+) (?:deal|contract)\b",
+        r"^(?:On what date|Where) is the ([A-Z][\w-]+) ",
+    ):
+        found = re.search(pattern, question)
+        if found:
+            return found.group(1)
     return None
 
 
@@ -133,15 +178,16 @@ class EmailExpert(ScriptedPolicy):
         match = _QUESTION.search(first if isinstance(first, str) else "")
         question = match.group(1).strip() if match else ""
         seen = gather(messages)
-        keywords = keywords_of(question)
+        code = code_of(question)
+        keywords = [code] if code and not _QUOTED.search(question) else keywords_of(question)
         for message_id, email in seen.read.items():
             answer = answer_from(question, email)
             if answer:
                 return self._call("return_final_answer", answer=answer, sources=[message_id])
         unread = [r for r in seen.results if r["message_id"] not in seen.read]
-        if unread and len(seen.read) < 2:
-            wanted = " ".join(keywords).lower()
-            best = max(unread, key=lambda r: sum(w.lower() in r["subject"].lower() for w in wanted.split()))
+        if unread and len(seen.read) < 6:
+            wanted = " ".join(keywords).lower().split()
+            best = max(unread, key=lambda r: sum(w in r["subject"].lower() for w in wanted))  # newest first on ties
             return self._call("read_email", message_id=best["message_id"])
         if not seen.searches:
             arguments: dict[str, Any] = {"keywords": keywords or [question[:40]]}
