@@ -53,6 +53,12 @@ def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Pat
 
 
 @pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A folder shared by every xdist worker of this test run (guard what you build in it with a lock)."""
+    return _shared_dir(tmp_path_factory, worker_id)
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny Llama with a byte-level tokenizer, saved with ``save_pretrained``."""
     from horizongym.agents.tiny import build_tiny_model
@@ -87,14 +93,24 @@ def trained_model_dir(
     return target
 
 
-HOTPOTQA_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa" / "questions.jsonl.gz"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _shared_file(relative: str) -> Path:
+    """A real data file in ../shared/data (read in place); a missing file fails the test, never skips it."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.fail(f"the real data file is missing at {path} (see its folder's PROVENANCE.md)", pytrace=False)
+    return path
 
 
 @pytest.fixture(scope="session")
 def hotpot_path() -> Path:
-    """The real HotpotQA sample in ../shared/data (read in place); a missing file fails the test."""
-    if not HOTPOTQA_SAMPLE.is_file():
-        pytest.fail(
-            f"the real HotpotQA sample is missing at {HOTPOTQA_SAMPLE} (see shared/data/hotpotqa/PROVENANCE.md)"
-        )
-    return HOTPOTQA_SAMPLE
+    """The real HotpotQA sample (926 questions)."""
+    return _shared_file("hotpotqa/questions.jsonl.gz")
+
+
+@pytest.fixture(scope="session")
+def enron_path() -> Path:
+    """The real Enron sample (44,714 emails, 137 inboxes)."""
+    return _shared_file("enron/emails.jsonl.gz")

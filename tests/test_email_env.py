@@ -235,3 +235,27 @@ def test_llm_judge_decides_correctness(store: EmailStore, judges: dict[str, Judg
 def test_bad_judge_spec_is_explained(store: EmailStore, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="openai:URL#MODEL"):
         make_env(store, judge="gpt-4")
+
+
+@pytest.mark.parametrize("data", [None, "enron"])
+def test_play_from_the_terminal(data: str | None, enron_path: Path) -> None:
+    import subprocess
+    import sys
+
+    extra = ["--data", str(enron_path)] if data else []
+    actions = [
+        call("search_emails", keywords=["the"]),
+        call("read_email", message_id="no-such-id"),
+        call("return_final_answer", answer="I don't know", sources=[]),
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "horizongym", "play", "EmailInbox-v0", "--seed", "2", *extra],
+        input="\n".join(actions) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Question: " in result.stdout and '"message_id"' in result.stdout
+    assert "No email with id 'no-such-id' in this inbox" in result.stdout
+    assert "episode over: terminated" in result.stdout

@@ -24,18 +24,10 @@ from horizongym.envs.email.questions import (
 )
 from horizongym.envs.email.types import Email, EmailQuestion
 
-ENRON = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "enron" / "emails.jsonl.gz"
-
 
 @pytest.fixture(scope="module")
-def enron() -> list[Email]:
-    if not ENRON.is_file():
-        pytest.fail(
-            f"the Enron data file is missing: {ENRON}\n"
-            "These tests need the real data (see shared/data/enron/PROVENANCE.md); put emails.jsonl.gz there.",
-            pytrace=False,
-        )
-    return list(load_enron_jsonl(ENRON))
+def enron(enron_path: Path) -> list[Email]:
+    return list(load_enron_jsonl(enron_path))
 
 
 @pytest.fixture(scope="module")

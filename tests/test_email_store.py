@@ -20,8 +20,6 @@ from horizongym.envs.email.importers import load_emails_csv, load_enron_jsonl, l
 from horizongym.envs.email.store import EmailStore, QueryError, split_keywords
 from horizongym.envs.email.types import Email
 
-ENRON = Path(__file__).resolve().parents[2] / "shared" / "data" / "enron" / "emails.jsonl.gz"
-
 HOSTILE = [
     '" OR 1=1 --',
     "'; DROP TABLE emails; --",
@@ -51,22 +49,14 @@ HOSTILE = [
 ]
 
 
-def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    if worker_id == "master":
-        return tmp_path_factory.mktemp("shared")
-    return tmp_path_factory.getbasetemp().parent
-
-
 @pytest.fixture(scope="session")
-def enron_store(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> EmailStore:
+def enron_store(run_dir: Path, enron_path: Path) -> EmailStore:
     """The real Enron sample as a store, built once per test run (a file lock guards it for xdist)."""
-    if not ENRON.is_file():
-        pytest.fail(f"the real Enron sample is missing at {ENRON} (see shared/data/enron/PROVENANCE.md)")
-    shared = _shared_dir(tmp_path_factory, worker_id)
+    shared = run_dir
     target = shared / "enron-store" / "emails.sqlite"
     with FileLock(str(shared / "enron-store.lock")):
         if not (target.parent / "DONE").exists():
-            EmailStore.build(load_enron_jsonl(ENRON), target)
+            EmailStore.build(load_enron_jsonl(enron_path), target)
             (target.parent / "DONE").write_text("ok\n")
     return EmailStore.open(target)
 
@@ -95,11 +85,9 @@ def test_enron_search_is_newest_first_and_in_inbox(enron_store: EmailStore) -> N
         assert "enron" in (email.subject + " " + email.body).lower()
 
 
-def test_enron_ids_without_message_id_are_stable() -> None:
-    if not ENRON.is_file():
-        pytest.fail(f"the real Enron sample is missing at {ENRON}")
-    first = [e.message_id for e in load_enron_jsonl(ENRON) if e.owner == "allen-p"]
-    second = [e.message_id for e in load_enron_jsonl(ENRON) if e.owner == "allen-p"]
+def test_enron_ids_without_message_id_are_stable(enron_path: Path) -> None:
+    first = [e.message_id for e in load_enron_jsonl(enron_path) if e.owner == "allen-p"]
+    second = [e.message_id for e in load_enron_jsonl(enron_path) if e.owner == "allen-p"]
     made_up = [m for m in first if m.startswith("hg-")]
     assert len(made_up) == 63 and first == second and len(set(first)) == len(first)
 
