@@ -45,6 +45,7 @@ bench: venv
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m horizongym.bench.overhead --quick
 	$(BIN)/python -m horizongym.bench.search --quick
+	$(BIN)/python -m horizongym.bench.email --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis
