@@ -21,31 +21,20 @@ import csv
 import email
 import email.message
 import email.utils
-import gzip
-import io
-import json
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from horizongym.envs.email.store import stable_message_id
 from horizongym.envs.email.types import Email
+from horizongym.envs.jsonl import json_objects, open_text
 
 __all__ = ["load_emails_csv", "load_enron_jsonl", "load_maildir", "parse_rfc822"]
 
 _SPACE = re.compile(r"\s+")
 _SKIP_NAMES = {".DS_Store", "Thumbs.db"}
-
-
-def _open_text(path: Path) -> IO[str]:
-    """Open a text file, decompressing gzip (recognised by its magic bytes, whatever the name)."""
-    with path.open("rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
 
 
 def _split_mailbox(mailbox: str, where: str) -> tuple[str, str]:
@@ -77,35 +66,25 @@ def _text(record: dict[str, Any], field: str, where: str) -> str:
 def load_enron_jsonl(path: Path | str) -> Iterator[Email]:
     """Emails of a JSONL file in the Enron sample's format (gzip or not), one per line."""
     path = Path(path)
-    with _open_text(path) as f:
-        for index, line in enumerate(f):
-            if not line.strip():
-                continue
-            where = f"{path}:{index + 1}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            if not isinstance(record.get("mailbox"), str):
-                raise ValueError(f"{where}: missing 'mailbox' (e.g. 'allen-p/inbox')")
-            owner, folder = _split_mailbox(record["mailbox"], where)
-            sender, date_ = _text(record, "from", where), _text(record, "date", where)
-            subject, body = _text(record, "subject", where), _text(record, "body", where)
-            message_id = _text(record, "message_id", where).strip().strip("<>")
-            yield Email(
-                message_id=message_id or stable_message_id(sender, date_, subject, body),
-                date=date_,
-                sender=sender,
-                to=_addresses(record.get("to"), "to", where),
-                cc=_addresses(record.get("cc"), "cc", where),
-                bcc=_addresses(record.get("bcc"), "bcc", where),
-                subject=subject,
-                body=body,
-                owner=owner,
-                folder=folder,
-            )
+    for _, where, record in json_objects(path):
+        if not isinstance(record.get("mailbox"), str):
+            raise ValueError(f"{where}: missing 'mailbox' (e.g. 'allen-p/inbox')")
+        owner, folder = _split_mailbox(record["mailbox"], where)
+        sender, date_ = _text(record, "from", where), _text(record, "date", where)
+        subject, body = _text(record, "subject", where), _text(record, "body", where)
+        message_id = _text(record, "message_id", where).strip().strip("<>")
+        yield Email(
+            message_id=message_id or stable_message_id(sender, date_, subject, body),
+            date=date_,
+            sender=sender,
+            to=_addresses(record.get("to"), "to", where),
+            cc=_addresses(record.get("cc"), "cc", where),
+            bcc=_addresses(record.get("bcc"), "bcc", where),
+            subject=subject,
+            body=body,
+            owner=owner,
+            folder=folder,
+        )
 
 
 def _header_addresses(*values: str) -> tuple[str, ...]:
@@ -223,7 +202,7 @@ def load_emails_csv(path: Path | str) -> Iterator[Email]:
     """Emails of the Kaggle ``emails.csv`` export: ``file`` (``owner/folder/.../N.``) and ``message``."""
     path = Path(path)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with _open_text(path) as f:
+    with open_text(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"file", "message"} <= set(reader.fieldnames):
             raise ValueError(

@@ -41,9 +41,7 @@ How questions are made:
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import hashlib
-import json
 import random
 import re
 from collections import Counter, defaultdict
@@ -52,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from horizongym.envs.email.types import Email, EmailQuestion
+from horizongym.envs.jsonl import json_objects
 
 __all__ = [
     "KINDS",
@@ -348,52 +347,42 @@ def load_arte_questions(path: str | Path) -> list[EmailQuestion]:
     Raises ``ValueError`` naming the file and line of the first malformed line.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     out: list[EmailQuestion] = []
     seen: set[str] = set()
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            for key in ("question", "answer", "inbox_address", "query_date"):
-                if key not in row:
-                    raise ValueError(f"{where}: missing field {key!r}")
-                if not isinstance(row[key], str) or not row[key].strip():
-                    raise ValueError(f"{where}: field {key!r} must be a non-empty string, got {row[key]!r}")
-            ids = row.get("message_ids")
-            if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
-                raise ValueError(f"{where}: field 'message_ids' must be a non-empty list of strings, got {ids!r}")
-            realism = row.get("how_realistic")
-            if realism is not None and (isinstance(realism, bool) or not isinstance(realism, int | float)):
-                raise ValueError(f"{where}: field 'how_realistic' must be a number, got {realism!r}")
-            raw_id = row.get("id", f"arte-{lineno}")
-            if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
-                raise ValueError(f"{where}: field 'id' must be a string or integer, got {raw_id!r}")
-            qid = str(raw_id)
-            if qid in seen:
-                raise ValueError(f"{where}: duplicate id {qid!r}")
-            seen.add(qid)
-            extra = {k: v for k, v in row.items() if k not in _ARTE_FIELDS}
-            out.append(
-                EmailQuestion(
-                    id=qid,
-                    question=row["question"],
-                    answers=(row["answer"],),
-                    message_ids=tuple(ids),
-                    owner=row["inbox_address"],
-                    query_date=row["query_date"],
-                    kind="arte",
-                    how_realistic=None if realism is None else float(realism),
-                    meta={"inbox_address": row["inbox_address"], "source": str(path), "line": lineno, **extra},
-                )
+    for index, where, row in json_objects(path):
+        lineno = index + 1
+        for key in ("question", "answer", "inbox_address", "query_date"):
+            if key not in row:
+                raise ValueError(f"{where}: missing field {key!r}")
+            if not isinstance(row[key], str) or not row[key].strip():
+                raise ValueError(f"{where}: field {key!r} must be a non-empty string, got {row[key]!r}")
+        ids = row.get("message_ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+            raise ValueError(f"{where}: field 'message_ids' must be a non-empty list of strings, got {ids!r}")
+        realism = row.get("how_realistic")
+        if realism is not None and (isinstance(realism, bool) or not isinstance(realism, int | float)):
+            raise ValueError(f"{where}: field 'how_realistic' must be a number, got {realism!r}")
+        raw_id = row.get("id", f"arte-{lineno}")
+        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
+            raise ValueError(f"{where}: field 'id' must be a string or integer, got {raw_id!r}")
+        qid = str(raw_id)
+        if qid in seen:
+            raise ValueError(f"{where}: duplicate id {qid!r}")
+        seen.add(qid)
+        extra = {k: v for k, v in row.items() if k not in _ARTE_FIELDS}
+        out.append(
+            EmailQuestion(
+                id=qid,
+                question=row["question"],
+                answers=(row["answer"],),
+                message_ids=tuple(ids),
+                owner=row["inbox_address"],
+                query_date=row["query_date"],
+                kind="arte",
+                how_realistic=None if realism is None else float(realism),
+                meta={"inbox_address": row["inbox_address"], "source": str(path), "line": lineno, **extra},
             )
+        )
     return out
 
 

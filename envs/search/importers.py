@@ -13,15 +13,14 @@ Nothing here downloads anything: point the loaders at files you have.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, get_args
+from typing import Any, get_args
 
+from horizongym.envs.jsonl import json_objects, open_text
 from horizongym.envs.search.types import Document, QATask, TaskKind
 
 __all__ = ["hotpotqa_doc_id", "load_hotpotqa", "load_jsonl_corpus", "load_jsonl_questions"]
@@ -31,43 +30,18 @@ log = logging.getLogger(__name__)
 _KINDS = set(get_args(TaskKind))
 
 
-def _open_text(path: Path) -> IO[str]:
-    """Open a text file, decompressing gzip (recognised by its magic bytes, whatever the name)."""
-    with path.open("rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return path.open(encoding="utf-8")
-
-
-def _numbered_json_lines(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """``(line index, where, record)`` for each non-blank line of a JSONL file (``where`` = "FILE:LINE")."""
-    with _open_text(path) as f:
-        for index, line in enumerate(f):
-            if not line.strip():
-                continue
-            where = f"{path}:{index + 1}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            yield index, where, record
-
-
 def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
     """``(where, record)`` for each non-blank line of a JSONL file."""
-    for _, where, record in _numbered_json_lines(path):
+    for _, where, record in json_objects(path):
         yield where, record
 
 
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
     """Records of a JSON array file (``where`` = "FILE item N") or of a JSONL file."""
-    with _open_text(path) as f:
+    with open_text(path) as f:
         head = f.read(4096).lstrip()
     if head.startswith("["):
-        with _open_text(path) as f:
+        with open_text(path) as f:
             try:
                 data = json.load(f)
             except json.JSONDecodeError as e:
@@ -217,7 +191,7 @@ def load_jsonl_corpus(path: str | Path) -> Iterator[Document]:
     0-based line index (the convention of those dumps); a missing ``title`` is empty.
     """
     path = Path(path)
-    for index, where, record in _numbered_json_lines(path):
+    for index, where, record in json_objects(path):
         if isinstance(record.get("text"), str):
             title, text = record.get("title", ""), record["text"]
         elif isinstance(record.get("contents"), str):
