@@ -27,6 +27,7 @@ from pathlib import Path
 from horizongym.envs.email.store import EmailStore
 from horizongym.envs.email.types import Email, EmailQuestion
 from horizongym.envs.search.cache import cached
+from horizongym.envs.tasks import split
 
 TEST_FRACTION = 0.2
 
@@ -41,11 +42,7 @@ class EmailDataset:
 
     def split(self, name: str) -> list[EmailQuestion]:
         """Questions of split ``train``, ``test`` or ``all``; splits are by inbox, never mixed."""
-        if name == "all":
-            return list(self.questions)
-        if name not in ("train", "test"):
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {name!r}")
-        return [q for q in self.questions if question_split(q) == name]
+        return split(self.questions, name, question_split)
 
 
 def question_split(question: EmailQuestion) -> str:

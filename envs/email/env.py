@@ -21,6 +21,7 @@ from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.email.judge import LLMJudge
 from horizongym.envs.email.rewards import FORMAT_OUTCOMES, ArtERewards, Evidence, is_dont_know, matches
 from horizongym.envs.email.types import Email, EmailQuestion
+from horizongym.envs.tasks import check_task_order, choose, seeded_options
 from horizongym.tools import InvalidArguments, ToolCallError, tool
 
 MAX_BODY_CHARS = 8000
@@ -56,8 +57,7 @@ class EmailInboxEnv(TextEnv):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if task_order not in ("random", "by_seed"):
-            raise ValueError("task_order must be 'random' (drawn with the seed) or 'by_seed' (task number = seed)")
+        check_task_order(task_order)
         if dataset is None:
             from horizongym.envs.email.data import load_email_data
 
@@ -74,20 +74,10 @@ class EmailInboxEnv(TextEnv):
 
     # ----- task ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        if self.task_order == "by_seed" and seed is not None and not options:
-            options = {"task_index": seed}
-        return super().reset(seed=seed, options=options)
+        return super().reset(seed=seed, options=seeded_options(self.task_order, seed, options))
 
     def new_task(self, options: dict[str, Any]) -> Task:
-        if "task_id" in options:
-            found = [q for q in self.questions if q.id == options["task_id"]]
-            if not found:
-                raise ValueError(f"no question with id {options['task_id']!r}")
-            question = found[0]
-        elif "task_index" in options:
-            question = self.questions[int(options["task_index"]) % len(self.questions)]
-        else:
-            question = self.questions[int(self.np_random.integers(len(self.questions)))]
+        question = choose(self.questions, options, self.np_random, lambda q: q.id)
         address = self.store.address_of(question.owner)
         self.episode = InboxEpisode(question, address)
         prompt = (

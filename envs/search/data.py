@@ -23,6 +23,7 @@ from pathlib import Path
 
 from horizongym.envs.search.corpus import Corpus, cached_corpus
 from horizongym.envs.search.types import QATask, Retriever
+from horizongym.envs.tasks import split
 
 TEST_FRACTION = 0.2
 
@@ -38,11 +39,7 @@ class SearchDataset:
 
     def split(self, name: str) -> list[QATask]:
         """The tasks of split ``train``, ``test`` or ``all``."""
-        if name == "all":
-            return list(self.tasks)
-        if name not in ("train", "test"):
-            raise ValueError(f"split must be 'train', 'test' or 'all', got {name!r}")
-        return [task for task in self.tasks if task_split(task) == name]
+        return split(self.tasks, name, task_split)
 
 
 def task_split(task: QATask) -> str:

@@ -31,6 +31,7 @@ from horizongym.envs.search.rewards import (
     judgment_reward,
 )
 from horizongym.envs.search.types import Hit, QATask, Retriever
+from horizongym.envs.tasks import check_task_order, choose, seeded_options
 from horizongym.tools import NoToolCall, ToolCallError, tool
 
 MAX_QUERY_CHARS = 1000
@@ -95,8 +96,7 @@ class SearchJudgeEnv(TextEnv):
         super().__init__(**kwargs)
         if top_k < 1 or max_searches < 1:
             raise ValueError("top_k and max_searches must be at least 1")
-        if task_order not in ("random", "by_seed"):
-            raise ValueError("task_order must be 'random' (drawn with the seed) or 'by_seed' (task number = seed)")
+        check_task_order(task_order)
         if (tasks is None) != (search_backend is None):
             raise ValueError("pass both tasks= and search_backend=, or neither (then data= is used)")
         if tasks is None or search_backend is None:
@@ -120,20 +120,10 @@ class SearchJudgeEnv(TextEnv):
 
     # ----- task ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        if self.task_order == "by_seed" and seed is not None and not options:
-            options = {"task_index": seed}  # seeds 0..N-1 visit every task once: an evaluation run
-        return super().reset(seed=seed, options=options)
+        return super().reset(seed=seed, options=seeded_options(self.task_order, seed, options))
 
     def new_task(self, options: dict[str, Any]) -> Task:
-        if "task_id" in options:
-            matches = [t for t in self.tasks if t.id == options["task_id"]]
-            if not matches:
-                raise ValueError(f"no task with id {options['task_id']!r}")
-            task = matches[0]
-        elif "task_index" in options:
-            task = self.tasks[int(options["task_index"]) % len(self.tasks)]
-        else:
-            task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        task = choose(self.tasks, options, self.np_random, lambda t: t.id)
         self.episode = SearchEpisode(task=task)
         prompt = (
             "Answer the question below. You may think inside <think> and </think> at any time. To look "
