@@ -24,12 +24,16 @@ $(STAMP):
 
 demo: venv
 	@mkdir -p $(DEMO_DIR)
-	rm -f $(DEMO_DIR)/expert.jsonl $(DEMO_DIR)/random.jsonl
+	rm -f $(DEMO_DIR)/*.jsonl
 	$(BIN)/horizongym list
 	$(BIN)/horizongym rollout KeyChain-v0 --policy expert -n 64 --group 4 --concurrency 64 --out $(DEMO_DIR)/expert.jsonl
 	$(BIN)/horizongym rollout KeyChain-v0 --policy random -n 64 --group 4 --concurrency 64 --out $(DEMO_DIR)/random.jsonl
+	$(BIN)/horizongym rollout SearchJudge-v0 --policy expert -n 64 --concurrency 8 --out $(DEMO_DIR)/search.jsonl
+	$(BIN)/horizongym rollout EmailInbox-v0 --policy expert -n 64 --concurrency 8 --out $(DEMO_DIR)/email.jsonl
 	$(BIN)/horizongym show $(DEMO_DIR)/expert.jsonl --html $(DEMO_DIR)/expert.html
-	@echo "Episodes are in $(DEMO_DIR)/; open $(DEMO_DIR)/expert.html to read them."
+	$(BIN)/horizongym show $(DEMO_DIR)/search.jsonl --html $(DEMO_DIR)/search.html
+	$(BIN)/horizongym show $(DEMO_DIR)/email.jsonl --html $(DEMO_DIR)/email.html
+	@echo "Episodes are in $(DEMO_DIR)/; open $(DEMO_DIR)/*.html to read them."
 
 lint: venv
 	$(BIN)/ruff check .
