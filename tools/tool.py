@@ -105,6 +105,18 @@ def _strip_titles(schema: Any) -> Any:
     return schema
 
 
+def _type_text(schema: dict[str, Any]) -> str:
+    """A JSON schema's type in a few characters: ``string``, ``string[]``, ``string?`` (optional)."""
+    if "anyOf" in schema:
+        options = [option for option in schema["anyOf"] if option.get("type") != "null"]
+        text = "|".join(_type_text(option) for option in options) or "any"
+        return text + "?" if len(options) < len(schema["anyOf"]) else text
+    kind = str(schema.get("type", "any"))
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        return _type_text(schema["items"]) + "[]"
+    return kind
+
+
 class Tool:
     """A callable with a pydantic argument model and a derived OpenAI function schema."""
 
@@ -214,7 +226,7 @@ class Tool:
     def signature_text(self) -> str:
         """A one-line human description, e.g. ``lookup(key: string) - Read a key.``"""
         props = self.schema()["function"]["parameters"].get("properties", {})
-        args = ", ".join(f"{n}: {p.get('type', 'any')}" for n, p in props.items())
+        args = ", ".join(f"{n}: {_type_text(p)}" for n, p in props.items())
         return f"{self.name}({args}) - {self.description}"
 
     def __repr__(self) -> str:
