@@ -40,8 +40,10 @@ def _tool_names(env_id: str) -> list[str]:
 
 def _import_modules(args: argparse.Namespace) -> None:
     """Import the modules named by --import, so the environments they register can be used."""
-    for module in getattr(args, "imports", None) or []:
+    modules = getattr(args, "imports", None) or []
+    if modules and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
+    for module in modules:
         try:
             importlib.import_module(module)
         except ImportError as exc:
@@ -113,10 +115,10 @@ def cmd_rollout(args: argparse.Namespace) -> None:
     except PolicySpecError as exc:
         raise CommandError(str(exc)) from None
     out = Path(args.out)
-    if out.exists() and out.stat().st_size > 0 and not args.resume:
-        raise CommandError(f"{out} already holds episodes: pass --resume to continue that run, or choose another --out")
     if out.is_dir():
         raise CommandError(f"--out {out} is a folder; give a file path such as {out / 'episodes.jsonl'}")
+    if out.exists() and out.stat().st_size > 0 and not args.resume:
+        raise CommandError(f"{out} already holds episodes: pass --resume to continue that run, or choose another --out")
     recipe = EnvRecipe(args.env_id, _env_kwargs(args))
 
     async def run() -> None:

@@ -46,18 +46,32 @@ class OpenAIPolicy(Policy):
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.extra_body = extra_body or {}
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
-        self._client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), limits=limits, transport=transport
-        )
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = httpx.Timeout(timeout_s, connect=10.0)
+        self._max_concurrency, self._transport = max_concurrency, transport
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client_of_loop: httpx.AsyncClient | None = None
+        self._slots_of_loop: asyncio.Semaphore | None = None
         self.requests_sent = 0
+
+    def _connection(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+        """The client and the concurrency cap of the running event loop (each ``asyncio.run`` has its own)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._client_of_loop is None or self._slots_of_loop is None:
+            limits = httpx.Limits(
+                max_connections=self._max_concurrency, max_keepalive_connections=self._max_concurrency
+            )
+            self._client_of_loop = httpx.AsyncClient(
+                headers=self._headers, timeout=self._timeout, limits=limits, transport=self._transport
+            )
+            self._slots_of_loop = asyncio.Semaphore(self._max_concurrency)
+            self._loop = loop
+        return self._client_of_loop, self._slots_of_loop
 
     async def check(self) -> list[str]:
         """Ask ``/models``; return the served model ids, or raise :class:`PolicyError` saying why not."""
         try:
-            response = await self._client.get(f"{self.base_url}/models")
+            response = await self._connection()[0].get(f"{self.base_url}/models")
         except httpx.HTTPError as exc:
             raise PolicyError(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
@@ -88,12 +102,13 @@ class OpenAIPolicy(Policy):
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/chat/completions"
-        async with self._slots:
+        client, slots = self._connection()
+        async with slots:
             for attempt in range(self.max_retries + 1):
                 last = attempt == self.max_retries
                 try:
                     self.requests_sent += 1
-                    response = await self._client.post(url, json=body)
+                    response = await client.post(url, json=body)
                 except (httpx.TransportError, httpx.TimeoutException) as exc:
                     if last:
                         raise PolicyError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
@@ -120,4 +135,6 @@ class OpenAIPolicy(Policy):
         return self.backoff_s * (2**attempt) * (0.5 + random.random())
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client_of_loop is not None and self._loop is asyncio.get_running_loop():
+            await self._client_of_loop.aclose()
+        self._client_of_loop = self._slots_of_loop = self._loop = None

@@ -177,7 +177,7 @@ def env_overhead(
 ) -> None:
     """SearchJudgeEnv's search step (on horizongym's retriever) over the raw retrievers' queries.
 
-    ``env_overhead_ratio_vs_bm25s``: env search step over the raw bm25s query (the issue's figure).
+    ``env_overhead_ratio_vs_bm25s``: env search step over the raw bm25s query .
     ``env_overhead_ratio`` (impl horizongym): env search step over the raw query of the very
     retriever inside it, documents included: what the env adds beyond retrieval.
     """

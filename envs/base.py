@@ -164,7 +164,8 @@ class TextEnv(gym.Env[str, str]):
             "reward_components": rewards,
         }
         errors: list[ToolCallError]
-        parsed = None if is_plain_text(action) else parse_action(action, self._tag_arguments)
+        plain = isinstance(action, str) and is_plain_text(action)
+        parsed = None if plain else parse_action(action, self._tag_arguments)
         if parsed is not None and (parsed.calls or parsed.errors):
             observation, errors = self._run_calls(parsed, info)
         else:
@@ -184,7 +185,10 @@ class TextEnv(gym.Env[str, str]):
             info["success"] = state.success
         if state.step_info:
             info.update(state.step_info)
-        return self._emit(observation), sum(rewards.values()), state.terminated, state.truncated, info
+        # a timed-out tool still running in its thread writes into a dict nobody reads any more
+        state.step_rewards = {}
+        info["reward_components"] = components = dict(rewards)
+        return self._emit(observation), sum(components.values()), state.terminated, state.truncated, info
 
     def _run_calls(self, parsed: ParsedAction, info: dict[str, Any]) -> tuple[str, list[ToolCallError]]:
         """Run the parsed calls in order; report each result and error. Returns (observation, errors)."""

@@ -216,3 +216,12 @@ def test_human_policy_reads_lines_lists_tools_and_quits() -> None:
 def test_policy_specs_explain_mistakes(spec: str, fragment: str) -> None:
     with pytest.raises(PolicySpecError, match=fragment):
         make_policy(spec, "KeyChain-v0")
+
+
+def test_openai_policy_serves_several_event_loops(server_factory: Any) -> None:
+    server = server_factory([(200, TOOL_REPLY)])
+    policy = OpenAIPolicy(server.url, "m1")
+    for _ in range(2):  # a trainer runs the engine once per iteration, each time in a new loop
+        episodes = RolloutEngine("KeyChain-v0", policy, max_turns=1, progress=False).run_sync(2)
+        assert all(e.termination_reason == "max_turns" for e in episodes)
+    asyncio.run(policy.aclose())

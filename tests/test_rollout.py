@@ -16,7 +16,7 @@ from horizongym.agents import Action, Policy, RandomPolicy, expert_for
 from horizongym.envs import Task, TextEnv
 from horizongym.envs.keychain import KeyChainEnv
 from horizongym.tools import ToolCall
-from horizongym.training import EpisodeStore, RolloutEngine, read_episodes
+from horizongym.training import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
 
 
 class CrashingEnv(TextEnv):
@@ -269,3 +269,36 @@ def test_env_can_redact_the_previous_observation_from_the_context() -> None:
     assert last_context == ["start", "[removed]", "observation 2", "observation 3"]
     recorded = [m["content"] for m in episode.messages if m["role"] == "user"]
     assert recorded == ["start", "observation 1", "observation 2", "observation 3", "observation 4"]
+
+
+def test_a_hung_step_does_not_stall_the_run_past_its_time_limit(test_envs: None) -> None:
+    started = time.perf_counter()
+    with RolloutEngine("TestSlow-v0", Echo(), concurrency=2, episode_timeout_s=0.1, progress=False) as engine:
+        episodes = engine.run_sync(4)
+    assert {e.termination_reason for e in episodes} == {"time_limit"}
+    # 4 episodes of 0.1 s over 2 workers; a blocked close of the stuck envs would add 0.3 s per episode
+    assert time.perf_counter() - started < 1.2
+
+
+def test_resume_counts_only_episodes_of_the_same_env_and_kwargs(tmp_path: Path) -> None:
+    with EpisodeStore(tmp_path / "e.jsonl") as store:
+        RolloutEngine("KeyChain-v0", expert_for("KeyChain-v0"), store=store, progress=False).run_sync(3)
+        other = RolloutEngine(
+            EnvRecipe("KeyChain-v0", {"max_depth": 1}), expert_for("KeyChain-v0"), store=store, progress=False
+        )
+        assert len(other.run_sync(3, resume=True)) == 3
+        again = RolloutEngine("KeyChain-v0", expert_for("KeyChain-v0"), store=store, progress=False)
+        assert again.run_sync(4, resume=True)[0].seed == 3
+
+
+def test_non_text_actions_become_observations() -> None:
+    env = horizongym.make("KeyChain-v0")
+    env.reset(seed=0)
+    calls = {
+        "tool_calls": [{"id": "c", "type": "function", "function": {"name": "lookup", "arguments": '{"key": "x"}'}}]
+    }
+    observation, *_ = env.step(calls)
+    assert observation == "No key 'x' in the store."
+    for junk in (None, 5, b"bytes"):
+        observation, reward, *_ = env.step(junk)
+        assert observation.startswith("Error [") and float(reward) < 0

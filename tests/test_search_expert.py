@@ -55,3 +55,11 @@ def test_expert_plays_the_real_hotpotqa_sample_by_the_rules(hotpot_path: Path) -
     assert all(e.termination_reason == "terminated" for e in episodes)
     assert not any(step.error for e in episodes for step in e.steps)
     assert any(e.success for e in episodes)
+
+
+def test_expert_ignores_a_system_prompt() -> None:
+    recipe = EnvRecipe("SearchJudge-v0", {"split": "test", "task_order": "by_seed"})
+    with RolloutEngine(recipe, expert_for("SearchJudge-v0"), system_prompt="Be brief.", progress=False) as engine:
+        episodes = engine.run_sync(20)
+    assert not any(step.error for e in episodes for step in e.steps)
+    assert sum(bool(e.success) for e in episodes) >= 16

@@ -211,6 +211,8 @@ class Tool:
             except BaseException as exc:
                 box["error"] = exc
 
+        # Python cannot stop a thread: a call past its limit runs on, its result ignored. Tools that
+        # may hang should bound their own work (subprocess timeouts, socket timeouts) as well.
         worker = threading.Thread(target=target, name=f"tool-{self.name}", daemon=True)
         worker.start()
         worker.join(self.timeout_s)

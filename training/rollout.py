@@ -36,7 +36,7 @@ from horizongym.envs import make
 from horizongym.training.store import EpisodeStore
 from horizongym.training.trajectory import Episode, Step, TerminationReason
 
-_INFO_KEPT_ELSEWHERE = {"tools", "reward_components", "tool_calls", "tool_results", "turn", "task_id"}
+_INFO_KEPT_ELSEWHERE = {"tools", "reward_components", "tool_calls", "tool_results", "turn", "task_id", "error"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class _BrokenEnv(Exception):
 
 
 def policy_seed(seed: int, sample: int, turn: int) -> int:
-    """A distinct, reproducible sampling seed for each (task, sample, turn) (inlined in the engine)."""
+    """A distinct, reproducible sampling seed for each (task, sample, turn)."""
     return ((seed * 100_003 + sample) * 1_009 + turn) % 2_147_483_647
 
 
@@ -87,7 +87,9 @@ class RolloutEngine:
         self.progress = progress
         self._env_factory = env_factory or self.recipe.build
         self._idle_envs: list[gym.Env[Any, Any]] = []
-        self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="env")
+        # room for steps left running by timed-out episodes, so they do not starve the others
+        self._threads = ThreadPoolExecutor(max_workers=2 * self.concurrency + 2, thread_name_prefix="env")
+        self._closer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="env-close")
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
     def __enter__(self) -> RolloutEngine:
@@ -102,6 +104,7 @@ class RolloutEngine:
             with contextlib.suppress(Exception):
                 self._idle_envs.pop().close()
         self._threads.shutdown(wait=False, cancel_futures=True)
+        self._closer.shutdown(wait=False)
         self._writer.shutdown(wait=True)
 
     # ----- public API -----------------------------------------------------------------
@@ -122,7 +125,7 @@ class RolloutEngine:
         """Yield episodes as they finish (stored first, when there is a store)."""
         jobs = self.jobs(num_tasks, group_size, seed)
         if resume and self.store is not None:
-            done = self.store.finished_keys()
+            done = self.store.finished_keys(self.recipe.env_id, self.recipe.kwargs)
             jobs = [job for job in jobs if job not in done]
         queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         for job in jobs:
@@ -152,15 +155,18 @@ class RolloutEngine:
     # ----- internals ------------------------------------------------------------------
     async def _worker(self, jobs: asyncio.Queue[tuple[int, int]], finished: asyncio.Queue[Episode | None]) -> None:
         env: gym.Env[Any, Any] | None = None
+        in_episode: gym.Env[Any, Any] | None = None  # an env whose step may still be running in a thread
         last_yield = time.perf_counter()
         try:
             while not jobs.empty():
                 seed, sample = jobs.get_nowait()
                 if env is None:
                     env = self._idle_envs.pop() if self._idle_envs else await self._build_env()
+                in_episode = env
                 episode, broken = await self._episode(env, seed, sample)
+                in_episode = None
                 if broken:
-                    await self._close_env(env)
+                    self._discard_env(env)
                     env = None
                 if self.store is not None:
                     await asyncio.get_running_loop().run_in_executor(self._writer, self.store.append, episode)
@@ -169,7 +175,9 @@ class RolloutEngine:
                     await asyncio.sleep(0)
                     last_yield = time.perf_counter()
         finally:
-            if env is not None:
+            if in_episode is not None:  # cancelled mid-episode: its thread may still be stepping it
+                self._discard_env(in_episode)
+            elif env is not None:
                 self._idle_envs.append(env)  # kept for the next run; close() closes it
             finished.put_nowait(None)
 
@@ -181,14 +189,14 @@ class RolloutEngine:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, self._env_factory)
 
-    async def _close_env(self, env: gym.Env[Any, Any]) -> None:
-        try:
-            if self._blocking(env):
-                await asyncio.get_running_loop().run_in_executor(self._threads, env.close)
-            else:
+    def _discard_env(self, env: gym.Env[Any, Any]) -> None:
+        """Close a broken env without waiting: it may still be stuck in a step on another thread."""
+
+        def close() -> None:
+            with contextlib.suppress(Exception):
                 env.close()
-        except Exception:
-            pass
+
+        self._closer.submit(close)
 
     async def _call_env(
         self, env: gym.Env[Any, Any], blocking: bool, fn: Callable[[], Any], deadline: float | None
@@ -218,7 +226,6 @@ class RolloutEngine:
             tools: list[dict[str, Any]] = info.get("tools", [])
             context = self._fresh_context(observation)
             transcript.extend(context)
-            base_seed = (seed * 100_003 + sample) * 1_009
             turn = 0
             previous_observation: tuple[int, int] | None = None  # context slice an env may ask to redact
             while True:
@@ -226,7 +233,7 @@ class RolloutEngine:
                     reason = "max_turns"
                     break
                 turn_start = clock()
-                acting = self.policy.act(context, tools, seed=(base_seed + turn) % 2_147_483_647)
+                acting = self.policy.act(context, tools, seed=policy_seed(seed, sample, turn))
                 try:
                     if deadline is None:
                         action: Action = await acting

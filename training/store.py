@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from horizongym.training.trajectory import Episode
 
@@ -81,9 +81,15 @@ class EpisodeStore:
     def __iter__(self) -> Iterator[Episode]:
         return iter(read_episodes(self.path))
 
-    def finished_keys(self) -> set[tuple[int, int]]:
-        """The (seed, sample) pairs of the episodes already stored."""
-        return {episode.key for episode in read_episodes(self.path)}
+    def finished_keys(
+        self, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None
+    ) -> set[tuple[int, int]]:
+        """The (seed, sample) pairs already stored (of that env and those kwargs, when given)."""
+        return {
+            episode.key
+            for episode in read_episodes(self.path)
+            if (env_id is None or episode.env_id == env_id) and (env_kwargs is None or episode.env_kwargs == env_kwargs)
+        }
 
 
 def read_episodes(path: str | os.PathLike[str]) -> list[Episode]:

@@ -174,7 +174,7 @@ class EmailExpert(ScriptedPolicy):
     name = "expert"
 
     def decide(self, messages: list[Message], tools: list[dict[str, Any]], seed: int | None) -> Action:
-        first = messages[0].get("content", "") if messages else ""
+        first = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
         match = _QUESTION.search(first if isinstance(first, str) else "")
         question = match.group(1).strip() if match else ""
         seen = gather(messages)
