@@ -134,7 +134,7 @@ def _validation_error(exc: pydantic.ValidationError) -> APIError:
 def _tool_calls(text: str) -> tuple[str | None, list[dict[str, Any]]]:
     """Split generated text into the content outside ``<tool_call>`` blocks and OpenAI tool calls."""
     parsed = parse_action(text)
-    if not parsed.calls:
+    if not parsed.calls or parsed.errors:  # a malformed block stays visible to the client, never dropped
         return text, []
     calls = [
         {

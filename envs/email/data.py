@@ -58,7 +58,8 @@ def _hash_files(*paths: Path) -> str:
     for path in paths:
         if path.is_dir():
             for item in sorted(p for p in path.rglob("*") if p.is_file()):
-                digest.update(f"{item.relative_to(path)}:{item.stat().st_size}".encode())
+                stat = item.stat()
+                digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         else:
             digest.update(path.read_bytes())
     return digest.hexdigest()[:20]

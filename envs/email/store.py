@@ -273,6 +273,8 @@ class EmailStore:
             raise FileNotFoundError(f"no email store at {self.path}")
         self._mmap_size = mmap_size
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []  # every thread's connection, for close()
+        self._opened_lock = threading.Lock()
         info = dict(self._conn().execute("SELECT key, value FROM info").fetchall())
         if info.get("format") != FORMAT:
             raise ValueError(f"{self.path} is not a {FORMAT} store (format {info.get('format')!r})")
@@ -309,6 +311,8 @@ class EmailStore:
             conn.execute("PRAGMA cache_size=-16384")
             conn.execute("PRAGMA query_only=1")
             self._local.conn = conn
+            with self._opened_lock:
+                self._opened.append(conn)
         return conn
 
     @classmethod
@@ -553,11 +557,12 @@ class EmailStore:
         return low, high
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every thread's connection; a later query opens a fresh one."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
             conn.close()
-            self._local.conn = None
+        self._local = threading.local()
 
     def __repr__(self) -> str:
         return f"EmailStore({str(self.path)!r}, emails={len(self)}, inboxes={len(self._inboxes)})"

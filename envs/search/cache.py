@@ -47,6 +47,7 @@ def build_atomically(target: Path, build: Callable[[Path], None], *, replace: bo
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             build(tmp)
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
                 os.replace(target, old / "x")
