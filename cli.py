@@ -174,7 +174,12 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from horizongym.agents.serving import serve
 
     serve(
-        str(model_dir), host=args.host, port=args.port, model_name=args.model_name, max_batch_size=args.max_batch_size
+        str(model_dir),
+        host=args.host,
+        port=args.port,
+        model_name=args.model_name,
+        max_batch_size=args.max_batch_size,
+        max_new_tokens=args.max_new_tokens,
     )
 
 
@@ -239,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model-name", help="id clients use (default: the folder name)")
     p.add_argument("--max-batch-size", type=int, default=16, help="requests generated together")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="completion limit when a request sets none")
     p.set_defaults(run=cmd_serve)
     return parser
 

@@ -178,3 +178,17 @@ def test_render_round_trips() -> None:
 def test_toolset_rejects_duplicate_names() -> None:
     with pytest.raises(ValueError, match="duplicate tool names"):
         ToolSet.of([search, search])
+
+
+def test_nested_tags_read_the_same_whatever_the_declaration_order() -> None:
+    text = "<search>who <answer>x</answer></search> <answer>42</answer>"
+    one = parse_action(text, {"search": "query", "answer": "value"})
+    other = parse_action(text, {"answer": "value", "search": "query"})
+    assert (
+        one.calls
+        == other.calls
+        == [
+            ToolCall("search", {"query": "who <answer>x</answer>"}),
+            ToolCall("answer", {"value": "42"}),
+        ]
+    )

@@ -146,17 +146,21 @@ def _parse(action: Any, tag_arguments: dict[str, str]) -> ParsedAction:
             if problem is None and _looks_like_openai(obj):
                 return parse_openai_tool_calls(obj)
 
-    for name, argument in tag_arguments.items():
-        if f"<{name}>" not in action:
+    candidates = [
+        (match, name, argument)
+        for name, argument in tag_arguments.items()
+        if f"<{name}>" in action
+        for match in _tag_pattern(name).finditer(action)
+    ]
+    # left to right, whatever the order the tools were declared in; a tag inside an earlier one is its text
+    for match, name, argument in sorted(candidates, key=lambda c: c[0].start()):
+        if any(start <= match.start() < end for start, end in spans):
             continue
-        for match in _tag_pattern(name).finditer(action):
-            if any(start <= match.start() < end for start, end in spans):
-                continue
-            spans.append(match.span())
-            if not match.group(2):
-                found.append((match.start(), MalformedToolCall(f"<{name}> is not closed with </{name}>.", tool=name)))
-            else:
-                found.append((match.start(), ToolCall(name=name, arguments={argument: match.group(1).strip()})))
+        spans.append(match.span())
+        if not match.group(2):
+            found.append((match.start(), MalformedToolCall(f"<{name}> is not closed with </{name}>.", tool=name)))
+        else:
+            found.append((match.start(), ToolCall(name=name, arguments={argument: match.group(1).strip()})))
 
     text = action
     for start, end in sorted(spans, reverse=True):

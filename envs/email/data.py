@@ -95,11 +95,11 @@ def _cached_dataset(
 def _synthetic(size: int | None, seed: int) -> tuple[EmailStore, tuple[EmailQuestion, ...]]:
     from horizongym.envs.email import company
 
-    generated = (
-        company.default_company() if size is None and seed == 0 else company.generate_company(size or 5000, seed)
-    )
+    def generated() -> company.Company:  # only called when the cache misses (default_company is cached)
+        return company.default_company() if size is None and seed == 0 else company.generate_company(size or 5000, seed)
+
     key = f"synthetic-{size}-{seed}-{_hash_files(Path(company.__file__))}-{_code_hash()}"
-    return _cached_dataset(key, lambda: generated.emails, lambda: list(generated.questions))
+    return _cached_dataset(key, lambda: generated().emails, lambda: list(generated().questions))
 
 
 def _real(kind: str, path: Path) -> tuple[EmailStore, tuple[EmailQuestion, ...]]:
