@@ -18,6 +18,7 @@ from horizongym.envs.spaces import UnicodeText
 register("KeyChain-v0", "horizongym.envs.keychain:KeyChainEnv")
 register("SearchJudge-v0", "horizongym.envs.search.env:SearchJudgeEnv")
 register("EmailInbox-v0", "horizongym.envs.email.env:EmailInboxEnv")
+register("KernelGen-v0", "horizongym.envs.kernels.env:KernelGenEnv")
 
 __all__ = [
     "NAMESPACE",
