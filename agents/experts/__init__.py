@@ -1,7 +1,8 @@
 """Per-environment expert policies. Importing this package registers them all."""
 
 from horizongym.agents.experts.email import EmailExpert
+from horizongym.agents.experts.kernels import KernelExpert
 from horizongym.agents.experts.keychain import KeyChainExpert
 from horizongym.agents.experts.search import SearchExpert
 
-__all__ = ["EmailExpert", "KeyChainExpert", "SearchExpert"]
+__all__ = ["EmailExpert", "KernelExpert", "KeyChainExpert", "SearchExpert"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsFloat
 
 from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.kernels.evaluator import EvalResult, KernelEvaluator
@@ -122,6 +122,7 @@ class KernelEpisode:
 
     task: KernelTask
     rewards: list[float] = field(default_factory=list)
+    """Every turn's reward, submissions or not."""
     results: list[EvalResult] = field(default_factory=list)
 
     @property
@@ -228,7 +229,6 @@ class KernelGenEnv(TextEnv):
         for name, value in components.items():
             self.add_reward(name, value)
         episode.results.append(result)
-        episode.rewards.append(sum(components.values()))
         self.set_info("evaluation", evaluation_info(result))
         self.end_turn()
         turns_left = self.max_turns - self.state.turn
@@ -245,11 +245,16 @@ class KernelGenEnv(TextEnv):
         self._close_episode()
 
     def _close_episode(self) -> None:
+        self.state.success = any(r.correct for r in self._episode().results)
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = super().step(action)
         episode = self._episode()
-        self.state.success = any(r.correct for r in episode.results)
-        rewards = list(episode.rewards)
-        self.set_info("turn_returns", self.scheme.returns(rewards))
-        self.set_info("best_speedup", episode.best_speedup)
+        episode.rewards.append(float(reward))
+        if terminated or truncated:
+            info["turn_returns"] = self.scheme.returns(episode.rewards)
+            info["best_speedup"] = episode.best_speedup
+        return observation, reward, terminated, truncated, info
 
     def _episode(self) -> KernelEpisode:
         if self.episode is None:
