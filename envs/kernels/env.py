@@ -147,7 +147,7 @@ class KernelGenEnv(TextEnv):
         backend: str = "auto",
         reward: str = "kevin",
         gamma: float | None = None,
-        trials: int = 100,
+        trials: int = 200,
         checks: int = 5,
         threads: int = 1,
         timeout_s: float = 180.0,

@@ -10,15 +10,19 @@ candidate's code runs nothing in this process can be trusted:
 2. Load the candidate (this builds its kernels); construct ``ModelNew`` under the same seed
    as ``Model``.
 3. Correctness, on fresh inputs per seed, each call on its own clones, with the reference run
-   just before the candidate on odd seeds (its output poisoned and freed) and not on even
-   seeds: an output buffer recycled from the reference holds NaN, never the answer. After each
+   just before the candidate on odd seeds (its output poisoned and freed) and, on even seeds,
+   blocks of the outputs' sizes filled with NaN and freed instead: an output buffer the
+   candidate gets from the allocator holds poison, never the answer, so any element it
+   fails to write shows up. After each
    call: output must be a plain tensor that shares no memory with an input, inputs unchanged,
    at least one kernel launched, no computing PyTorch operator dispatched
    (:class:`~horizongym.envs.kernels.guards.OperatorGuard`), the output unchanged 20 ms later
    (nothing left running), the timers untouched. Outputs go to the parent, which compares.
 4. Timing: warm-ups, then ``trials`` timed calls of each, alternating which runs first,
    inputs refilled in place with new values before every call (so a cache of earlier results
-   returns stale data) and the cache flushed; the last candidate call runs on inputs it has
+   returns stale data) and the cache flushed, garbage collection off. A tenth of the trials,
+   at private random positions, add an untimed candidate call under the operator guard (the
+   guard's own cost stays out of the timings). The last candidate call runs on inputs it has
    never seen, and its output goes to the parent to be checked as well.
 
 On CUDA each call is timed by events *and* by the host clock around a device-wide
@@ -28,8 +32,10 @@ synchronize; the larger counts, so work pushed onto a side stream is still timed
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
+import random
 import resource
 import sys
 import tempfile
@@ -64,10 +70,10 @@ class EvalRequest:
     final_seed: int = 6
     timing_seeds: tuple[int, ...] = (7, 8, 9, 10)
     init_seed: int = 0
-    trials: int = 100
+    trials: int = 200
     warmup: int = 5
     threads: int = 1
-    flush_bytes: int = 32 << 20
+    flush_bytes: int = 4 << 20
     memory_limit_bytes: int = 4 << 30
     time_torch_compile: bool = False
     settle_s: float = 0.02
@@ -164,9 +170,13 @@ class Timers:
 
 
 def _thread_limits(threads: int) -> None:
+    """Both contenders get ``threads`` threads, pinned to the last ``threads`` cores (fewer migrations)."""
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[variable] = str(threads)
     torch.set_num_threads(threads)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > threads:
+        os.sched_setaffinity(0, cores[-threads:])
 
 
 def _memory_limit(extra_bytes: int) -> None:
@@ -201,6 +211,7 @@ class Evaluation:
         self.request, self.conn = request, conn
         self.device = torch.device(request.device)
         self.timers = Timers(request.device)
+        self._output_specs: list[tuple[torch.Size, torch.dtype]] = []
 
     def send(self, kind: str, **payload: Any) -> None:
         self.conn.send((kind, payload))
@@ -273,6 +284,7 @@ class Evaluation:
             outputs = _as_list(model(*make_inputs(seed)))
             self.timers.synchronize()
             expected[seed] = [_to_numpy(out) for out in outputs]
+            self._output_specs = [(out.shape, out.dtype) for out in outputs if isinstance(out, torch.Tensor)]
             _poison(outputs)
         self.send("expected", outputs=expected)
 
@@ -324,20 +336,33 @@ class Evaluation:
             inputs = make_inputs(seed)
             if index % 2 == 1:  # the reference runs just before: its freed output must not help
                 reference_outputs = _as_list(model(*_clone_all(inputs)))
-                self.timers.synchronize()
-                _poison(reference_outputs)
-                del reference_outputs
+            else:  # blocks of the outputs' sizes, handed back to the allocator full of poison
+                reference_outputs = [
+                    torch.empty(shape, dtype=dtype, device=self.device) for shape, dtype in self._output_specs
+                ]
+            self.timers.synchronize()
+            _poison(reference_outputs)
+            del reference_outputs
             check = self.checked_call(candidate, _clone_all(inputs))
             self.send("checked", seed=seed, outputs=check.outputs, violations=check.violations)
 
     # ----- timing --------------------------------------------------------------------
+    def flush_cache(self, flush: torch.Tensor) -> None:
+        """Evict the caches between trials: on a GPU by writing a buffer larger than L2; on a CPU by
+        reading one larger than the last-level cache share (reading leaves no dirty lines whose
+        write-back the next timed call would pay for)."""
+        if self.device.type == "cuda":
+            flush.zero_()
+        else:
+            flush.sum()
+
     def time_both(
         self, model: torch.nn.Module, candidate: torch.nn.Module, make_inputs: Callable[[int], list[Any]]
     ) -> None:
         request = self.request
         pool = [make_inputs(seed) for seed in request.timing_seeds]
         buffers = _clone_all(pool[0])
-        flush = torch.empty(max(request.flush_bytes // 4, 1), dtype=torch.float32, device=self.device)
+        flush = torch.ones(max(request.flush_bytes // 4, 1), dtype=torch.float32, device=self.device)
         contenders: dict[str, Callable[[], Any]] = {
             "reference": lambda: model(*buffers),
             "candidate": lambda: candidate(*buffers),
@@ -360,18 +385,23 @@ class Evaluation:
         launches = api.launch_count()
         names = list(contenders)
         guard = OperatorGuard()
-        for trial in range(request.trials):
-            order = names if trial % 2 == 0 else names[::-1]
-            for name in order:
-                refill(pool[(trial + names.index(name)) % len(pool)])
-                flush.zero_()
-                self.timers.synchronize()
-                if name == "candidate":
-                    with guard:
-                        elapsed, _ = self.timers.time_call(contenders[name])
-                else:
+        spot_checks = set(random.Random(request.final_seed).sample(range(request.trials), max(1, request.trials // 10)))
+        gc.disable()  # a collection inside a timed call would be charged to whoever was running
+        try:
+            for trial in range(request.trials):
+                order = names if trial % 2 == 0 else names[::-1]
+                for name in order:
+                    refill(pool[(trial + names.index(name)) % len(pool)])
+                    self.flush_cache(flush)
+                    self.timers.synchronize()
                     elapsed, _ = self.timers.time_call(contenders[name])
-                times[name].append(elapsed)
+                    times[name].append(elapsed)
+                if trial in spot_checks:  # an untimed call under the operator guard, indistinguishable
+                    with guard:
+                        candidate(*buffers)
+                    self.timers.synchronize()
+        finally:
+            gc.enable()
         timed_launches = api.launch_count() - launches
         refill(make_inputs(request.final_seed))
         final = self.checked_call(candidate, buffers)
@@ -379,7 +409,7 @@ class Evaluation:
         if guard.computing:
             ops = ", ".join(dict.fromkeys(guard.computing))
             violations.append(("torch_op", f"forward computed with PyTorch operators while timed ({ops})"))
-        if timed_launches < request.trials:
+        if timed_launches < request.trials + len(spot_checks):
             violations.append(("no_launch", "some timed calls launched no kernel"))
         self.send("timed", times=times, final_outputs=final.outputs, violations=violations)
 

@@ -12,6 +12,7 @@ from any script. The zygote exits when the parent closes its end.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import signal
@@ -38,8 +39,26 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""glibc ``mallopt`` parameters (malloc.h)."""
+
+
+def keep_freed_memory() -> None:
+    """Make glibc keep freed memory for reuse instead of handing it back to the kernel.
+
+    By default a large tensor is ``mmap``-ed and returned on free, so every call of an operator
+    pays page faults for its output, and how many varies from run to run: timings swing by
+    several times. With this, buffers of up to 32 MiB come from the heap and are reused.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
 def serve(control: socket.socket) -> None:
     """The zygote's loop: receive (socket, request), fork a child for it, answer the child's pid."""
+    keep_freed_memory()
     from horizongym.envs.kernels.worker import evaluate_child  # imports torch once, before any fork
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
@@ -83,6 +102,7 @@ class Zygote:
             [sys.executable, "-m", "horizongym.envs.kernels.zygote", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "THP_MEM_ALLOC_ENABLE": "1"},
         )
         theirs.close()
         self._control = ours

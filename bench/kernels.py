@@ -1,0 +1,165 @@
+"""KernelGen evaluation speed and trustworthiness: builds, timing noise, throughput, reward hacks caught.
+
+- ``compile_cold_s`` (``backend``, ``method``): building a small kernel that is not in the cache.
+  ``method=ctypes`` is :func:`horizongym.envs.kernels.api.build` (plain g++/nvcc shared library,
+  no torch headers); ``method=load_inline`` is ``torch.utils.cpp_extension.load_inline`` with
+  ``torch/extension.h`` (full run only: it takes about half a minute). ``backend=cpu`` builds C++,
+  ``backend=compile-only`` builds CUDA with nvcc.
+- ``compile_cached_ms`` (``backend``, ``method``): getting the same kernel again (hash, cache hit).
+- ``timing_cv`` (``backend``, ``task``): coefficient of variation of the candidate's median time
+  over 10 repeated evaluations of one expert kernel (each: 200 alternating trials, flushed cache).
+- ``expert_speedup`` (``backend``, ``task``): speedup of each hand-written expert kernel over PyTorch
+  eager, from a full evaluation; ``experts_faster``: how many have a speedup ≥ 1.0.
+- ``evals_per_min`` (``backend``): full evaluations (process, build from cache, 5 checks, 200
+  timed trials of each contender) per minute, one at a time.
+- ``exploits_caught`` / ``exploits_total``: reward hacks of the regression corpus that scored 0.
+
+On a machine with a GPU, the same figures are also measured for ``backend=cuda``.
+
+    python -m horizongym.bench.kernels [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from tqdm import tqdm
+
+from horizongym.agents.experts.kernel_solutions import SOLUTIONS
+from horizongym.envs.kernels.api import build
+from horizongym.envs.kernels.catalog import get_task
+from horizongym.envs.kernels.evaluator import KernelEvaluator
+from horizongym.envs.kernels.exploits import EXPLOITS
+
+figures: list[dict[str, Any]] = []
+
+SMALL_CPP = r"""
+#include <cstdint>
+extern "C" void relu(const float* __restrict__ x, float* __restrict__ y, int64_t n) {
+    #pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+"""
+
+SMALL_CUDA = r"""
+#include <cstdint>
+__global__ void relu_kernel(const float* x, float* y, int64_t n) {
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+extern "C" void relu(const float* x, float* y, int64_t n) { relu_kernel<<<(n + 255) / 256, 256>>>(x, y, n); }
+"""
+
+TORCH_EXTENSION = r"""
+#include <torch/extension.h>
+torch::Tensor relu(torch::Tensor x) {
+    auto y = torch::empty_like(x);
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) yp[i] = xp[i] > 0.f ? xp[i] : 0.f;
+    return y;
+}
+"""
+
+
+def emit(metric: str, value: float, unit: str, **params: Any) -> None:
+    figures.append(
+        {"bench": "kernels", "metric": metric, "value": round(float(value), 4), "unit": unit, "params": params}
+    )
+
+
+def measure_builds(backend: str, language: str, source: str, repeats: int) -> None:
+    cold, cached = [], []
+    for _ in range(repeats):
+        unique = f"{source}\n// {uuid.uuid4().hex}\n"
+        started = time.perf_counter()
+        first = build(unique, language)
+        cold.append(time.perf_counter() - started)
+        assert not first.cached
+        for _ in range(5):
+            started = time.perf_counter()
+            again = build(unique, language)
+            cached.append((time.perf_counter() - started) * 1000)
+            assert again.cached
+    emit("compile_cold_s", statistics.median(cold), "s", backend=backend, method="ctypes", repeats=repeats)
+    emit("compile_cached_ms", statistics.median(cached), "ms", backend=backend, method="ctypes")
+
+
+def measure_load_inline() -> None:
+    from torch.utils.cpp_extension import load_inline
+
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        load_inline(
+            f"bench_relu_{uuid.uuid4().hex[:8]}",
+            cpp_sources=[TORCH_EXTENSION],
+            functions=["relu"],
+            build_directory=folder,
+            extra_cflags=["-O3"],
+        )
+        emit("compile_cold_s", time.perf_counter() - started, "s", backend="cpu", method="load_inline")
+        started = time.perf_counter()
+        load_inline("bench_relu_again", cpp_sources=[TORCH_EXTENSION], functions=["relu"], build_directory=folder)
+        emit("compile_cached_ms", (time.perf_counter() - started) * 1000, "ms", backend="cpu", method="load_inline")
+
+
+def measure_evaluations(backend: str, experts: list[str], cv_task: str, repeats: int) -> None:
+    language = "cpp" if backend == "cpu" else "cuda"
+    evaluator = KernelEvaluator(backend)
+    medians = []
+    code = SOLUTIONS[cv_task][language]
+    for _ in tqdm(range(repeats), desc=f"timing noise ({cv_task})", unit="eval"):
+        result = evaluator.evaluate(get_task(cv_task), code)
+        assert result.timing is not None, result.reason
+        medians.append(result.timing.candidate_ms)
+    emit("timing_cv", statistics.pstdev(medians) / statistics.fmean(medians), "ratio", backend=backend, task=cv_task)
+    faster = 0
+    started = time.perf_counter()
+    for name in tqdm(experts, desc="expert kernels", unit="eval"):
+        result = evaluator.evaluate(get_task(name), SOLUTIONS[name][language])
+        speedup = result.speedup if result.speedup is not None else 0.0
+        faster += speedup >= 1.0
+        emit("expert_speedup", speedup, "x", backend=backend, task=name, status=result.status)
+    elapsed = time.perf_counter() - started
+    emit("evals_per_min", len(experts) / elapsed * 60, "evals/min", backend=backend)
+    emit("experts_faster", faster, "tasks", backend=backend, of=len(experts))
+
+
+def measure_exploits(backend: str, trials: int) -> None:
+    evaluator = KernelEvaluator(backend, trials=trials)
+    caught = 0
+    for exploit in tqdm(EXPLOITS, desc="exploit corpus", unit="exploit"):
+        result = evaluator.evaluate(get_task(exploit.task), exploit.source)
+        caught += not result.correct
+    emit("exploits_caught", caught, "exploits", backend=backend)
+    emit("exploits_total", len(EXPLOITS), "exploits", backend=backend)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="under a minute: fewer experts, no load_inline")
+    args = parser.parse_args()
+    import torch
+
+    measure_builds("cpu", "cpp", SMALL_CPP, repeats=3)
+    measure_builds("compile-only", "cuda", SMALL_CUDA, repeats=1 if args.quick else 3)
+    if not args.quick:
+        measure_load_inline()
+    backends = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    for backend in backends:
+        language = "cpp" if backend == "cpu" else "cuda"
+        experts = sorted(name for name, files in SOLUTIONS.items() if language in files)
+        measure_evaluations(backend, experts[:5] if args.quick else experts, "softmax", repeats=10)
+        measure_exploits(backend, trials=5 if args.quick else 100)
+    for figure in figures:
+        print(json.dumps(figure, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
