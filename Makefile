@@ -32,7 +32,10 @@ demo: venv
 	$(BIN)/horizongym rollout EmailInbox-v0 --policy expert -n 64 --concurrency 8 --out $(DEMO_DIR)/email.jsonl
 	$(BIN)/horizongym show $(DEMO_DIR)/expert.jsonl --html $(DEMO_DIR)/expert.html
 	$(BIN)/horizongym show $(DEMO_DIR)/search.jsonl --html $(DEMO_DIR)/search.html
+	$(BIN)/horizongym rollout KernelGen-v0 --policy expert -n 11 --concurrency 1 --out $(DEMO_DIR)/kernels.jsonl \
+		--env-kwargs '{"levels": [2], "task_order": "by_seed"}'
 	$(BIN)/horizongym show $(DEMO_DIR)/email.jsonl --html $(DEMO_DIR)/email.html
+	$(BIN)/horizongym show $(DEMO_DIR)/kernels.jsonl --html $(DEMO_DIR)/kernels.html
 	@echo "Episodes are in $(DEMO_DIR)/; open $(DEMO_DIR)/*.html to read them."
 
 lint: venv
@@ -50,6 +53,7 @@ bench: venv
 	$(BIN)/python -m horizongym.bench.overhead --quick
 	$(BIN)/python -m horizongym.bench.search --quick
 	$(BIN)/python -m horizongym.bench.email --quick
+	$(BIN)/python -m horizongym.bench.kernels --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,4 +1,4 @@
-"""The ``horizongym`` command: list, play, rollout, show, serve."""
+"""The ``horizongym`` command: list, play, rollout, show, serve, kernels."""
 
 from __future__ import annotations
 
@@ -183,6 +183,40 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_kernels_tasks(args: argparse.Namespace) -> None:
+    from horizongym.envs.kernels.env import load_task_list
+
+    tasks = load_task_list(args.tasks, [args.level] if args.level else None)
+    width = max(len(task.id) for task in tasks)
+    for task in tasks:
+        print(f"{task.id.ljust(width)}  {task.description}")
+
+
+def cmd_kernels_eval(args: argparse.Namespace) -> None:
+    from horizongym.envs.kernels.env import evaluation_info, load_task_list
+    from horizongym.envs.kernels.evaluator import KernelEvaluator
+    from horizongym.envs.kernels.feedback import describe
+    from horizongym.envs.kernels.rewards import make_scheme
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"no candidate file at {path}")
+    task = next((t for t in load_task_list(args.tasks, None) if args.task in (t.name, t.id)), None)
+    if task is None:
+        raise CommandError(f"no task {args.task!r}; see 'horizongym kernels tasks'")
+    try:
+        evaluator = KernelEvaluator(args.backend, trials=args.trials, threads=args.threads)
+        scheme = make_scheme(args.reward)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    result = evaluator.evaluate(task, path.read_text())
+    components = scheme.components(result)
+    if args.json:
+        print(json.dumps({**evaluation_info(result), "reward_components": components}, indent=2))
+    else:
+        print(describe(result, components, threads=evaluator.threads, turns_left=0))
+
+
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
     parser.add_argument("--data", help="the env's data source (same as --env-kwargs '{\"data\": ...}')")
@@ -246,6 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=16, help="requests generated together")
     p.add_argument("--max-new-tokens", type=int, default=1024, help="completion limit when a request sets none")
     p.set_defaults(run=cmd_serve)
+
+    kernels = commands.add_parser("kernels", help="KernelGen tasks, and evaluating a kernel file").add_subparsers(
+        dest="kernels_command", required=True
+    )
+    p = kernels.add_parser("tasks", help="list the kernel tasks")
+    p.add_argument("--level", type=int, choices=(1, 2, 3))
+    p.add_argument("--tasks", default="catalog", help="catalog (built in) or kernelbench:PATH")
+    p.set_defaults(run=cmd_kernels_tasks)
+    p = kernels.add_parser("eval", help="build, check and time a candidate file, as KernelGen-v0 does")
+    p.add_argument("task", help="task name or id, e.g. softmax or L1/softmax")
+    p.add_argument("file", help="Python file defining ModelNew")
+    p.add_argument("--backend", default="auto", help="auto, cpu, cuda or compile-only")
+    p.add_argument("--reward", default="kevin", help="kevin or milestones")
+    p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tasks", default="catalog", help="catalog (built in) or kernelbench:PATH")
+    p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    p.set_defaults(run=cmd_kernels_eval)
     return parser
 
 

@@ -55,6 +55,9 @@ def test_rollout_show_and_resume(tmp_path: Path) -> None:
         (("serve", "{tmp}/missing"), "no model at"),
         (("rollout", "KeyChain-v0", "--env-kwargs", "[1]"), "must be a JSON object"),
         (("play", "KeyChain-v0", "--import", "no_such_module_xyz"), "cannot import 'no_such_module_xyz'"),
+        (("kernels", "eval", "softmax", "{tmp}/none.py"), "no candidate file"),
+        (("kernels", "eval", "sofmax", __file__), "no task 'sofmax'"),
+        (("kernels", "eval", "softmax", __file__, "--backend", "tpu"), "backend must be one of"),
     ],
 )
 def test_mistakes_get_one_clear_line_and_status_2(args: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
@@ -107,3 +110,18 @@ def test_rollout_with_a_users_own_module(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 64
+
+
+def test_kernels_tasks_and_eval(tmp_path: Path) -> None:
+    listed = horizongym("kernels", "tasks", "--level", "2")
+    assert listed.returncode == 0 and "L2/swiglu_gate" in listed.stdout and "L1/" not in listed.stdout
+    from horizongym.agents.experts.kernel_solutions import SOLUTIONS
+
+    candidate = tmp_path / "softmax.py"
+    candidate.write_text(SOLUTIONS["softmax"]["cpp"])
+    shown = horizongym("kernels", "eval", "L1/softmax", str(candidate), "--backend", "cpu", "--trials", "10")
+    assert shown.returncode == 0, shown.stderr
+    assert "Result: CORRECT" in shown.stdout and "PyTorch eager (reference)" in shown.stdout
+    as_json = horizongym("kernels", "eval", "softmax", str(candidate), "--backend", "cpu", "--trials", "5", "--json")
+    report = json.loads(as_json.stdout)
+    assert report["status"] == "correct" and report["reward_components"]["correct"] == 0.3
