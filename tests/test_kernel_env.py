@@ -194,3 +194,18 @@ def test_cuda_backend_runs_the_cuda_experts_on_a_gpu() -> None:
             assert result.status == "correct", f"{name}: {result.reason}"
     for exploit in EXPLOITS:
         assert not evaluator.evaluate(get_task(exploit.task), exploit.source).correct
+
+
+def test_the_prompts_example_candidates_are_valid() -> None:
+    from horizongym.envs.kernels.env import example_candidate
+    from horizongym.envs.kernels.types import KernelTask
+
+    double = KernelTask(
+        "double",
+        1,
+        "class Model(nn.Module):\n    def forward(self, x):\n        return 2 * x\n\n\n"
+        "def get_inputs():\n    return [torch.randn(N)]\n\n\ndef get_init_inputs():\n    return []\n",
+        {"cpu": {"N": 4096}},
+    )
+    assert KernelEvaluator("cpu", trials=5).evaluate(double, example_candidate("cpp")).status == "correct"
+    assert KernelEvaluator("compile-only").evaluate(double, example_candidate("cuda")).status == "compiled"

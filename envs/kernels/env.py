@@ -32,19 +32,7 @@ from horizongym.tools import NoToolCall, tool
 
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 
-CPP_EXAMPLE = '''import torch
-import torch.nn as nn
-
-from horizongym.envs.kernels.api import load_kernel
-
-lib = load_kernel(r"""
-#include <cstdint>
-extern "C" void scale(const float* __restrict__ x, float* __restrict__ y, double factor, int64_t n) {
-    #pragma omp parallel for simd
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * (float)factor;
-}
-""")
-
+EXAMPLE_MODEL = """
 
 class ModelNew(nn.Module):
     def __init__(self):
@@ -55,35 +43,31 @@ class ModelNew(nn.Module):
         y = torch.empty_like(x)
         lib.scale(x, y, 2.0, x.numel())
         return y
-'''
-
-CUDA_EXAMPLE = '''import torch
-import torch.nn as nn
-
-from horizongym.envs.kernels.api import load_kernel
-
-lib = load_kernel(r"""
-#include <cstdint>
+"""
+EXAMPLE_KERNELS = {
+    "cpp": """#include <cstdint>
+extern "C" void scale(const float* __restrict__ x, float* __restrict__ y, double factor, int64_t n) {
+    #pragma omp parallel for simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * (float)factor;
+}""",
+    "cuda": """#include <cstdint>
 __global__ void scale_kernel(const float* x, float* y, float factor, int64_t n) {
     int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
     if (i < n) y[i] = x[i] * factor;
 }
 extern "C" void scale(const float* x, float* y, double factor, int64_t n) {
     scale_kernel<<<(n + 255) / 256, 256>>>(x, y, (float)factor, n);
+}""",
 }
-""")
 
 
-class ModelNew(nn.Module):
-    def __init__(self):
-        super().__init__()
+def example_candidate(language: str) -> str:
+    """A complete, rule-abiding candidate file (for an operator y = 2x) in ``language``."""
+    return (
+        "import torch\nimport torch.nn as nn\n\nfrom horizongym.envs.kernels.api import load_kernel\n\n"
+        f'lib = load_kernel(r"""\n{EXAMPLE_KERNELS[language]}\n""")\n{EXAMPLE_MODEL}'
+    )
 
-    def forward(self, x):
-        x = x.contiguous()
-        y = torch.empty_like(x)
-        lib.scale(x, y, 2.0, x.numel())
-        return y
-'''
 
 RULES = (
     "Rules (checked; a submission that breaks one scores 0): ModelNew takes the same constructor arguments as "
@@ -189,7 +173,7 @@ class KernelGenEnv(TextEnv):
         )
         if evaluator.backend == "compile-only":
             language += "; this machine has no GPU, so submissions are only built, not run"
-        example = CUDA_EXAMPLE if cuda else CPP_EXAMPLE
+        example = example_candidate(evaluator.language)
         return (
             f"Write a faster kernel for this PyTorch operator.\n\n"
             f"Task: {task.id} (level {task.level}){' — ' + task.description if task.description else ''}\n"
