@@ -9,12 +9,15 @@ solvable. The CPU kernels win over eager PyTorch by fusing its passes over memor
 and by a branch-free, vectorisable ``exp``.
 
 Each task is written as a :class:`Solution`: the kernel source per language and the Python
-``ModelNew`` class shared by both; :func:`candidate` assembles them into a file.
+``ModelNew`` class shared by both; :func:`~horizongym.envs.kernels.api.candidate_file`
+assembles them into a file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from horizongym.envs.kernels.api import candidate_file
 
 FAST_EXP = r"""
 #pragma GCC target("prefer-vector-width=512")
@@ -93,20 +96,6 @@ class Solution:
 
     model: str
     kernels: dict[str, str] = field(default_factory=dict)
-
-
-def candidate(kernel: str, model: str, language: str) -> str:
-    """A complete candidate file: imports, the kernel source, its library and ``ModelNew``."""
-    return (
-        "import torch\n"
-        "import torch.nn as nn\n"
-        "\n"
-        "from horizongym.envs.kernels.api import load_kernel\n"
-        "\n"
-        f"SOURCE = r'''{kernel.rstrip()}\n'''\n"
-        f"lib = load_kernel(SOURCE, {language!r})\n"
-        "\n\n" + model.strip("\n") + "\n"
-    )
 
 
 _SOLUTIONS: dict[str, Solution] = {
@@ -672,7 +661,9 @@ extern "C" void add_layer_norm(const float* __restrict__ x, const float* __restr
 def _assemble(solutions: dict[str, Solution]) -> dict[str, dict[str, str]]:
     """Candidate files for every task and language."""
     return {
-        task: {language: candidate(kernel, solution.model, language) for language, kernel in solution.kernels.items()}
+        task: {
+            language: candidate_file(kernel, solution.model, language) for language, kernel in solution.kernels.items()
+        }
         for task, solution in solutions.items()
     }
 

@@ -251,6 +251,15 @@ def default_language() -> str:
     return os.environ.get(LANGUAGE_VARIABLE) or "cpp"
 
 
+def candidate_file(kernel_source: str, model_source: str, language: str) -> str:
+    """A complete candidate file: imports, ``SOURCE`` (the kernel), ``lib = load_kernel(...)``, ``ModelNew``."""
+    return (
+        "import torch\nimport torch.nn as nn\n\nfrom horizongym.envs.kernels.api import load_kernel\n\n"
+        f'SOURCE = r"""\n{kernel_source.strip()}\n"""\nlib = load_kernel(SOURCE, {language!r})\n\n\n'
+        f"{model_source.strip()}\n"
+    )
+
+
 def load_kernel(source: str, language: str | None = None) -> KernelLibrary:
     """Build ``source`` (cached) and load it. ``language`` defaults to the backend's (see module doc)."""
     language = language or default_language()

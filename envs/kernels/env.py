@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, SupportsFloat
 
 from horizongym.envs.base import Task, TextEnv
+from horizongym.envs.kernels.api import candidate_file
 from horizongym.envs.kernels.evaluator import EvalResult, KernelEvaluator
 from horizongym.envs.kernels.feedback import describe
 from horizongym.envs.kernels.rewards import make_scheme
@@ -63,10 +64,7 @@ extern "C" void scale(const float* x, float* y, double factor, int64_t n) {
 
 def example_candidate(language: str) -> str:
     """A complete, rule-abiding candidate file (for an operator y = 2x) in ``language``."""
-    return (
-        "import torch\nimport torch.nn as nn\n\nfrom horizongym.envs.kernels.api import load_kernel\n\n"
-        f'lib = load_kernel(r"""\n{EXAMPLE_KERNELS[language]}\n""")\n{EXAMPLE_MODEL}'
-    )
+    return candidate_file(EXAMPLE_KERNELS[language], EXAMPLE_MODEL, language)
 
 
 RULES = (
