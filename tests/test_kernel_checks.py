@@ -52,7 +52,18 @@ def test_a_rule_abiding_candidate_has_no_violations() -> None:
         ("try:\n    pass\nexcept Exception:\n    pass", "try_except"),
         ("y = eval('1')", "forbidden_name"),
         ("y = getattr(torch, 'relu')", "forbidden_name"),
-        ("y = torch.__dict__", "dunder"),
+        ("y = torch.__dict__", "forbidden_attribute"),
+        ("y = x.__class__", "dunder"),
+        ("y = torch.serialization.sys", "forbidden_attribute"),
+        ("y = nn.modules.module", "forbidden_attribute"),
+        ("y = nn.init.torch", "forbidden_attribute"),
+        ("y = (i for i in ()).gi_frame", "forbidden_attribute"),
+        ("t = torch", "module_as_value"),
+        ("f = nn.init", "module_as_value"),
+        ("lib.path = 1", "attribute_assignment"),
+        ("y = torch.zeros(3).apply_(abs)", "host_escape"),
+        ("from horizongym.envs.kernels.api import build", "forbidden_attribute"),
+        ("class P:\n    def __reduce__(self):\n        return (print, ())", "dunder"),
         ("y = __builtins__", "dunder"),
         ("y = torch._C", "forbidden_attribute"),
         ("torch.cuda.Event = object", "module_patch"),
@@ -165,3 +176,42 @@ def test_discounted_returns_by_hand() -> None:
     assert make_scheme("milestones").returns([1.0, -1.0]) == [1.0, -1.0]
     with pytest.raises(ValueError, match="kevin"):
         make_scheme("speed")
+
+
+def test_protocol_rejects_malformed_messages() -> None:
+    from multiprocessing import Pipe
+
+    import numpy as np
+
+    from horizongym.envs.kernels import protocol
+
+    ours, theirs = Pipe()
+    protocol.send(theirs, "checked", {"seed": 3}, [np.arange(6, dtype=np.float32).reshape(2, 3)])
+    message = protocol.receive(ours, {"checked"})
+    assert message.meta == {"seed": 3} and message.arrays[0].shape == (2, 3) and message.arrays[0][1, 2] == 5
+    for garbage in (
+        b"\x80\x04\x95 not json",
+        b'{"kind": "done"}',
+        b'{"kind": "checked", "arrays": [{"dtype": "object"}]}',
+    ):
+        theirs.send_bytes(garbage)
+        with pytest.raises(protocol.ProtocolError):
+            protocol.receive(ours, {"checked"})
+    theirs.send_bytes(b'{"kind": "checked", "arrays": [{"dtype": "float32", "shape": [4]}]}')
+    theirs.send_bytes(b"\x00" * 8)  # half the bytes the header promised
+    with pytest.raises(protocol.ProtocolError, match="8 bytes"):
+        protocol.receive(ours, {"checked"})
+
+
+def test_built_libraries_may_only_import_math_memory_and_openmp() -> None:
+    from horizongym.envs.kernels.inspect_library import KernelRejected
+
+    with pytest.raises(KernelRejected, match="fopen") as rejected:
+        build('#include <cstdio>\nextern "C" void f(float* y) { FILE* h = std::fopen("x", "r"); y[0] = h != nullptr; }')
+    assert rejected.value.code == "forbidden_import"
+    with pytest.raises(KernelRejected, match="rdtsc"):
+        build('#include <x86intrin.h>\nextern "C" void f(float* y) { y[0] = (float)__rdtsc(); }')
+    build(
+        '#include <cmath>\nextern "C" void f(float* y, long n) {\n#pragma omp parallel for\n'
+        "for (long i = 0; i < n; ++i) y[i] = std::tanh(std::exp(y[i])); }"
+    )

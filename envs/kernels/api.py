@@ -22,7 +22,9 @@ accepted. A CUDA entry point is host code that launches kernels on the default s
 The library is built without ``torch/extension.h`` or pybind11, which is what makes a cold
 build take well under a second instead of the ~30 s of ``torch.utils.cpp_extension.load_inline``.
 Builds are cached by a hash of (language, compiler, flags, source), failures included, and
-at most one build per core runs at a time across all processes of the machine.
+at most one build per core runs at a time across all processes of the machine. A built
+library is inspected before it can be loaded (:mod:`horizongym.envs.kernels.inspect_library`):
+it may call only math, memory, OpenMP and CUDA runtime functions.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from horizongym.envs.kernels.inspect_library import KernelRejected, check_library
 from horizongym.envs.search.cache import build_atomically, cache_dir
 
 LANGUAGES = ("cpp", "cuda")
@@ -98,7 +101,7 @@ def toolchain(language: str) -> Toolchain:
     if language == "cpp":
         return Toolchain("cpp", "g++", ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC"), ".cpp")
     if language == "cuda":
-        flags = ("-O3", "-std=c++17", "--shared", "-Xcompiler", "-fPIC", f"-arch={cuda_arch()}")
+        flags = ("-O3", "-std=c++17", "--shared", "-Xcompiler", "-fPIC", "-cudart", "shared", f"-arch={cuda_arch()}")
         return Toolchain("cuda", "nvcc", flags, ".cu")
     raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
 
@@ -147,7 +150,9 @@ def build(source: str, language: str = "cpp", *, timeout_s: float = COMPILE_TIME
     """Compile ``source`` into a shared library, or take it from the cache.
 
     Raises :class:`CompileError` with the trimmed compiler output when the source does not
-    build (the failure is cached too, so a resubmitted broken source costs nothing).
+    build, and :class:`~horizongym.envs.kernels.inspect_library.KernelRejected` when the built
+    library imports or executes something a kernel may not (both outcomes are cached too, so
+    a resubmitted source costs nothing).
     """
     started = time.perf_counter()
     chain = toolchain(language)
@@ -172,15 +177,25 @@ def build(source: str, language: str = "cpp", *, timeout_s: float = COMPILE_TIME
                         output, ok = done.stdout + done.stderr, done.returncode == 0
                     except subprocess.TimeoutExpired:
                         output, ok = f"{chain.compiler} did not finish within {timeout_s:g} s", False
-                if ok:
-                    shutil.move(str(Path(work) / "lib.so"), tmp / "lib.so")
-                else:
+                if not ok:
                     (tmp / "error.txt").write_text(trim_compiler_output(output, str(src), shown) or "build failed")
+                    return
+                library = Path(work) / "lib.so"
+                try:
+                    check_library(library)
+                except KernelRejected as rejected:
+                    (tmp / "rejected.json").write_text(json.dumps([rejected.code, str(rejected)]))
+                    return
+                shutil.move(str(library), tmp / "lib.so")
 
         build_atomically(folder, compile_into)
     error = folder / "error.txt"
     if error.exists():
         raise CompileError(error.read_text())
+    rejected = folder / "rejected.json"
+    if rejected.exists():
+        code, detail = json.loads(rejected.read_text())
+        raise KernelRejected(code, detail)
     return BuildResult(folder / "lib.so", cached, time.perf_counter() - started)
 
 

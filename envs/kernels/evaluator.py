@@ -1,11 +1,15 @@
 """Evaluate a candidate kernel file against its task: static checks, build, correctness, timing.
 
-Each evaluation runs in its own child process (:mod:`horizongym.envs.kernels.worker`), forked
-from a server process that already imported ``torch``, so a crash, a hang or a memory bomb
-in the candidate ends that child only: the parent kills its whole process group at the
-deadline. The parent keeps everything that decides the reward: it draws the private seeds,
-receives the reference outputs before the candidate is loaded, compares, and computes the
-speedup. A speedup above ``reverify_above`` (10×) is re-checked on fresh inputs and flagged.
+Each evaluation runs two child processes (:mod:`horizongym.envs.kernels.worker`), forked from
+a server process that already imported ``torch``: a trusted one for the reference and an
+untrusted one for the candidate, so a crash, a hang or a memory bomb in the candidate ends its
+own process only (the parent kills both process groups at the deadline), and the candidate's
+process never holds a reference output. The parent keeps everything that decides the reward:
+it draws the private seeds, compares every output it asks for with the reference's, decides at
+random which timed calls to check, and computes the speedup from both children's timings,
+taken in alternating order. Nothing a child sends is unpickled (:mod:`~horizongym.envs.kernels.protocol`);
+a malformed message from the candidate counts as tampering. A speedup above
+``reverify_above`` (10×) is re-checked on fresh inputs, flagged, and rewarded at most at 10×.
 
 Backends: ``cuda`` (CUDA kernels, timed with events on the GPU), ``cpu`` (C++ kernels built
 by g++ with OpenMP, timed on the CPU with the same protocol), ``compile-only`` (CUDA kernels
@@ -20,25 +24,34 @@ import contextlib
 import math
 import os
 import random
+import shutil
 import signal
 import statistics
+import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from horizongym.envs.kernels import protocol
 from horizongym.envs.kernels.static_check import Violation, check_source
 from horizongym.envs.kernels.types import KernelTask
-from horizongym.envs.kernels.worker import EvalRequest
+from horizongym.envs.kernels.worker import ChildRequest
 from horizongym.envs.kernels.zygote import Zygote
 from horizongym.envs.search.cache import cache_dir
 
 BACKENDS = ("auto", "cuda", "cpu", "compile-only")
 Status = Literal["correct", "incorrect", "hack", "compile_error", "error", "timeout", "compiled"]
 FORMAT_CODES = frozenset({"syntax_error", "missing_model_new"})
+SPEEDUP_CAP = 10.0
+"""Speedups above this are re-checked on fresh inputs, flagged, and rewarded at most at this value."""
+CHECK_FRACTION = 0.25
+"""The share of timed candidate calls whose output is checked (chosen at random, after the call)."""
+SPOT_FRACTION = 0.1
+"""The share of timing rounds that add an untimed candidate call under the operator guard."""
 TOLERANCES = {"float32": 1e-4, "float64": 1e-6, "float16": 1e-2, "bfloat16": 1e-2}
 """Absolute and relative tolerance by output dtype; integer and bool outputs must match exactly."""
 
@@ -116,6 +129,12 @@ class EvalResult:
         return self.timing.speedup if self.timing and self.correct else None
 
     @property
+    def rewarded_speedup(self) -> float | None:
+        """The speedup a reward may use: capped at ``SPEEDUP_CAP`` when it was flagged as suspicious."""
+        speedup = self.speedup
+        return min(speedup, SPEEDUP_CAP) if speedup is not None and self.suspicious else speedup
+
+    @property
     def reason(self) -> str:
         """One line: why this result scores what it scores."""
         if self.violations:
@@ -123,13 +142,14 @@ class EvalResult:
         return self.message.splitlines()[0] if self.message else self.status
 
 
-def compare(expected: np.ndarray, actual: np.ndarray, label: str) -> tuple[bool, float, str]:
-    """(match, max abs error, description of the worst element) under the dtype's tolerance."""
+def compare(expected: np.ndarray, actual: np.ndarray, label: str, dtype: str = "") -> tuple[bool, float, str]:
+    """(match, max abs error, description of the worst element) under the tolerance of ``dtype``
+    (the output's torch dtype name; default: the array's)."""
     with np.errstate(invalid="ignore", over="ignore"):  # garbage outputs hold signalling NaNs and huge values
-        return _compare(expected, actual, label)
+        return _compare(expected, actual, label, dtype or str(expected.dtype))
 
 
-def _compare(expected: np.ndarray, actual: np.ndarray, label: str) -> tuple[bool, float, str]:
+def _compare(expected: np.ndarray, actual: np.ndarray, label: str, dtype: str) -> tuple[bool, float, str]:
     if expected.shape != actual.shape:
         return False, math.inf, f"{label}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
     if expected.dtype != actual.dtype:
@@ -140,7 +160,7 @@ def _compare(expected: np.ndarray, actual: np.ndarray, label: str) -> tuple[bool
         diff = np.abs(expected.astype(np.float64) - actual.astype(np.float64))
         tol = np.zeros_like(diff)
     else:
-        tolerance = TOLERANCES.get(str(expected.dtype), 1e-4)
+        tolerance = TOLERANCES.get(dtype, 1e-4)
         exp64, act64 = expected.astype(np.float64), actual.astype(np.float64)
         both_nan = np.isnan(exp64) & np.isnan(act64)
         diff = np.where(both_nan, 0.0, np.abs(exp64 - act64))
@@ -159,7 +179,7 @@ def _compare(expected: np.ndarray, actual: np.ndarray, label: str) -> tuple[bool
 
 
 class KernelEvaluator:
-    """Evaluates candidate files for tasks on one backend; thread-safe, one child per evaluation."""
+    """Evaluates candidate files for tasks on one backend; thread-safe, two children per evaluation."""
 
     def __init__(
         self,
@@ -173,7 +193,7 @@ class KernelEvaluator:
         memory_limit_bytes: int = 4 << 30,
         flush_bytes: int | None = None,
         time_torch_compile: bool | None = None,
-        reverify_above: float = 10.0,
+        reverify_above: float = SPEEDUP_CAP,
         seed: int | None = None,
     ) -> None:
         if trials < 1 or checks < 1:
@@ -190,25 +210,25 @@ class KernelEvaluator:
         self._rng: random.Random = random.Random(seed) if seed is not None else random.SystemRandom()
         self._rng_lock = threading.Lock()
 
-    def _seeds(self, count: int) -> list[int]:
+    def _draw(self, count: int) -> list[int]:
         with self._rng_lock:
             return [self._rng.randrange(1, 2**31 - 1) for _ in range(count)]
 
-    def request(self, task: KernelTask, candidate_source: str) -> EvalRequest:
-        """The child's instructions for one evaluation, with freshly drawn private seeds."""
-        seeds = self._seeds(self.checks + 6)
-        return EvalRequest(
+    def plan(self, task: KernelTask, candidate_source: str, folder: str) -> ChildRequest:
+        """The reference child's instructions, with freshly drawn private seeds (the candidate's derive from it)."""
+        seeds = self._draw(self.checks + 7)
+        return ChildRequest(
+            role="reference",
             reference_source=task.render(self.device),
             candidate_source=candidate_source,
+            folder=folder,
             device=self.device,
             language=self.language,
             compile_only=self.backend == "compile-only",
             seeds=tuple(seeds[: self.checks]),
             final_seed=seeds[self.checks],
-            timing_seeds=tuple(seeds[self.checks + 1 : self.checks + 5]),
+            pool_seeds=tuple(seeds[self.checks + 1 : self.checks + 5]),
             init_seed=seeds[self.checks + 5],
-            trials=self.trials,
-            warmup=self.warmup,
             threads=self.threads,
             flush_bytes=self.flush_bytes,
             memory_limit_bytes=self.memory_limit_bytes,
@@ -223,11 +243,10 @@ class KernelEvaluator:
         if violations:
             status: Status = "error" if all(v.code in FORMAT_CODES for v in violations) else "hack"
             return EvalResult(status, violations, seconds=time.perf_counter() - started, backend=self.backend)
-        result = self._run(self.request(task, candidate_source))
+        result = self._run(task, candidate_source)
         if result.correct and result.timing is not None and result.timing.speedup > self.reverify_above:
-            again = self._run(self.request(task, candidate_source))
+            again = self._run(task, candidate_source)
             if not again.correct:
-                again.suspicious = True
                 again.message = f"a {result.timing.speedup:.1f}x speedup did not hold up on fresh inputs: " + (
                     again.message or again.reason
                 )
@@ -236,117 +255,216 @@ class KernelEvaluator:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _run(self, request: EvalRequest) -> EvalResult:
-        pid, receiver = _ZYGOTE.start_child(request)
-        collected = _Collected()
-        deadline = time.monotonic() + self.timeout_s
+    def _run(self, task: KernelTask, candidate_source: str) -> EvalResult:
+        folder = tempfile.mkdtemp(prefix="hg-eval-")
+        session = _Session(self, time.monotonic() + self.timeout_s)
         try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    collected.ending = ("timeout", f"no result within {self.timeout_s:g} s (during {collected.stage})")
-                    break
-                if not receiver.poll(remaining):
-                    continue
-                try:
-                    kind, payload = receiver.recv()
-                except (EOFError, OSError):
-                    collected.ending = ("error", _death_message(collected.stage))
-                    break
-                if collected.take(kind, payload):
-                    break
+            return session.run(self.plan(task, candidate_source, folder))
+        except _Timeout as timeout:
+            message = f"no result within {self.timeout_s:g} s (during {timeout})"
+            return EvalResult("timeout", message=message, backend=self.backend)
+        except _Died as died:
+            return EvalResult("error", message=str(died), backend=self.backend)
+        except _Tampered as tampered:
+            return EvalResult("hack", [Violation("protocol", str(tampered))], backend=self.backend)
         finally:
+            session.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class _Timeout(Exception):
+    """The deadline passed; ``str()`` is the stage."""
+
+
+class _Died(Exception):
+    """A child ended without answering."""
+
+
+class _Tampered(Exception):
+    """The candidate's process sent something outside the protocol."""
+
+
+class _Session:
+    """One evaluation: the two children, the checks, the timing rounds."""
+
+    def __init__(self, evaluator: KernelEvaluator, deadline: float) -> None:
+        self.evaluator, self.deadline = evaluator, deadline
+        self.children: dict[str, tuple[int, Any]] = {}
+        self.rng = random.SystemRandom()
+        self.stage = "start"
+
+    # ----- plumbing ----------------------------------------------------------------------
+    def start(self, request: ChildRequest) -> None:
+        self.children[request.role] = _ZYGOTE.start_child(request)
+
+    def send(self, role: str, kind: str, meta: dict[str, Any] | None = None) -> None:
+        try:
+            protocol.send(self.children[role][1], kind, meta)
+        except OSError:
+            raise _Died(f"the {role} process ended during {self.stage}") from None
+
+    def receive(self, role: str, kinds: set[str]) -> protocol.Message:
+        conn = self.children[role][1]
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0 or not conn.poll(remaining):
+            raise _Timeout(self.stage)
+        try:
+            message = protocol.receive(conn, kinds | {"error"})
+        except EOFError:
+            raise _Died(
+                f"the {role} process died during {self.stage} (a crash, an abort, or its memory limit)"
+            ) from None
+        except protocol.ProtocolError as error:
+            if role == "candidate":
+                raise _Tampered(f"the candidate's process broke the protocol during {self.stage}: {error}") from None
+            raise
+        if message.kind == "error":
+            detail = f"error during {message.meta.get('stage', self.stage)}:\n{message.meta.get('message', '')}"
+            raise _Died(detail if role == "candidate" else f"the reference failed: {detail}")
+        return message
+
+    def close(self) -> None:
+        for pid, conn in self.children.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            receiver.close()
-        return collected.result(request, self.backend)
+            conn.close()
 
-
-def _death_message(stage: str) -> str:
-    return f"the evaluation process died during {stage} (a crash, an abort, or its memory limit)"
-
-
-class _Collected:
-    """The messages of one child, folded into an :class:`EvalResult`."""
-
-    def __init__(self) -> None:
+    # ----- the evaluation ----------------------------------------------------------------
+    def run(self, plan: ChildRequest) -> EvalResult:
+        backend = self.evaluator.backend
+        candidate_plan = replace(plan, role="candidate")
+        if plan.compile_only:
+            self.stage = "build"
+            self.start(candidate_plan)
+            return self.load_candidate() or EvalResult("compiled", message="built; cannot run without a GPU")
         self.stage = "reference"
-        self.expected: dict[int, list[np.ndarray]] = {}
-        self.checked: list[tuple[int, list[np.ndarray], list[tuple[str, str]]]] = []
-        self.timed: dict[str, Any] | None = None
-        self.ending: tuple[Status, str] | None = None
-        self.compiled = False
+        self.start(plan)
+        expected, specs = self.expected()
+        self.stage = "candidate load and build"
+        self.start(replace(candidate_plan, output_specs=tuple((tuple(shape), dtype) for shape, dtype in specs)))
+        failed = self.load_candidate()
+        if failed is not None:
+            return failed
+        self.stage = "correctness checks"
+        checker = _Checker(expected, [dtype for _, dtype in specs])
+        for number, seed in enumerate(plan.seeds, start=1):
+            message = self.receive("candidate", {"checked"})
+            checker.take_violations(message.meta.get("violations"))
+            checker.compare(seed, message.arrays, f"check {number}")
+        if checker.violations or checker.problems:
+            return checker.result(backend)
+        self.stage = "timing"
+        times = self.time_both(plan, checker)
+        self.stage = "final check"
+        self.send("candidate", "final")
+        message = self.receive("candidate", {"final"})
+        checker.take_violations(message.meta.get("violations"))
+        checker.compare(plan.final_seed, message.arrays, "final check")
+        for role in self.children:
+            self.send(role, "stop")
+        return checker.result(backend, times)
 
-    def take(self, kind: str, payload: dict[str, Any]) -> bool:
-        """Record one message; True when the child has nothing more to say."""
-        if kind == "expected":
-            self.expected, self.stage = payload["outputs"], "candidate load and build"
-        elif kind == "compiled":
-            self.compiled, self.stage = True, "construction and correctness checks"
-        elif kind == "checked":
-            self.checked.append((payload["seed"], payload["outputs"], payload["violations"]))
-        elif kind == "timed":
-            self.timed, self.stage = payload, "timing"
-        elif kind == "compile_error":
-            self.ending = ("compile_error", payload["message"])
-            return True
-        elif kind == "error":
-            self.ending = ("error", f"error during {payload['stage']}:\n{payload['message']}")
-            return True
-        elif kind == "done":
-            return True
-        if kind == "timed":
-            self.stage = "final check"
-        return False
+    def expected(self) -> tuple[dict[int, list[np.ndarray]], list[tuple[list[int], str]]]:
+        message = self.receive("reference", {"expected"})
+        seeds, counts = message.meta["seeds"], message.meta["counts"]
+        specs = [(list(shape), str(dtype)) for shape, dtype in message.meta["specs"]]
+        expected: dict[int, list[np.ndarray]] = {}
+        position = 0
+        for seed, count in zip(seeds, counts, strict=True):
+            expected[int(seed)] = message.arrays[position : position + count]
+            position += count
+        return expected, specs[: counts[0]]
 
-    def result(self, request: EvalRequest, backend: str) -> EvalResult:
-        violations: list[Violation] = []
-        seen: set[str] = set()
-        all_violations = [v for _, _, vs in self.checked for v in vs]
-        if self.timed:
-            all_violations += self.timed["violations"]
-        for code, detail in all_violations:
-            if code not in seen:
-                seen.add(code)
-                violations.append(Violation(code, detail))
-        if violations:
-            return EvalResult("hack", violations, backend=backend)
-        if self.ending is not None:
-            return EvalResult(self.ending[0], message=self.ending[1], backend=backend)
-        if request.compile_only:
-            return EvalResult("compiled", message="built; cannot run without a GPU", backend=backend)
-        worst_error, problems = 0.0, []
-        checks = [(seed, outputs) for seed, outputs, _ in self.checked]
-        if self.timed is not None:
-            checks.append((request.final_seed, self.timed["final_outputs"]))
-        if len(checks) < len(request.seeds) + 1:
-            return EvalResult("error", message="the evaluation ended before every check ran", backend=backend)
-        for number, (seed, outputs) in enumerate(checks, start=1):
-            expected = self.expected[seed]
-            if len(outputs) != len(expected):
-                problems.append(f"check {number}: {len(outputs)} outputs, expected {len(expected)}")
-                worst_error = math.inf
-                continue
-            for position, (want, got) in enumerate(zip(expected, outputs, strict=True)):
-                label = f"check {number}, output {position}"
-                ok, error, detail = compare(want, got, label)
-                worst_error = max(worst_error, error)
-                if not ok:
-                    problems.append(detail)
-        if problems:
-            message = "\n".join(problems[:3])
-            return EvalResult("incorrect", message=message, max_abs_error=worst_error, backend=backend)
-        assert self.timed is not None
-        times = self.timed["times"]
-        candidate_times = times["candidate"]
-        spread = statistics.pstdev(candidate_times) / statistics.fmean(candidate_times) if candidate_times else 0.0
+    def load_candidate(self) -> EvalResult | None:
+        """None when the candidate built and loaded; else the result that ends the evaluation."""
+        backend = self.evaluator.backend
+        try:
+            message = self.receive("candidate", {"compiled", "compile_error", "rejected"})
+        except _Died as died:
+            return EvalResult("error", message=str(died), backend=backend)
+        if message.kind == "compile_error":
+            return EvalResult("compile_error", message=str(message.meta.get("message", "")), backend=backend)
+        if message.kind == "rejected":
+            code, detail = str(message.meta.get("code", "rejected")), str(message.meta.get("message", ""))
+            return EvalResult("hack", [Violation(code, detail)], backend=backend)
+        return None
+
+    def time_both(self, plan: ChildRequest, checker: _Checker) -> dict[str, list[float]]:
+        """Warm-ups, then ``trials`` rounds timing both in alternating order, checking outputs at random."""
+        evaluator = self.evaluator
+        pool = len(plan.pool_seeds)
+        for round_index in range(evaluator.warmup):
+            for role in ("reference", "candidate"):
+                self.send(role, "warmup", {"pool": round_index % pool})
+                self.receive(role, {"timed"})
+        times: dict[str, list[float]] = {}
+        for round_index in range(evaluator.trials):
+            order = ("reference", "candidate") if round_index % 2 == 0 else ("candidate", "reference")
+            pool_index = self.rng.randrange(pool)
+            for role in order:
+                self.send(role, "trial", {"pool": pool_index})
+                timed = self.receive(role, {"timed"}).meta.get("ms", {})
+                for name, value in timed.items():
+                    times.setdefault(str(name), []).append(float(value))
+            if self.rng.random() < CHECK_FRACTION:
+                self.send("candidate", "output")
+                message = self.receive("candidate", {"output"})
+                checker.compare(plan.pool_seeds[pool_index], message.arrays, f"timed call {round_index + 1}")
+            if self.rng.random() < SPOT_FRACTION:
+                self.send("candidate", "spot")
+                checker.take_violations(self.receive("candidate", {"spot"}).meta.get("violations"))
+        if len(times.get("candidate", ())) != evaluator.trials or len(times.get("reference", ())) != evaluator.trials:
+            raise _Tampered("the timing replies do not match the rounds")
+        return times
+
+
+class _Checker:
+    """Compares outputs with the reference's and collects violations, into an :class:`EvalResult`."""
+
+    def __init__(self, expected: dict[int, list[np.ndarray]], dtypes: list[str]) -> None:
+        self.expected, self.dtypes = expected, dtypes
+        self.violations: list[Violation] = []
+        self.problems: list[str] = []
+        self.worst_error = 0.0
+
+    def take_violations(self, found: Any) -> None:
+        if not isinstance(found, list):
+            raise _Tampered("malformed violations list")
+        for item in found:
+            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+                raise _Tampered("malformed violation")
+            if all(v.code != item[0] for v in self.violations):
+                self.violations.append(Violation(item[0], item[1]))
+
+    def compare(self, seed: int, outputs: list[np.ndarray], label: str) -> None:
+        expected = self.expected[seed]
+        if len(outputs) != len(expected):
+            self.problems.append(f"{label}: {len(outputs)} outputs, expected {len(expected)}")
+            self.worst_error = math.inf
+            return
+        for position, (want, got) in enumerate(zip(expected, outputs, strict=True)):
+            dtype = self.dtypes[position] if position < len(self.dtypes) else ""
+            ok, error, detail = compare(want, got, f"{label}, output {position}", dtype)
+            self.worst_error = max(self.worst_error, error)
+            if not ok:
+                self.problems.append(detail)
+
+    def result(self, backend: str, times: dict[str, list[float]] | None = None) -> EvalResult:
+        if self.violations:
+            return EvalResult("hack", list(self.violations), backend=backend)
+        if self.problems:
+            message = "\n".join(self.problems[:3])
+            return EvalResult("incorrect", message=message, max_abs_error=self.worst_error, backend=backend)
+        assert times is not None
+        candidate = times["candidate"]
+        spread = statistics.pstdev(candidate) / statistics.fmean(candidate) if candidate else 0.0
         timing = Timing(
             reference_ms=statistics.median(times["reference"]),
-            candidate_ms=statistics.median(candidate_times),
-            trials=len(candidate_times),
+            candidate_ms=statistics.median(candidate),
+            trials=len(candidate),
             torch_compile_ms=statistics.median(times["torch_compile"]) if "torch_compile" in times else None,
             candidate_spread=spread,
         )
-        return EvalResult("correct", max_abs_error=worst_error, timing=timing, backend=backend)
+        return EvalResult("correct", max_abs_error=self.worst_error, timing=timing, backend=backend)

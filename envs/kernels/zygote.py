@@ -59,7 +59,7 @@ def keep_freed_memory() -> None:
 def serve(control: socket.socket) -> None:
     """The zygote's loop: receive (socket, request), fork a child for it, answer the child's pid."""
     keep_freed_memory()
-    from horizongym.envs.kernels.worker import evaluate_child  # imports torch once, before any fork
+    from horizongym.envs.kernels.worker import run_child  # imports torch once, before any fork
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     while True:
@@ -75,7 +75,7 @@ def serve(control: socket.socket) -> None:
             control.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             request = pickle.loads(payload)
-            evaluate_child(request, Connection(fds[0]))
+            run_child(request, Connection(fds[0]))
             os._exit(0)
         os.close(fds[0])
         control.sendall(_PID.pack(pid))
