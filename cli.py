@@ -1,4 +1,4 @@
-"""The ``horizongym`` command: list, play, rollout, show, serve, kernels."""
+"""The ``horizongym`` command: list, play, rollout, show, serve, train, kernels."""
 
 from __future__ import annotations
 
@@ -183,6 +183,85 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def _train_model(spec: str, out: Path, seed: int) -> tuple[Any, Any]:
+    """The initial model and tokenizer of ``train --policy``: ``tiny`` (built in OUT/init) or ``hf:PATH``."""
+    if spec == "tiny":
+        from horizongym.agents.tiny import build_tiny_model
+
+        path = out / "init"
+        if not (path / "config.json").is_file():
+            build_tiny_model(path, seed=seed)
+    elif spec.startswith("hf:"):
+        path = Path(spec.removeprefix("hf:")).expanduser()
+        if not (path / "config.json").is_file():
+            raise CommandError(f"no model at '{path}': expected a folder written by save_pretrained (with config.json)")
+    else:
+        raise CommandError(f"train needs --policy tiny or --policy hf:PATH, not '{spec}'")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot load a model from {path}: {exc}") from None
+    return model, tokenizer
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from horizongym.training.trainer import TrainConfig, Trainer
+
+    horizongym.spec(args.env_id)
+    out = Path(args.out)
+    try:
+        config = TrainConfig(
+            env_id=args.env_id,
+            env_kwargs=_env_kwargs(args),
+            advantage=args.advantage,
+            group_size=args.group,
+            tasks_per_step=args.tasks_per_step,
+            steps=args.steps,
+            lr=args.lr,
+            ppo_epochs=args.ppo_epochs,
+            micro_batch_size=args.micro_batch_size,
+            grad_accumulation=args.grad_accumulation,
+            clip_low=args.clip_low,
+            clip_high=args.clip_high,
+            ratio_level=args.ratio_level,
+            kl_coef=args.kl_coef,
+            lora_rank=args.lora_rank,
+            precision=args.precision,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            max_turns=args.max_turns,
+            system_prompt=args.system_prompt,
+            eval_every=args.eval_every,
+            eval_tasks=args.eval_tasks,
+            checkpoint_every=args.checkpoint_every,
+            seed=args.seed,
+            out_dir=str(out),
+            dp_size=args.dp_size,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise CommandError(f"bad training settings: {problems}") from None
+    if not args.resume and ((out / "metrics.jsonl").exists() or (out / "checkpoints").exists()):
+        raise CommandError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
+    model, tokenizer = _train_model(args.policy, out, args.seed)
+    trainer = Trainer(config, model, tokenizer, progress=not args.quiet)
+    try:
+        records = trainer.train(resume=args.resume)
+    except (PolicyError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    if records:
+        last = records[-1]
+        print(f"step {last['step']}: reward {last['reward_mean']:.3f}, success {last['success_rate']:.1%}")
+    print(f"metrics: {out / 'metrics.jsonl'}")
+    print(f"checkpoints: {out / 'checkpoints'}")
+
+
 def cmd_kernels_tasks(args: argparse.Namespace) -> None:
     from horizongym.envs.kernels.env import load_task_list
 
@@ -280,6 +359,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=16, help="requests generated together")
     p.add_argument("--max-new-tokens", type=int, default=1024, help="completion limit when a request sets none")
     p.set_defaults(run=cmd_serve)
+
+    p = commands.add_parser("train", help="train a transformers model on an environment with RL")
+    p.add_argument("env_id")
+    p.add_argument("--policy", default="tiny", help="tiny (a small random model built in OUT/init) or hf:PATH")
+    p.add_argument("--advantage", default="eapo", choices=("grpo", "eapo", "hcapo", "eapo+hcapo", "hca"))
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--group", type=int, default=4, help="episodes per task")
+    p.add_argument("--tasks-per-step", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--ppo-epochs", type=int, default=1)
+    p.add_argument("--micro-batch-size", type=int, default=4)
+    p.add_argument("--grad-accumulation", type=int, help="micro-batches per optimizer step (default: all)")
+    p.add_argument("--clip-low", type=float, default=0.2)
+    p.add_argument("--clip-high", type=float, default=0.2)
+    p.add_argument("--ratio-level", choices=("token", "sequence"), default="token", help="PPO or GSPO ratios")
+    p.add_argument("--kl-coef", type=float, default=0.0, help="weight of the KL penalty to the initial model")
+    p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank instead of every weight")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--max-turns", type=int, help="engine-side turn limit per episode")
+    p.add_argument("--system-prompt")
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate on held-out tasks every K steps (0: never)")
+    p.add_argument("--eval-tasks", type=int, default=16)
+    p.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every K steps (0: at the end only)")
+    p.add_argument("--dp-size", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_env_options(p)
+    p.set_defaults(run=cmd_train)
 
     kernels = commands.add_parser("kernels", help="KernelGen tasks, and evaluating a kernel file").add_subparsers(
         dest="kernels_command", required=True

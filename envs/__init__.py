@@ -19,6 +19,7 @@ register("KeyChain-v0", "horizongym.envs.keychain:KeyChainEnv")
 register("SearchJudge-v0", "horizongym.envs.search.env:SearchJudgeEnv")
 register("EmailInbox-v0", "horizongym.envs.email.env:EmailInboxEnv")
 register("KernelGen-v0", "horizongym.envs.kernels.env:KernelGenEnv")
+register("LongChain-v0", "horizongym.envs.longchain:LongChainEnv")
 
 __all__ = [
     "NAMESPACE",

@@ -3,6 +3,7 @@
 from horizongym.agents.experts.email import EmailExpert
 from horizongym.agents.experts.kernels import KernelExpert
 from horizongym.agents.experts.keychain import KeyChainExpert
+from horizongym.agents.experts.longchain import LongChainExpert
 from horizongym.agents.experts.search import SearchExpert
 
-__all__ = ["EmailExpert", "KernelExpert", "KeyChainExpert", "SearchExpert"]
+__all__ = ["EmailExpert", "KernelExpert", "KeyChainExpert", "LongChainExpert", "SearchExpert"]

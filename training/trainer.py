@@ -1,0 +1,585 @@
+"""The RL trainer: rollouts with the live model, per-turn advantages, PPO updates, checkpoints.
+
+One training step:
+
+1. take the next ``tasks_per_step`` training task seeds (the data position) and run
+   ``group_size`` episodes of each with the :class:`~horizongym.training.rollout.RolloutEngine`
+   and a :class:`~horizongym.agents.hf.TransformersPolicy` wrapping the model being trained
+   (each turn sampled with the engine's ``policy_seed(seed, sample, turn)``);
+2. per group (the episodes of one task) compute per-turn advantages with
+   ``estimate(config.advantage, ...)``, scoring hindsight log-probs first when the estimator
+   needs them (:mod:`horizongym.training.hindsight`);
+3. turn every turn into a sample, token ids exactly as sampled
+   (:mod:`horizongym.training.samples`), and drop ``len % dp_size`` of them at random;
+4. ``ppo_epochs`` passes of PPO-clip or GSPO (:mod:`horizongym.training.ppo`) in micro-batches
+   with gradient accumulation, gradient-norm clipping and AdamW;
+5. log one JSON line to ``OUT/metrics.jsonl`` and TensorBoard scalars to ``OUT/tb``, append the
+   episodes to ``OUT/episodes.jsonl``; every ``eval_every`` steps evaluate greedily on held-out
+   seeds; every ``checkpoint_every`` steps, and at the end, checkpoint.
+
+Resuming (``train(resume=True)``) restores the newest checkpoint (weights, optimizer,
+scheduler, every RNG, the data position) and cuts ``metrics.jsonl`` and ``episodes.jsonl``
+back to it, so steps after the checkpoint are redone exactly and no episode is stored twice.
+On CPU, with ``deterministic`` on (the default there), the policy decodes one request at a
+time so rollouts do not depend on timing, and updates use deterministic algorithms: a run
+stopped and resumed ends with the same weights, bit for bit, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tqdm import tqdm
+
+from horizongym.agents.hf import TransformersPolicy
+from horizongym.training.advantages import ESTIMATORS, EpisodeCredit, downsample_to_multiple, estimate
+from horizongym.training.checkpoint import (
+    DataPosition,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from horizongym.training.hindsight import HintInserter, hindsight_logprobs
+from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
+from horizongym.training.rollout import EnvRecipe, RolloutEngine
+from horizongym.training.samples import TurnSample, samples_from_episodes
+from horizongym.training.store import EpisodeStore
+from horizongym.training.trajectory import Episode
+
+HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
+"""Estimators that need hindsight log-probs (HCA reads them as its model-based h(a | s, Z))."""
+
+RESUMABLE_CHANGES = frozenset({"steps", "eval_every", "eval_tasks", "checkpoint_every", "out_dir", "device"})
+"""Config fields a resumed run may change; any other difference is refused."""
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run (saved with every checkpoint)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env_id: str
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    eval_env_kwargs: dict[str, Any] | None = None
+    """Keyword arguments of the evaluation env (default: ``env_kwargs``)."""
+    advantage: str = "eapo"
+    advantage_options: dict[str, Any] = Field(default_factory=dict)
+    group_size: int = Field(default=4, ge=1)
+    tasks_per_step: int = Field(default=4, ge=1)
+    steps: int = Field(default=100, ge=0)
+    lr: float = Field(default=1e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    """Linear LR warmup over this many optimizer steps; constant LR afterwards (0: constant)."""
+    ppo_epochs: int = Field(default=1, ge=1)
+    micro_batch_size: int = Field(default=4, ge=1)
+    grad_accumulation: int | None = Field(default=None, ge=1)
+    """Micro-batches per optimizer step; ``None`` accumulates the whole step's samples into one."""
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    clip_low: float = Field(default=0.2, ge=0)
+    clip_high: float = Field(default=0.2, ge=0)
+    ratio_level: Literal["token", "sequence"] = "token"
+    kl_coef: float = Field(default=0.0, ge=0)
+    lora_rank: int | None = Field(default=None, ge=1)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """``auto``: bf16 autocast on a CUDA device that supports it, fp32 otherwise."""
+    max_new_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    max_turns: int | None = Field(default=None, ge=1)
+    system_prompt: str | None = None
+    concurrency: int | None = Field(default=None, ge=1)
+    """Episodes run at once (default: all of a step's)."""
+    eval_every: int = Field(default=0, ge=0)
+    eval_tasks: int = Field(default=16, ge=0)
+    eval_seed_start: int = 1_000_000
+    """Held-out tasks are seeds ``eval_seed_start + i``; training seeds must stay below it."""
+    task_seed_start: int = Field(default=0, ge=0)
+    checkpoint_every: int = Field(default=0, ge=0)
+    """Checkpoint every k steps (0: only at the end)."""
+    seed: int = 0
+    out_dir: str = "runs/train"
+    dp_size: int = Field(default=1, ge=1)
+    """Data-parallel size: each step keeps a multiple of this many samples (EAPO's downsampling)."""
+    deterministic: bool | None = None
+    """Timing-independent rollouts and deterministic updates (default: on for CPU)."""
+    device: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.advantage not in ESTIMATORS:
+            raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
+        last = self.task_seed_start + self.steps * self.tasks_per_step
+        if last > self.eval_seed_start:
+            raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")
+        return self
+
+
+class Trainer:
+    """Train ``model`` (a transformers causal LM) on ``config.env_id``; see the module docstring.
+
+    ``model`` is the initial model: with ``lora_rank`` it is wrapped with LoRA adapters here;
+    with ``kl_coef > 0`` it is (or, with LoRA, its adapter-free base is) the frozen reference.
+    Global RNGs are seeded with ``config.seed``. Call :meth:`close` (``train`` does) to release
+    the rollout engines.
+    """
+
+    def __init__(self, config: TrainConfig, model: Any, tokenizer: Any, *, progress: bool = True) -> None:
+        self.config, self.tokenizer, self.progress = config, tokenizer, progress
+        random.seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        torch.manual_seed(config.seed)
+        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.deterministic = config.deterministic if config.deterministic is not None else self.device.type == "cpu"
+        model.to(self.device)
+        self.reference: Any | None = None
+        if config.lora_rank is not None:
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=config.lora_rank,
+                lora_alpha=2 * config.lora_rank,
+                lora_dropout=0.0,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, lora)
+        elif config.kl_coef > 0:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        warmup = config.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+        )
+        self.autocast_dtype: torch.dtype | None = None
+        if config.precision == "bf16" or (
+            config.precision == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        ):
+            self.autocast_dtype = torch.bfloat16
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_token_id = int(pad)
+        self.rng = random.Random(config.seed)
+        self.position = DataPosition(step=0, next_seed=config.task_seed_start, episodes_consumed=0)
+        self.inserter = HintInserter(tokenizer) if config.advantage in HINDSIGHT_ESTIMATORS else None
+        step_episodes = config.tasks_per_step * config.group_size
+        self.concurrency = config.concurrency or step_episodes
+        batch = 1 if self.deterministic else self.concurrency
+        self.policy = TransformersPolicy(
+            model,
+            tokenizer,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            max_batch_size=batch,
+            device=self.device,
+        )
+        self.eval_policy = TransformersPolicy(
+            model,
+            tokenizer,
+            max_new_tokens=config.max_new_tokens,
+            temperature=0.0,
+            max_batch_size=batch,
+            device=self.device,
+        )
+        self._engines: dict[str, RolloutEngine] = {}
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.config.out_dir)
+
+    # ----- the loop ---------------------------------------------------------------------
+    def train(self, *, resume: bool = False, stop_after: int | None = None) -> list[dict[str, Any]]:
+        """Run steps until ``config.steps`` (or step ``stop_after``); return their metrics.
+
+        ``resume`` continues from the newest checkpoint in ``out_dir`` (a fresh start when there
+        is none); without it, an ``out_dir`` that already holds a run is refused.
+        """
+        from torch.utils.tensorboard import SummaryWriter
+
+        out = self.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = latest_checkpoint(out)
+        if resume and checkpoint is not None:
+            self._restore(checkpoint)
+        elif not resume and (checkpoint is not None or (out / "metrics.jsonl").exists()):
+            raise FileExistsError(f"{out} already holds a training run: resume it, or choose another output folder")
+        self._cut_logs()
+        target = self.config.steps if stop_after is None else min(stop_after, self.config.steps)
+        records: list[dict[str, Any]] = []
+        writer = SummaryWriter(str(out / "tb"), purge_step=self.position.step + 1 if self.position.step else None)
+        bar = tqdm(
+            total=self.config.steps, initial=self.position.step, desc="train", unit="step", disable=not self.progress
+        )
+        try:
+            with EpisodeStore(out / "episodes.jsonl") as store:
+                while self.position.step < target:
+                    record = self.step(store)
+                    step = self.position.step
+                    if self.config.eval_every and step % self.config.eval_every == 0 and self.config.eval_tasks:
+                        record["eval"] = self.evaluate(self.eval_seeds())
+                    self._log(record, writer)
+                    records.append(record)
+                    bar.update(1)
+                    bar.set_postfix(
+                        reward=f"{record['reward_mean']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False
+                    )
+                    every = self.config.checkpoint_every
+                    if (every and step % every == 0) or step == target:
+                        self.save_checkpoint()
+        finally:
+            bar.close()
+            writer.close()
+            self.close()
+        return records
+
+    def step(self, store: EpisodeStore | None = None) -> dict[str, Any]:
+        """One training step (rollouts, advantages, update); returns its metrics."""
+        cfg, start = self.config, time.perf_counter()
+        seed = self.position.next_seed
+        episodes = sorted(
+            self._run(self._engine("train"), self.policy, cfg.tasks_per_step, cfg.group_size, seed),
+            key=lambda e: e.key,
+        )
+        rollout_s = time.perf_counter() - start
+        if store is not None:
+            for episode in episodes:
+                store.append(episode)
+        advantages = self.advantages(episodes)
+        sample_set = samples_from_episodes(episodes, advantages)
+        samples = downsample_to_multiple(sample_set.samples, cfg.dp_size, self.rng)
+        update_start = time.perf_counter()
+        update = self.update(samples)
+        self.position = DataPosition(
+            step=self.position.step + 1,
+            next_seed=seed + cfg.tasks_per_step,
+            episodes_consumed=self.position.episodes_consumed + len(episodes),
+        )
+        rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
+        tokens = sum(e.num_generated_tokens for e in episodes)
+        flat = [a for row in advantages for a in row]
+        return {
+            "step": self.position.step,
+            "reward_mean": float(rewards.mean()) if len(rewards) else 0.0,
+            "reward_std": float(rewards.std()) if len(rewards) else 0.0,
+            "success_rate": float(np.mean([bool(e.success) for e in episodes])) if episodes else 0.0,
+            "turns_mean": float(np.mean([e.num_turns for e in episodes])) if episodes else 0.0,
+            "advantage_abs_mean": float(np.mean(np.abs(flat))) if flat else 0.0,
+            **update,
+            "samples": len(samples),
+            "skipped_steps": sample_set.skipped_steps,
+            "tokens": tokens,
+            "tokens_per_s": tokens / rollout_s if rollout_s > 0 else 0.0,
+            "rollout_seconds": rollout_s,
+            "update_seconds": time.perf_counter() - update_start,
+            "seconds": time.perf_counter() - start,
+            "next_seed": self.position.next_seed,
+            "episodes_consumed": self.position.episodes_consumed,
+        }
+
+    # ----- advantages -------------------------------------------------------------------
+    def advantages(self, episodes: Sequence[Episode]) -> list[list[float]]:
+        """Per-turn advantages of ``episodes`` (sorted by key), estimated per task group.
+
+        Episodes that ended before their first turn have nothing to train on and stay out of
+        their group's statistics.
+        """
+        cfg = self.config
+        hindsight: dict[tuple[tuple[int, int], int], float] = {}
+        policy_means: dict[tuple[tuple[int, int], int], float] = {}
+        if cfg.advantage in HINDSIGHT_ESTIMATORS:
+            scored = samples_from_episodes(episodes).samples
+            by_key = {e.key: e for e in episodes}
+            outcomes = [(by_key[s.episode].total_reward, by_key[s.episode].success) for s in scored]
+            values = hindsight_logprobs(
+                self.model,
+                self.tokenizer,
+                scored,
+                outcomes,
+                batch_size=cfg.micro_batch_size,
+                temperature=cfg.temperature,
+                inserter=self.inserter,
+            )
+            for sample, value in zip(scored, values, strict=True):
+                hindsight[(sample.episode, sample.turn)] = value
+                policy_means[(sample.episode, sample.turn)] = float(np.mean(sample.old_logprobs))
+        result: dict[tuple[int, int], list[float]] = {e.key: [] for e in episodes}
+        groups: dict[int, list[Episode]] = {}
+        for episode in episodes:
+            if episode.num_turns:
+                groups.setdefault(episode.seed, []).append(episode)
+        for members in groups.values():
+            credits = [self._credit(e, hindsight, policy_means) for e in members]
+            for episode, row in zip(members, estimate(cfg.advantage, credits, **cfg.advantage_options), strict=True):
+                result[episode.key] = [float(a) for a in row]
+        return [result[e.key] for e in episodes]
+
+    @staticmethod
+    def _credit(
+        episode: Episode,
+        hindsight: dict[tuple[tuple[int, int], int], float],
+        policy_means: dict[tuple[tuple[int, int], int], float],
+    ) -> EpisodeCredit:
+        turns = range(episode.num_turns)
+        hind = pol = None
+        if hindsight:
+            missing = [t for t in turns if (episode.key, t) not in hindsight]
+            if missing:
+                raise RuntimeError(f"episode {episode.key}: turns {missing} have no token ids to score in hindsight")
+            hind = [hindsight[(episode.key, t)] for t in turns]
+            pol = [policy_means[(episode.key, t)] for t in turns]
+        return EpisodeCredit(
+            reward=episode.total_reward,
+            num_turns=episode.num_turns,
+            success=bool(episode.success),
+            hindsight_logprobs=hind,
+            policy_logprobs=pol,
+            hindsight_head_logprobs=hind,
+        )
+
+    # ----- the update -------------------------------------------------------------------
+    def update(self, samples: Sequence[TurnSample]) -> dict[str, float]:
+        """``ppo_epochs`` passes over ``samples``: micro-batches, accumulation, clipping, AdamW."""
+        cfg = self.config
+        totals = {"loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0, "kl_ref": 0.0, "mean_ratio": 0.0}
+        units, optimizer_steps, grad_norms = 0, 0, 0.0
+        if samples:
+            per_step = len(samples) if cfg.grad_accumulation is None else cfg.micro_batch_size * cfg.grad_accumulation
+            self.model.train()
+            try:
+                with self._deterministic():
+                    for _ in range(cfg.ppo_epochs):
+                        order = list(samples)
+                        self.rng.shuffle(order)
+                        for batch in _chunks(order, per_step):
+                            normalizer = sum(s.num_tokens for s in batch) if cfg.ratio_level == "token" else len(batch)
+                            self.optimizer.zero_grad(set_to_none=True)
+                            for micro in _chunks(batch, cfg.micro_batch_size):
+                                loss, stats = self._micro_loss(micro, normalizer)
+                                loss.backward()
+                                totals["loss"] += float(loss.item())
+                                _accumulate(totals, stats)
+                                units += stats.units
+                            norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                            grad_norms += float(norm.item())
+                            self.optimizer.step()
+                            self.scheduler.step()
+                            optimizer_steps += 1
+            finally:
+                self.model.eval()
+        return {
+            "loss": totals["loss"] / max(optimizer_steps, 1),
+            "clip_fraction": totals["clip_fraction"] / max(units, 1),
+            "approx_kl": totals["approx_kl"] / max(units, 1),
+            "kl_ref": totals["kl_ref"] / max(units, 1),
+            "mean_ratio": totals["mean_ratio"] / max(units, 1) if units else 1.0,
+            "grad_norm": grad_norms / max(optimizer_steps, 1),
+            "optimizer_steps": float(optimizer_steps),
+            "lr": float(self.scheduler.get_last_lr()[0]),
+        }
+
+    def _micro_loss(self, micro: Sequence[TurnSample], normalizer: float) -> tuple[torch.Tensor, PPOStats]:
+        cfg = self.config
+        prompts, completions = [s.prompt_ids for s in micro], [s.completion_ids for s in micro]
+        with self._autocast():
+            logprobs, mask = completion_logprobs(
+                self.model, prompts, completions, pad_token_id=self.pad_token_id, temperature=cfg.temperature
+            )
+        old = torch.zeros_like(logprobs)
+        for row, sample in enumerate(micro):
+            old[row, : sample.num_tokens] = torch.tensor(sample.old_logprobs, dtype=old.dtype)
+        advantages = torch.tensor([s.advantage for s in micro], dtype=torch.float32, device=logprobs.device)
+        reference = self._reference_logprobs(prompts, completions) if cfg.kl_coef > 0 else None
+        return ppo_loss(
+            logprobs,
+            old,
+            advantages,
+            mask,
+            ratio_level=cfg.ratio_level,
+            clip_low=cfg.clip_low,
+            clip_high=cfg.clip_high,
+            ref_logprobs=reference,
+            kl_coef=cfg.kl_coef,
+            normalizer=normalizer,
+        )
+
+    def _reference_logprobs(self, prompts: list[list[int]], completions: list[list[int]]) -> torch.Tensor:
+        """log π_ref of the completions: the frozen copy, or the LoRA model with its adapters off."""
+        with torch.no_grad(), self._autocast():
+            if self.reference is not None:
+                model, adapters_off = self.reference, contextlib.nullcontext()
+            else:
+                model, adapters_off = self.model, self.model.disable_adapter()
+            with adapters_off:
+                logprobs, _ = completion_logprobs(
+                    model, prompts, completions, pad_token_id=self.pad_token_id, temperature=self.config.temperature
+                )
+        return logprobs
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    @contextlib.contextmanager
+    def _deterministic(self) -> Iterator[None]:
+        if not self.deterministic:
+            yield
+            return
+        previous = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=self.device.type != "cpu")
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(previous)
+
+    # ----- evaluation -------------------------------------------------------------------
+    def eval_seeds(self) -> list[int]:
+        """The held-out task seeds: ``eval_seed_start + i`` for ``i < eval_tasks``."""
+        return [self.config.eval_seed_start + i for i in range(self.config.eval_tasks)]
+
+    def evaluate(self, seeds: Sequence[int]) -> dict[str, float]:
+        """Greedy episodes on ``seeds``: success rate, mean reward, mean turns."""
+        engine = self._engine("eval")
+        episodes: list[Episode] = []
+        for start, count in _runs(seeds):
+            episodes.extend(self._run(engine, self.eval_policy, count, 1, start))
+        if not episodes:
+            return {"episodes": 0.0, "success_rate": 0.0, "reward_mean": 0.0, "turns_mean": 0.0}
+        return {
+            "episodes": float(len(episodes)),
+            "success_rate": float(np.mean([bool(e.success) for e in episodes])),
+            "reward_mean": float(np.mean([e.total_reward for e in episodes])),
+            "turns_mean": float(np.mean([e.num_turns for e in episodes])),
+        }
+
+    # ----- rollouts ---------------------------------------------------------------------
+    def _engine(self, kind: Literal["train", "eval"]) -> RolloutEngine:
+        if kind not in self._engines:
+            cfg = self.config
+            kwargs = cfg.env_kwargs if kind == "train" or cfg.eval_env_kwargs is None else cfg.eval_env_kwargs
+            self._engines[kind] = RolloutEngine(
+                EnvRecipe(cfg.env_id, dict(kwargs)),
+                self.policy if kind == "train" else self.eval_policy,
+                concurrency=self.concurrency,
+                max_turns=cfg.max_turns,
+                system_prompt=cfg.system_prompt,
+                progress=False,
+            )
+        return self._engines[kind]
+
+    @staticmethod
+    def _run(engine: RolloutEngine, policy: TransformersPolicy, tasks: int, group: int, seed: int) -> list[Episode]:
+        async def run() -> list[Episode]:
+            try:
+                return await engine.run(tasks, group, seed=seed)
+            finally:
+                await policy.aclose()
+
+        return asyncio.run(run())
+
+    def close(self) -> None:
+        """Close the rollout engines (their environments and threads)."""
+        while self._engines:
+            self._engines.popitem()[1].close()
+
+    # ----- logging, checkpoints, resume -------------------------------------------------
+    def _log(self, record: dict[str, Any], writer: Any) -> None:
+        with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        step = record["step"]
+        for key, value in record.items():
+            if key != "step" and isinstance(value, int | float) and math.isfinite(value):
+                writer.add_scalar(f"train/{key}", value, step)
+        for key, value in record.get("eval", {}).items():
+            writer.add_scalar(f"eval/{key}", value, step)
+        writer.flush()
+
+    def save_checkpoint(self) -> Path:
+        """Checkpoint the current step under ``out_dir/checkpoints``."""
+        return save_checkpoint(
+            self.out_dir,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            position=self.position,
+            config=self.config.model_dump(mode="json"),
+            trainer_rng=self.rng,
+        )
+
+    def _restore(self, path: Path) -> None:
+        saved = json.loads((path / "config.json").read_text())
+        current = self.config.model_dump(mode="json")
+        changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
+        refused = [k for k in changed if k not in RESUMABLE_CHANGES]
+        if refused:
+            raise ValueError(f"cannot resume {path}: the config differs in {', '.join(refused)}")
+        checkpoint = load_checkpoint(path, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler)
+        self.rng.setstate(checkpoint.trainer_rng)
+        self.position = checkpoint.position
+
+    def _cut_logs(self) -> None:
+        """Drop metrics lines and stored episodes of steps after the data position (redone on resume)."""
+        position, first_seed = self.position, self.config.task_seed_start
+        _keep_lines(self.out_dir / "metrics.jsonl", lambda row: int(row["step"]) <= position.step)
+        _keep_lines(self.out_dir / "episodes.jsonl", lambda row: first_seed <= int(row["seed"]) < position.next_seed)
+
+
+def _keep_lines(path: Path, keep: Any) -> None:
+    """Rewrite the JSONL file ``path`` (atomically) with the whole lines ``keep`` accepts."""
+    if not path.exists():
+        return
+    lines = path.read_bytes().split(b"\n")
+    kept: list[bytes] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if keep(row):
+            kept.append(line)
+    data = b"".join(line + b"\n" for line in kept)
+    if data == path.read_bytes():
+        return
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _chunks(items: Sequence[TurnSample], size: int) -> Iterator[list[TurnSample]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _runs(seeds: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """Maximal runs of consecutive seeds, as (first seed, count)."""
+    start: int | None = None
+    count = 0
+    for seed in seeds:
+        if start is not None and seed == start + count:
+            count += 1
+            continue
+        if start is not None:
+            yield start, count
+        start, count = seed, 1
+    if start is not None:
+        yield start, count
+
+
+def _accumulate(totals: dict[str, float], stats: PPOStats) -> None:
+    for key in ("clip_fraction", "approx_kl", "kl_ref", "mean_ratio"):
+        totals[key] += getattr(stats, key) * stats.units
