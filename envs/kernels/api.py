@@ -45,7 +45,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from horizongym.envs.kernels.inspect_library import KernelRejected, check_library
+from horizongym.envs.kernels.inspect_library import RULES_FINGERPRINT, KernelRejected, check_library
 from horizongym.envs.search.cache import build_atomically, cache_dir
 
 LANGUAGES = ("cpp", "cuda")
@@ -156,7 +156,7 @@ def build(source: str, language: str = "cpp", *, timeout_s: float = COMPILE_TIME
     """
     started = time.perf_counter()
     chain = toolchain(language)
-    key = hashlib.sha256((chain.fingerprint() + "\0" + source).encode()).hexdigest()[:32]
+    key = hashlib.sha256((chain.fingerprint() + "\0" + RULES_FINGERPRINT + "\0" + source).encode()).hexdigest()[:32]
     root = cache_dir() / "kernels"
     folder = root / key
     cached = folder.exists()

@@ -17,6 +17,7 @@ A library that fails either check is rejected with :class:`KernelRejected` (code
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -45,6 +46,10 @@ ALLOWED_IMPORT_PATTERN = re.compile(
     r"|cuda[A-Z]\w*|__cuda\w+"  # the CUDA runtime
 )
 FORBIDDEN_INSTRUCTIONS = re.compile(r"\t(syscall|sysenter|int\s+\$0x80|rdtscp?|rdpmc)\b")
+RULES_FINGERPRINT = hashlib.sha256(
+    repr((sorted(ALLOWED_IMPORTS), ALLOWED_IMPORT_PATTERN.pattern, FORBIDDEN_INSTRUCTIONS.pattern)).encode()
+).hexdigest()[:16]
+"""Part of every build's cache key, so a library built under older rules is inspected again."""
 
 
 class KernelRejected(RuntimeError):
