@@ -145,6 +145,20 @@ def render_prompt(
     return text
 
 
+def pad_batch(rows: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ``(prompt + target)`` input ids, labels (-100 outside the targets) and attention mask."""
+    width = max(len(prompt) + len(target) for prompt, target in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (prompt, target) in enumerate(rows):
+        sequence = prompt + target
+        input_ids[row, : len(sequence)] = torch.tensor(sequence)
+        labels[row, len(prompt) : len(sequence)] = torch.tensor(target)
+        attention[row, : len(sequence)] = 1
+    return input_ids, labels, attention
+
+
 def encode_prompt(tokenizer: Any, messages: list[Message], tools: list[dict[str, Any]] | None) -> list[int]:
     """The prompt token ids for ``messages`` (the chat template already holds any special tokens)."""
     ids = tokenizer(render_prompt(tokenizer, messages, tools), add_special_tokens=False)["input_ids"]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from horizongym.agents.base import Message
-from horizongym.agents.hf import CHATML_TOOLS_TEMPLATE, encode_prompt
+from horizongym.agents.hf import CHATML_TOOLS_TEMPLATE, encode_prompt, pad_batch
 
 IM_START, IM_END, END_OF_TEXT, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|pad|>"
 SPECIAL_TOKENS = (IM_START, IM_END, END_OF_TEXT, PAD)
@@ -134,16 +134,8 @@ def sft_overfit(
         prompt = encode_prompt(tokenizer, messages, tools)
         target = [int(i) for i in tokenizer(completion, add_special_tokens=False)["input_ids"]]
         rows.append((prompt, [*target, int(tokenizer.eos_token_id)]))
-    width = max(len(p) + len(t) for p, t in rows)
     pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, (prompt, target) in enumerate(rows):
-        sequence = prompt + target
-        input_ids[row, : len(sequence)] = torch.tensor(sequence)
-        labels[row, len(prompt) : len(sequence)] = torch.tensor(target)
-        attention[row, : len(sequence)] = 1
+    input_ids, labels, attention = pad_batch(rows, pad)
     # Position t predicts token t + 1.
     targets, mask = labels[:, 1:], labels[:, 1:] != -100
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)

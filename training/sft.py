@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from horizongym.agents.base import Message
-from horizongym.agents.hf import encode_prompt
+from horizongym.agents.hf import encode_prompt, pad_batch
 from horizongym.training.rollout import EnvRecipe
 from horizongym.training.store import read_episodes
 from horizongym.training.trajectory import Episode
@@ -148,7 +148,7 @@ def sft_warm_start(
             total, tokens = 0.0, 0
             for start in range(0, len(order), batch_size):
                 batch = [rows[i] for i in order[start : start + batch_size]]
-                input_ids, labels, attention = _pad_batch(batch, pad)
+                input_ids, labels, attention = pad_batch(batch, pad)
                 logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
                 targets = labels[:, 1:].to(device)
                 mask = targets != -100
@@ -166,17 +166,3 @@ def sft_warm_start(
     finally:
         model.train(was_training)
     return losses
-
-
-def _pad_batch(batch: list[tuple[list[int], list[int]]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded input ids, labels (-100 outside the targets) and attention mask."""
-    width = max(len(p) + len(t) for p, t in batch)
-    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (prompt, target) in enumerate(batch):
-        sequence = prompt + target
-        input_ids[row, : len(sequence)] = torch.tensor(sequence)
-        labels[row, len(prompt) : len(sequence)] = torch.tensor(target)
-        attention[row, : len(sequence)] = 1
-    return input_ids, labels, attention

@@ -1,0 +1,435 @@
+"""The embedded demo: a tiny byte-level model learns SearchJudge-v0, first by SFT, then by RL (EAPO).
+
+``python -m horizongym.training.demo [--seeds N] [--out runs/demo] [--quick]`` (``make demo``).
+
+Pipeline, for each seed (the seed fixes the model's initial weights, SFT's example order and
+the RL sampling):
+
+1. **Model.** :func:`~horizongym.agents.tiny.build_tiny_model` writes a random
+   ``LlamaForCausalLM`` with the byte-level tokenizer (nothing is downloaded). The SearchJudge
+   protocol is plain tags (``<search>``, ``<judge>``, ``<answer>``) that the env's prompt
+   describes, so the tokenizer gets a plain ChatML template that does not render the tool
+   schemas: they would add ~1,400 byte tokens to every prompt and teach nothing here.
+2. **Data.** The default fictional world (5,000 documents), restricted to its single-hop
+   questions (160 train, 40 held-out test questions of the world's own split), is exported as
+   a JSONL corpus and question file and loaded through ``data="jsonl:CORPUS:QUESTIONS"``: the
+   same documents, the same BM25 retrieval, the same protocol and rewards as ``data="fictional"``,
+   only the question set is narrowed (the env has no hop filter). Env kwargs, identical for SFT
+   data, RL and evaluation except ``split``: ``top_k=1`` (one document per search),
+   ``max_observation_chars=160`` (the page's first sentences, which state the asked attribute
+   for most questions), ``max_searches=2`` and ``task_order="by_seed"`` (seed ``i`` is task
+   ``i`` of the split).
+3. **Expert episodes.** The honest scripted expert plays every train question once; its
+   successful episodes are the SFT data (shared by all seeds).
+4. **Evaluation** (``before_sft``, ``after_sft``, ``after_rl``): greedy decoding on every
+   held-out test question (seeds ``0..39``), the same episodes settings at all three stages;
+   success is the env's ``success`` (exact match of the answer).
+5. **SFT** with :func:`~horizongym.training.sft.sft_warm_start` (loss on the action tokens).
+6. **RL** with the :class:`~horizongym.training.trainer.Trainer`, ``advantage="eapo"``: a
+   fixed number of steps, each ``tasks_per_step`` train questions × ``group_size`` sampled
+   episodes (temperature 1), one PPO-clip epoch per step.
+
+Outputs under ``--out``: ``summary.json`` (``results``: one ``{"seed", "stage", "success",
+"mean_reward", "episodes"}`` per seed and stage, plus the settings, env kwargs, RL curves and
+wall time), ``learning_curve.png`` (training reward per RL step per seed; held-out success at
+the three stages), ``expert_sft.jsonl`` (the expert episodes), ``seed<k>/eval_<stage>.jsonl``
+(evaluation episodes) and ``seed<k>/rl/`` (the trainer's ``episodes.jsonl``, ``metrics.jsonl``,
+TensorBoard logs and final checkpoint). A table of success per stage and seed, with the mean
+and sample standard deviation over seeds, is printed at the end.
+
+``--quick`` runs toy sizes (a few tasks, one RL step) to check the pipeline in under a minute;
+its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+STAGES = ("before_sft", "after_sft", "after_rl")
+ENV_ID = "SearchJudge-v0"
+
+CHATML_TEMPLATE = """\
+{%- for message in messages -%}
+<|im_start|>{{ message.role }}
+{{ message.content }}<|im_end|>
+{% endfor -%}
+{%- if add_generation_prompt -%}
+<|im_start|>assistant
+{% endif -%}
+"""
+"""ChatML without the tool schemas: the SearchJudge protocol is tags the env's prompt explains."""
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything that defines a demo run besides the seeds."""
+
+    hops: tuple[int, ...] = (1,)
+    top_k: int = 1
+    max_observation_chars: int = 160
+    max_searches: int = 2
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    max_new_tokens: int = 40
+    sft_tasks: int | None = None
+    """Train questions the expert plays (None: all of them)."""
+    sft_epochs: int = 8
+    sft_batch_size: int = 8
+    sft_lr: float = 3e-3
+    eval_tasks: int | None = None
+    """Held-out questions evaluated (None: all of them)."""
+    rl_steps: int = 12
+    tasks_per_step: int = 4
+    group_size: int = 4
+    rl_lr: float = 3e-4
+    temperature: float = 1.0
+    concurrency: int = 8
+
+    def env_kwargs(self, data: str, split: str) -> dict[str, Any]:
+        return {
+            "data": data,
+            "split": split,
+            "top_k": self.top_k,
+            "max_observation_chars": self.max_observation_chars,
+            "max_searches": self.max_searches,
+            "task_order": "by_seed",
+        }
+
+
+QUICK = DemoSettings(
+    hidden_size=32,
+    num_layers=1,
+    num_heads=2,
+    max_new_tokens=12,
+    sft_tasks=6,
+    sft_epochs=1,
+    eval_tasks=3,
+    rl_steps=1,
+    tasks_per_step=2,
+    group_size=2,
+)
+
+
+# ----- data ----------------------------------------------------------------------------
+def export_world(folder: Path, hops: Sequence[int]) -> str:
+    """Write the default fictional world's corpus and its ``hops``-hop questions as JSONL; return the data spec.
+
+    Comparison questions are left out (they always need two pages). Each question keeps the
+    world's own train/test split. Files are rewritten only when their content changes, so the
+    env's corpus and index caches (keyed by content) are reused.
+    """
+    from horizongym.envs.search.world import default_world
+
+    world = default_world()
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = "".join(
+        json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in world.iter_documents()
+    )
+    questions = "".join(
+        json.dumps(
+            {
+                "id": t.id,
+                "question": t.question,
+                "answers": list(t.answers),
+                "gold_doc_ids": list(t.gold_doc_ids),
+                "type": t.kind,
+                "hops": t.hops,
+                "split": t.meta["split"],
+            }
+        )
+        + "\n"
+        for t in world.tasks
+        if t.hops in hops and t.kind != "comparison"
+    )
+    corpus_path, questions_path = folder / "corpus.jsonl", folder / f"questions-hops{'-'.join(map(str, hops))}.jsonl"
+    for path, text in ((corpus_path, corpus), (questions_path, questions)):
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+    return f"jsonl:{corpus_path.resolve()}:{questions_path.resolve()}"
+
+
+def split_size(data: str, split: str) -> int:
+    from horizongym.envs.search.data import load_search_data
+
+    return len(load_search_data(data).split(split))
+
+
+# ----- model ---------------------------------------------------------------------------
+def build_model(folder: Path, settings: DemoSettings, seed: int) -> tuple[Any, Any]:
+    """A fresh tiny model (weights fixed by ``seed``) and its byte-level tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from horizongym.agents.tiny import build_tiny_model
+
+    build_tiny_model(
+        folder,
+        seed=seed,
+        hidden_size=settings.hidden_size,
+        num_layers=settings.num_layers,
+        num_heads=settings.num_heads,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return model, tokenizer
+
+
+# ----- rollouts ------------------------------------------------------------------------
+def expert_episodes(data: str, settings: DemoSettings, path: Path) -> list[Any]:
+    """The scripted expert on the train questions (``sft_tasks`` of them), stored at ``path``."""
+    from horizongym.agents.scripted import expert_for
+    from horizongym.training.rollout import EnvRecipe, RolloutEngine
+    from horizongym.training.store import EpisodeStore
+
+    path.unlink(missing_ok=True)
+    count = split_size(data, "train") if settings.sft_tasks is None else settings.sft_tasks
+    with (
+        EpisodeStore(path) as store,
+        RolloutEngine(
+            EnvRecipe(ENV_ID, settings.env_kwargs(data, "train")),
+            expert_for(ENV_ID),
+            concurrency=settings.concurrency,
+            store=store,
+            progress=False,
+        ) as engine,
+    ):
+        return sorted(engine.run_sync(count, 1, seed=0), key=lambda e: e.seed)
+
+
+def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path: Path) -> dict[str, Any]:
+    """Greedy episodes on the held-out questions (seeds ``0..n-1``), stored at ``path``."""
+    import numpy as np
+
+    from horizongym.agents.hf import TransformersPolicy
+    from horizongym.training.rollout import EnvRecipe, RolloutEngine
+    from horizongym.training.store import EpisodeStore
+
+    path.unlink(missing_ok=True)
+    count = split_size(data, "test") if settings.eval_tasks is None else settings.eval_tasks
+    policy = TransformersPolicy(
+        model,
+        tokenizer,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=0.0,
+        max_batch_size=settings.concurrency,
+    )
+
+    async def run(engine: RolloutEngine) -> list[Any]:
+        try:
+            return await engine.run(count, 1, seed=0)
+        finally:
+            await policy.aclose()
+
+    with (
+        EpisodeStore(path) as store,
+        RolloutEngine(
+            EnvRecipe(ENV_ID, settings.env_kwargs(data, "test")),
+            policy,
+            concurrency=settings.concurrency,
+            store=store,
+        ) as engine,
+    ):
+        episodes = asyncio.run(run(engine))
+    return {
+        "success": float(np.mean([bool(e.success) for e in episodes])),
+        "mean_reward": float(np.mean([e.total_reward for e in episodes])),
+        "episodes": len(episodes),
+        "episodes_path": str(path),
+    }
+
+
+# ----- one seed ------------------------------------------------------------------------
+def run_seed(seed: int, data: str, expert: list[Any], settings: DemoSettings, out: Path) -> dict[str, Any]:
+    """Before SFT, SFT, after SFT, RL, after RL for one seed; returns its results and RL curve."""
+    from horizongym.training.sft import sft_warm_start
+    from horizongym.training.trainer import Trainer, TrainConfig
+
+    folder = out / f"seed{seed}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    model, tokenizer = build_model(folder / "init", settings, seed)
+    results: list[dict[str, Any]] = []
+
+    def stage(name: str) -> None:
+        print(f"== seed {seed}: evaluate ({name}) on held-out questions", flush=True)
+        result = {"seed": seed, "stage": name, **evaluate(model, tokenizer, data, settings, folder / f"eval_{name}.jsonl")}
+        print(f"   success {result['success']:.3f}, mean reward {result['mean_reward']:.3f}", flush=True)
+        results.append(result)
+
+    stage("before_sft")
+    print(f"== seed {seed}: SFT on {sum(bool(e.success) for e in expert)} expert episodes", flush=True)
+    start = time.perf_counter()
+    losses = sft_warm_start(
+        model,
+        tokenizer,
+        expert,
+        epochs=settings.sft_epochs,
+        batch_size=settings.sft_batch_size,
+        lr=settings.sft_lr,
+        seed=seed,
+        tools=[],
+        successful_only=True,
+    )
+    print(f"   loss per epoch {' '.join(f'{x:.3f}' for x in losses)} ({time.perf_counter() - start:.0f} s)", flush=True)
+    stage("after_sft")
+    print(f"== seed {seed}: RL (EAPO), {settings.rl_steps} steps", flush=True)
+    config = TrainConfig(
+        env_id=ENV_ID,
+        env_kwargs=settings.env_kwargs(data, "train"),
+        advantage="eapo",
+        group_size=settings.group_size,
+        tasks_per_step=settings.tasks_per_step,
+        steps=settings.rl_steps,
+        lr=settings.rl_lr,
+        micro_batch_size=8,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        concurrency=settings.concurrency,
+        eval_every=0,
+        seed=seed,
+        out_dir=str(folder / "rl"),
+        deterministic=False,
+        device="cpu",
+    )
+    records = Trainer(config, model, tokenizer).train()
+    stage("after_rl")
+    return {
+        "results": results,
+        "sft_losses": losses,
+        "rl_reward": [r["reward_mean"] for r in records],
+        "rl_success": [r["success_rate"] for r in records],
+    }
+
+
+# ----- reporting -----------------------------------------------------------------------
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def table(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> str:
+    """Success per stage (rows) and seed (columns), with mean ± sample std over seeds."""
+    header = f"{'stage':<12}" + "".join(f"{'seed ' + str(s):>9}" for s in seeds) + f"{'mean ± std':>18}"
+    lines = [header, "-" * len(header)]
+    for name in STAGES:
+        values = [next(r["success"] for r in results if r["seed"] == s and r["stage"] == name) for s in seeds]
+        mean, std = _mean_std(values)
+        lines.append(f"{name:<12}" + "".join(f"{v:>9.3f}" for v in values) + f"{mean:>11.3f} ± {std:.3f}")
+    return "\n".join(lines)
+
+
+def verdict(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
+    """Does RL beat SFT by more than the spread over seeds (the larger stage std)?"""
+    sft = [next(r["success"] for r in results if r["seed"] == s and r["stage"] == "after_sft") for s in seeds]
+    rl = [next(r["success"] for r in results if r["seed"] == s and r["stage"] == "after_rl") for s in seeds]
+    margin = statistics.fmean(rl) - statistics.fmean(sft)
+    spread = max(_mean_std(sft)[1], _mean_std(rl)[1])
+    return {
+        "rl_minus_sft": margin,
+        "seed_spread": spread,
+        "rl_beats_sft_beyond_spread": bool(len(seeds) > 1 and margin > spread),
+        "seeds_improved": sum(b > a for a, b in zip(sft, rl, strict=True)),
+    }
+
+
+def plot(path: Path, runs: dict[int, dict[str, Any]]) -> None:
+    """Training reward per RL step per seed, and held-out success at the three stages."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for seed, run in runs.items():
+        steps = range(1, len(run["rl_reward"]) + 1)
+        left.plot(steps, run["rl_reward"], marker="o", markersize=3, label=f"seed {seed}")
+    left.set(xlabel="RL step", ylabel="mean training reward", title="RL (EAPO) on train questions")
+    left.grid(alpha=0.3)
+    left.legend()
+    for seed, run in runs.items():
+        values = [next(r["success"] for r in run["results"] if r["stage"] == s) for s in STAGES]
+        right.plot(range(len(STAGES)), values, marker="o", alpha=0.6, label=f"seed {seed}")
+    means = [
+        statistics.fmean(next(r["success"] for r in run["results"] if r["stage"] == s) for run in runs.values())
+        for s in STAGES
+    ]
+    right.plot(range(len(STAGES)), means, color="black", linewidth=2.5, marker="s", label="mean")
+    right.set_xticks(range(len(STAGES)), list(STAGES))
+    right.set(ylabel="success (exact match)", title="held-out questions, greedy", ylim=(-0.02, 1.02))
+    right.grid(alpha=0.3)
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+# ----- entry point ---------------------------------------------------------------------
+def run_demo(seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = False) -> dict[str, Any]:
+    """Run the whole demo for seeds ``0..seeds-1``; write and return the summary."""
+    start = time.perf_counter()
+    settings = QUICK if quick else DemoSettings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    print("== data: the fictional world's single-hop questions, exported as JSONL", flush=True)
+    data = export_world(out / "data", settings.hops)
+    print(f"   {split_size(data, 'train')} train and {split_size(data, 'test')} held-out test questions", flush=True)
+    print("== expert episodes on the train questions (SFT data)", flush=True)
+    expert = expert_episodes(data, settings, out / "expert_sft.jsonl")
+    print(f"   {len(expert)} episodes, success {sum(bool(e.success) for e in expert) / len(expert):.3f}", flush=True)
+    runs = {seed: run_seed(seed, data, expert, settings, out) for seed in range(seeds)}
+    results = [r for run in runs.values() for r in run["results"]]
+    seed_list = list(runs)
+    summary = {
+        "results": results,
+        "verdict": verdict(results, seed_list),
+        "seeds": seed_list,
+        "quick": quick,
+        "settings": asdict(settings),
+        "env_id": ENV_ID,
+        "env_kwargs": {split: settings.env_kwargs(data, split) for split in ("train", "test")},
+        "curves": {
+            str(seed): {k: run[k] for k in ("sft_losses", "rl_reward", "rl_success")} for seed, run in runs.items()
+        },
+        "wall_seconds": time.perf_counter() - start,
+    }
+    plot(out / "learning_curve.png", runs)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    check = summary["verdict"]
+    print()
+    print("Success on held-out questions (greedy):")
+    print(table(results, seed_list))
+    print(
+        f"RL − SFT: {check['rl_minus_sft']:+.3f}; seed spread (largest std): {check['seed_spread']:.3f}; "
+        f"RL beats SFT beyond the spread: {'yes' if check['rl_beats_sft_beyond_spread'] else 'no'} "
+        f"({check['seeds_improved']} of {len(seed_list)} seeds improved)"
+    )
+    print(f"Wall time {summary['wall_seconds']:.0f} s. Wrote {out / 'summary.json'} and {out / 'learning_curve.png'}.")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m horizongym.training.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), default 3")
+    parser.add_argument("--out", default="runs/demo", help="output folder, default runs/demo")
+    parser.add_argument("--quick", action="store_true", help="toy sizes, to check the pipeline in under a minute")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    run_demo(args.seeds, args.out, quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
