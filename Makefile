@@ -7,6 +7,7 @@ DEPS_HASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 TYPECHECK_ROOT := $(VENV)/typecheck
 DEMO_DIR := runs/demo
+SEEDS ?= 3
 
 .PHONY: venv demo test lint typecheck bench clean
 
@@ -36,6 +37,7 @@ demo: venv
 		--env-kwargs '{"levels": [2], "task_order": "by_seed"}'
 	$(BIN)/horizongym show $(DEMO_DIR)/email.jsonl --html $(DEMO_DIR)/email.html
 	$(BIN)/horizongym show $(DEMO_DIR)/kernels.jsonl --html $(DEMO_DIR)/kernels.html
+	$(BIN)/python -m horizongym.training.demo --seeds $(SEEDS) --out $(DEMO_DIR)
 	@echo "Episodes are in $(DEMO_DIR)/; open $(DEMO_DIR)/*.html to read them."
 
 lint: venv

@@ -94,10 +94,11 @@ def measure_builds(backend: str, language: str, source: str, repeats: int) -> No
 def measure_load_inline() -> None:
     from torch.utils.cpp_extension import load_inline
 
+    name = f"bench_relu_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         load_inline(
-            f"bench_relu_{uuid.uuid4().hex[:8]}",
+            name,
             cpp_sources=[TORCH_EXTENSION],
             functions=["relu"],
             build_directory=folder,
@@ -105,7 +106,7 @@ def measure_load_inline() -> None:
         )
         emit("compile_cold_s", time.perf_counter() - started, "s", backend="cpu", method="load_inline")
         started = time.perf_counter()
-        load_inline("bench_relu_again", cpp_sources=[TORCH_EXTENSION], functions=["relu"], build_directory=folder)
+        load_inline(name, cpp_sources=[TORCH_EXTENSION], functions=["relu"], build_directory=folder)
         emit("compile_cached_ms", (time.perf_counter() - started) * 1000, "ms", backend="cpu", method="load_inline")
 
 

@@ -81,18 +81,18 @@ class DemoSettings:
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 2
-    max_new_tokens: int = 40
+    max_new_tokens: int = 64
     sft_tasks: int | None = None
     """Train questions the expert plays (None: all of them)."""
-    sft_epochs: int = 8
-    sft_batch_size: int = 8
+    sft_epochs: int = 30
+    sft_batch_size: int = 4
     sft_lr: float = 3e-3
     eval_tasks: int | None = None
     """Held-out questions evaluated (None: all of them)."""
-    rl_steps: int = 12
+    rl_steps: int = 10
     tasks_per_step: int = 4
     group_size: int = 4
-    rl_lr: float = 3e-4
+    rl_lr: float = 5e-4
     temperature: float = 1.0
     concurrency: int = 8
 
@@ -133,9 +133,7 @@ def export_world(folder: Path, hops: Sequence[int]) -> str:
 
     world = default_world()
     folder.mkdir(parents=True, exist_ok=True)
-    corpus = "".join(
-        json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in world.iter_documents()
-    )
+    corpus = "".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in world.iter_documents())
     questions = "".join(
         json.dumps(
             {
@@ -254,7 +252,7 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
 def run_seed(seed: int, data: str, expert: list[Any], settings: DemoSettings, out: Path) -> dict[str, Any]:
     """Before SFT, SFT, after SFT, RL, after RL for one seed; returns its results and RL curve."""
     from horizongym.training.sft import sft_warm_start
-    from horizongym.training.trainer import Trainer, TrainConfig
+    from horizongym.training.trainer import TrainConfig, Trainer
 
     folder = out / f"seed{seed}"
     if folder.exists():
@@ -264,7 +262,11 @@ def run_seed(seed: int, data: str, expert: list[Any], settings: DemoSettings, ou
 
     def stage(name: str) -> None:
         print(f"== seed {seed}: evaluate ({name}) on held-out questions", flush=True)
-        result = {"seed": seed, "stage": name, **evaluate(model, tokenizer, data, settings, folder / f"eval_{name}.jsonl")}
+        result = {
+            "seed": seed,
+            "stage": name,
+            **evaluate(model, tokenizer, data, settings, folder / f"eval_{name}.jsonl"),
+        }
         print(f"   success {result['success']:.3f}, mean reward {result['mean_reward']:.3f}", flush=True)
         results.append(result)
 
@@ -391,9 +393,10 @@ def run_demo(seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = Fal
     runs = {seed: run_seed(seed, data, expert, settings, out) for seed in range(seeds)}
     results = [r for run in runs.values() for r in run["results"]]
     seed_list = list(runs)
-    summary = {
+    check = verdict(results, seed_list)
+    summary: dict[str, Any] = {
         "results": results,
-        "verdict": verdict(results, seed_list),
+        "verdict": check,
         "seeds": seed_list,
         "quick": quick,
         "settings": asdict(settings),
@@ -406,7 +409,6 @@ def run_demo(seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = Fal
     }
     plot(out / "learning_curve.png", runs)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    check = summary["verdict"]
     print()
     print("Success on held-out questions (greedy):")
     print(table(results, seed_list))
