@@ -56,6 +56,7 @@ bench: venv
 	$(BIN)/python -m horizongym.bench.search --quick
 	$(BIN)/python -m horizongym.bench.email --quick
 	$(BIN)/python -m horizongym.bench.kernels --quick
+	$(BIN)/python -m horizongym.bench.credit --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis
