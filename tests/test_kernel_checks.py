@@ -159,6 +159,13 @@ def test_kevin_reward_is_point_three_plus_speedup_when_correct() -> None:
     assert kevin.components(result("compiled")) == {"compile": 0.1}
 
 
+def test_a_suspicious_speedup_is_rewarded_at_most_ten() -> None:
+    flagged = result("correct", 40.0)
+    flagged.suspicious = True
+    assert KevinReward().components(flagged) == {"correct": 0.3, "speedup": 10.0}
+    assert KevinReward().components(result("correct", 40.0)) == {"correct": 0.3, "speedup": 40.0}
+
+
 def test_milestone_reward_levels() -> None:
     milestones = MilestoneReward()
     assert milestones.components(result("compile_error")) == {"milestone": -1.0}

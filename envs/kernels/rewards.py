@@ -10,6 +10,7 @@ incorrect, 1 if correct, 2 if also more than 5 % faster than PyTorch eager, 3 if
 faster than both eager and ``torch.compile`` (only where ``torch.compile`` was timed). Each turn
 counts on its own (γ = 0).
 
+A speedup above 10× that was re-checked and flagged as suspicious counts as 10× at most.
 Both treat a rejected (reward-hacking) kernel as incorrect: it scores 0 (``kevin``) or −1
 (``milestones``), never more than an honest wrong answer. On the ``compile-only`` backend a
 kernel cannot run, so only the build tier exists: ``kevin`` gives ``compile`` 0.1 for a kernel
@@ -44,7 +45,8 @@ class RewardScheme:
     gamma: float = 0.0
 
     def components(self, result: EvalResult) -> dict[str, float]:
-        raise NotImplementedError
+        """The named reward components of one evaluated submission (each scheme defines them)."""
+        raise NotImplementedError(f"{type(self).__name__} must define components()")
 
     def returns(self, scores: list[float]) -> list[float]:
         """Per-turn credit from per-turn rewards (see the module docstring)."""
@@ -61,9 +63,10 @@ class KevinReward(RewardScheme):
     def components(self, result: EvalResult) -> dict[str, float]:
         if result.status == "compiled":
             return {"compile": self.compile_bonus}
-        if not result.correct or result.speedup is None:
+        speedup = result.rewarded_speedup
+        if not result.correct or speedup is None:
             return {"correct": 0.0, "speedup": 0.0}
-        return {"correct": self.correct_bonus, "speedup": result.speedup}
+        return {"correct": self.correct_bonus, "speedup": speedup}
 
 
 @dataclass(frozen=True)
