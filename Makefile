@@ -9,7 +9,7 @@ TYPECHECK_ROOT := $(VENV)/typecheck
 DEMO_DIR := runs/demo
 SEEDS ?= 3
 
-.PHONY: venv demo test lint typecheck bench clean
+.PHONY: venv engine demo test lint typecheck bench clean
 
 venv: $(STAMP)
 
@@ -23,7 +23,13 @@ $(STAMP):
 	mkdir -p $(TYPECHECK_ROOT) && ln -sfn "$(CURDIR)" $(TYPECHECK_ROOT)/horizongym
 	touch $(STAMP)
 
-demo: venv
+# The Docker engine (installed and started where the machine allows it) and the offline base image,
+# built once per machine (tagged by a hash of its recipe). Where it cannot be set up, the sandbox
+# tests fail and say why; `horizongym sandbox doctor` tells what is missing and the fix.
+engine: venv
+	-$(BIN)/horizongym sandbox build-image
+
+demo: venv engine
 	@mkdir -p $(DEMO_DIR)
 	rm -f $(DEMO_DIR)/*.jsonl
 	$(BIN)/horizongym list
@@ -37,6 +43,9 @@ demo: venv
 		--env-kwargs '{"levels": [2], "task_order": "by_seed"}'
 	$(BIN)/horizongym show $(DEMO_DIR)/email.jsonl --html $(DEMO_DIR)/email.html
 	$(BIN)/horizongym show $(DEMO_DIR)/kernels.jsonl --html $(DEMO_DIR)/kernels.html
+	$(BIN)/horizongym rollout SWE-v0 --policy expert -n 8 --concurrency 4 --out $(DEMO_DIR)/swe.jsonl \
+		--env-kwargs '{"task_order": "by_seed"}'
+	$(BIN)/horizongym show $(DEMO_DIR)/swe.jsonl --html $(DEMO_DIR)/swe.html
 	$(BIN)/python -m horizongym.training.demo --seeds $(SEEDS) --out $(DEMO_DIR)
 	@echo "Episodes are in $(DEMO_DIR)/; open $(DEMO_DIR)/*.html to read them."
 
@@ -47,7 +56,7 @@ lint: venv
 typecheck: venv
 	MYPYPATH=$(TYPECHECK_ROOT) $(BIN)/mypy -p horizongym
 
-test: lint typecheck
+test: lint typecheck engine
 	$(BIN)/python -m pytest -n auto -q
 
 bench: venv
@@ -57,6 +66,7 @@ bench: venv
 	$(BIN)/python -m horizongym.bench.email --quick
 	$(BIN)/python -m horizongym.bench.kernels --quick
 	$(BIN)/python -m horizongym.bench.credit --quick
+	$(BIN)/python -m horizongym.bench.sandbox --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -20,6 +20,7 @@ register("SearchJudge-v0", "horizongym.envs.search.env:SearchJudgeEnv")
 register("EmailInbox-v0", "horizongym.envs.email.env:EmailInboxEnv")
 register("KernelGen-v0", "horizongym.envs.kernels.env:KernelGenEnv")
 register("LongChain-v0", "horizongym.envs.longchain:LongChainEnv")
+register("SWE-v0", "horizongym.envs.swe.env:SWEEnv")
 
 __all__ = [
     "NAMESPACE",

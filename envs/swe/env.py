@@ -1,0 +1,241 @@
+"""SWE-v0: fix a bug in a real Python project inside a sandbox; hidden tests decide the reward.
+
+Each episode is one SWE-bench-format instance (:class:`~horizongym.envs.swe.types.SWEInstance`).
+The agent gets the bug report and a sandbox (a Docker container with no network, where one
+answers) holding the project at ``/work`` as a git repository, with three tools:
+
+* ``bash(command)`` — a shell command in ``/work`` (output cut to the sandbox's limit);
+* ``str_replace_editor(command, path, …)`` — view, create, str_replace, insert, undo_edit;
+* ``submit()`` — ends the episode: the diff of ``/work`` is judged by the hidden tests in a
+  fresh sandbox (:mod:`horizongym.envs.swe.harness`).
+
+Reward: 1 if every ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` test passes after the submission,
+else 0 (component ``resolved``); ``info["evaluation"]`` holds every test's outcome. A command
+stopped by a containment limit (wall-clock timeout, memory, processes, file size) or a sandbox
+that dies ends the episode as truncated, with the reason in ``info["termination_reason"]``.
+
+Tasks (``instances=``): ``"embedded"`` (the default: bugs mined from a small library shipped
+with horizongym), ``"pypi"`` (bugs mined from real PyPI packages, see
+:mod:`horizongym.envs.swe.packages`), a JSONL file path, or a list of instances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from horizongym.envs.base import Task, TextEnv
+from horizongym.envs.swe.editor import Editor, EditorError
+from horizongym.envs.swe.harness import SWEEvaluation, evaluate_patch, sandbox_spec
+from horizongym.envs.swe.types import SWEInstance, load_instances
+from horizongym.envs.tasks import check_task_order, choose, seeded_options
+from horizongym.sandboxes.base import Sandbox, SandboxError
+from horizongym.tools import tool
+
+DIFF_COMMAND = "git add -A >/dev/null 2>&1 && git diff --cached --binary HEAD"
+
+_KNOWN: dict[str, SWEInstance] = {}
+"""Every instance an SWE env of this process has loaded, by id (scripted experts look gold patches up here)."""
+
+
+def known_instance(instance_id: str) -> SWEInstance | None:
+    """An instance some SWE env of this process loaded (for scripted policies), or None."""
+    return _KNOWN.get(instance_id)
+
+
+def load_instance_set(instances: str | list[SWEInstance]) -> list[SWEInstance]:
+    """Resolve ``instances=`` (see the module docstring) to a list."""
+    if isinstance(instances, list):
+        return instances
+    if instances == "embedded":
+        from horizongym.envs.swe.mining import embedded_instances
+
+        return embedded_instances()
+    if instances == "pypi":
+        from horizongym.envs.swe.mining import default_package_instances
+
+        return default_package_instances()
+    if Path(instances).is_file():
+        return load_instances(instances)
+    raise ValueError(f"instances must be 'embedded', 'pypi', a JSONL file or a list of SWEInstance; got {instances!r}")
+
+
+@dataclass
+class SWEEpisode:
+    """Everything one episode owns."""
+
+    instance: SWEInstance
+    sandbox: Sandbox
+    editor: Editor
+    commands: int = 0
+    evaluation: SWEEvaluation | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SWEEnv(TextEnv):
+    """Fix a bug in a real Python project; hidden tests judge the diff (SWE-bench format)."""
+
+    description = "fixes a bug in a Python project in a sandbox with bash and an editor; hidden tests judge the diff"
+    max_turns = 40
+    blocking = True
+
+    def __init__(
+        self,
+        instances: str | list[SWEInstance] = "embedded",
+        *,
+        backend: Literal["auto", "docker", "local"] = "auto",
+        command_timeout: float = 30.0,
+        test_timeout: float = 300.0,
+        task_order: str = "random",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check_task_order(task_order)
+        self.instances = load_instance_set(instances)
+        if not self.instances:
+            raise ValueError("no SWE instances to play")
+        for instance in self.instances:
+            _KNOWN[instance.instance_id] = instance
+        self.backend = backend
+        self.command_timeout = command_timeout
+        self.test_timeout = test_timeout
+        self.task_order = task_order
+        self.episode: SWEEpisode | None = None
+
+    # ----- episodes -------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        return super().reset(seed=seed, options=seeded_options(self.task_order, seed, options))
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        from horizongym.sandboxes import open_sandbox
+
+        self._release()
+        instance = choose(self.instances, options, self.np_random, lambda i: i.instance_id)
+        sandbox = open_sandbox(sandbox_spec(instance), backend=self.backend)
+        self.episode = SWEEpisode(instance, sandbox, Editor(sandbox))
+        return Task(id=instance.instance_id, prompt=self.prompt(instance, sandbox))
+
+    def prompt(self, instance: SWEInstance, sandbox: Sandbox) -> str:
+        workdir = sandbox.spec.workdir
+        isolation = "" if sandbox.isolated else "\n(This sandbox is a local folder: nothing is isolated.)"
+        return (
+            f"Instance: {instance.instance_id}\n"
+            f"A bug was reported in the Python project {instance.repo}, checked out at {workdir} "
+            "(a git repository; the package imports from there, and `python -m pytest` runs tests).\n\n"
+            f"<issue>\n{instance.problem_statement.strip()}\n</issue>\n\n"
+            "Find the cause and fix it by editing the project's source files (bash and str_replace_editor; "
+            "there is no network). When you are done, call submit(). Hidden tests then judge your changes; "
+            f"changes to test files are ignored.{isolation}"
+        )
+
+    def _episode(self) -> SWEEpisode:
+        if self.episode is None:
+            raise RuntimeError("no episode is running; call reset() first")
+        return self.episode
+
+    def _release(self) -> None:
+        if self.episode is not None:
+            self.episode.sandbox.close()
+            self.episode = None
+
+    def close(self) -> None:
+        self._release()
+        super().close()
+
+    def _stop(self, reason: str) -> None:
+        """End the episode as truncated (a containment limit was hit, or the sandbox died)."""
+        self.state.truncated = True
+        self.set_info("termination_reason", reason)
+        self.set_info("success", False)
+
+    # ----- tools ----------------------------------------------------------------------
+    @tool
+    def bash(self, command: str) -> str:
+        """Run a bash command in the repository folder and return its output (stdout and stderr).
+
+        Args:
+            command: the command line, e.g. "grep -rn 'def parse' src | head".
+        """
+        episode = self._episode()
+        episode.commands += 1
+        try:
+            result = episode.sandbox.exec(command, timeout=self.command_timeout)
+        except SandboxError as error:
+            self._stop(f"sandbox_died: {error}")
+            return f"The sandbox stopped working ({error}). The episode ends."
+        episode.log.append({"command": command, "exit_code": result.exit_code, "limit": result.limit})
+        output = result.output if result.output.strip() else "(no output)"
+        if result.limit is not None:
+            reason = {
+                "timeout": f"the command ran past its {self.command_timeout:g} s limit and was killed",
+                "memory": "the command ran out of memory and was killed",
+                "pids": "the command started too many processes and was killed",
+                "file_size": "the command wrote a file larger than the limit and was killed",
+                "sandbox_died": "the sandbox died",
+            }[result.limit]
+            self._stop(f"{result.limit}: {reason}")
+            return f"{output}\n\n[{reason}; the episode ends]"
+        return output if result.exit_code == 0 else f"{output}\n[exit code {result.exit_code}]"
+
+    @tool
+    def str_replace_editor(
+        self,
+        command: Literal["view", "create", "str_replace", "insert", "undo_edit"],
+        path: str,
+        file_text: str | None = None,
+        old_str: str | None = None,
+        new_str: str | None = None,
+        insert_line: Annotated[int, Field(ge=0)] | None = None,
+        view_range: list[int] | None = None,
+    ) -> str:
+        """View, create and edit files. Paths are absolute (the repository is in /work).
+
+        Args:
+            command: view (a file with line numbers, or a folder), create (a new file), str_replace (replace old_str, which must occur exactly once, by new_str), insert (new_str after line insert_line) or undo_edit (undo the last edit of the file).
+            path: absolute path of a file or folder.
+            file_text: the content of the new file (create).
+            old_str: the exact text to replace, including indentation (str_replace).
+            new_str: the replacement (str_replace) or the text to insert (insert).
+            insert_line: the line after which new_str is inserted; 0 inserts at the top (insert).
+            view_range: [first, last] lines to show, last = -1 for the end of the file (view).
+        """
+        episode = self._episode()
+        try:
+            return episode.editor.run(
+                command,
+                path,
+                file_text=file_text,
+                old_str=old_str,
+                new_str=new_str,
+                insert_line=insert_line,
+                view_range=view_range,
+            )
+        except EditorError as error:
+            return f"Error: {error}"
+        except SandboxError as error:
+            self._stop(f"sandbox_died: {error}")
+            return f"The sandbox stopped working ({error}). The episode ends."
+
+    @tool
+    def submit(self) -> str:
+        """Submit your changes to /work; hidden tests judge them and the episode ends."""
+        episode = self._episode()
+        try:
+            diff = episode.sandbox.exec(DIFF_COMMAND, timeout=60).output
+        except SandboxError as error:
+            self._stop(f"sandbox_died: {error}")
+            return f"The sandbox stopped working ({error}). The episode ends."
+        evaluation = evaluate_patch(episode.instance, diff, backend=self.backend, timeout=self.test_timeout)
+        episode.evaluation = evaluation
+        self.add_reward("resolved", 1.0 if evaluation.resolved else 0.0)
+        self.set_info("evaluation", evaluation.summary())
+        self.set_info("patch", diff)
+        self.end_episode(success=evaluation.resolved)
+        failed = sum(o != "passed" for o in [*evaluation.fail_to_pass.values(), *evaluation.pass_to_pass.values()])
+        total = len(evaluation.fail_to_pass) + len(evaluation.pass_to_pass)
+        verdict = "resolved" if evaluation.resolved else "not resolved"
+        detail = f" ({evaluation.error})" if evaluation.error else f" ({failed} of {total} hidden tests fail)"
+        return f"Submitted. The hidden tests say: {verdict}{detail if not evaluation.resolved else ''}."
