@@ -1,11 +1,11 @@
-"""The embedded demo's pipeline end to end, at toy sizes (``--quick``)."""
+"""The embedded demo's pipeline end to end, at toy sizes (``--quick``), and its data and SFT pieces."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from horizongym.training.demo import STAGES, main
+from horizongym.training.demo import CHATML_TEMPLATE, STAGES, main
 
 
 def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
@@ -22,6 +22,9 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
         assert isinstance(result["mean_reward"], float)
     assert summary["wall_seconds"] > 0 and summary["settings"]["hidden_size"] > 0
     assert summary["env_kwargs"]["train"]["split"] == "train" and summary["env_kwargs"]["test"]["split"] == "test"
+    assert set(summary["verdict"]) >= {"rl_minus_sft", "seed_spread", "rl_beats_sft_beyond_spread"}
+    curves = summary["curves"]["0"]
+    assert set(curves["sft_losses"]) == {"question", "short", "full"} and len(curves["rl_reward"]) == 1
 
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -32,3 +35,46 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
     assert (out / "seed0" / "rl" / "episodes.jsonl").read_text().strip()
     assert (out / "seed0" / "rl" / "metrics.jsonl").read_text().strip()
     assert (out / "expert_sft.jsonl").read_text().strip()
+
+    # The held-out questions are the world's own single-hop test questions; no generated train
+    # question names an entity that a test question is about.
+    from horizongym.envs.search.world import default_world
+
+    questions = [json.loads(line) for line in next((out / "data").glob("questions-*.jsonl")).read_text().splitlines()]
+    world_test = [t for t in default_world().tasks if t.hops == 1 and t.meta["split"] == "test"]
+    assert sorted(q["id"] for q in questions if q["split"] == "test") == sorted(t.id for t in world_test)
+    tested = {t.meta["chain"][0] for t in world_test}
+    extra = [q for q in questions if q["id"].startswith("extra-")]
+    assert extra and all(q["split"] == "train" for q in extra)
+    assert not any(name in q["question"] for q in extra for name in tested)
+
+
+def test_episode_rows_pack_each_episode_into_one_weighted_sequence() -> None:
+    from horizongym.agents.tiny import build_byte_tokenizer
+    from horizongym.training.curriculum import episode_rows, trim_first_message
+    from horizongym.training.trajectory import Episode, Step
+
+    tokenizer = build_byte_tokenizer()
+    tokenizer.chat_template = CHATML_TEMPLATE
+    prompt = "Long instructions.\nQuestion: Who?"
+    episode = Episode(
+        env_id="SearchJudge-v0",
+        seed=0,
+        messages=[{"role": "user", "content": prompt}],
+        steps=[
+            Step(turn=1, action="<search>X</search>", observation="<information>X</information>"),
+            Step(turn=2, action="<answer>Y</answer>", observation="Correct."),
+        ],
+        success=True,
+    )
+    (full,) = episode_rows(tokenizer, [episode], context_weight=0.5)
+    tokens, weights = full
+    text = tokenizer.decode(tokens)
+    assert text.startswith("<|im_start|>user\nLong instructions.") and text.endswith("<answer>Y</answer><|im_end|>")
+    assert sum(w == 1.0 for w in weights) == len("<search>X</search>") + len("<answer>Y</answer>") + 2
+    assert set(weights) == {0.5, 1.0}
+    (short,) = episode_rows(tokenizer, [episode], edit=trim_first_message("Question:"), turns=1)
+    assert tokenizer.decode(short[0]) == (
+        "<|im_start|>user\nQuestion: Who?<|im_end|>\n<|im_start|>assistant\n<search>X</search><|im_end|>"
+    )
+    assert episode_rows(tokenizer, [episode.model_copy(update={"success": False})]) == []

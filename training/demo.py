@@ -1,6 +1,6 @@
 """The embedded demo: a tiny byte-level model learns SearchJudge-v0, first by SFT, then by RL (EAPO).
 
-``python -m horizongym.training.demo [--seeds N] [--out runs/demo] [--quick]`` (``make demo``).
+``python -m horizongym.training.demo [--seeds N] [--out runs/demo] [--workers W] [--quick]`` (``make demo``).
 
 Pipeline, for each seed (the seed fixes the model's initial weights, SFT's example order and
 the RL sampling):
@@ -10,12 +10,15 @@ the RL sampling):
    protocol is plain tags (``<search>``, ``<judge>``, ``<answer>``) that the env's prompt
    describes, so the tokenizer gets a plain ChatML template that does not render the tool
    schemas: they would add ~1,400 byte tokens to every prompt and teach nothing here.
-2. **Data.** The default fictional world (5,000 documents), restricted to its single-hop
-   questions (160 train, 40 held-out test questions of the world's own split), is exported as
-   a JSONL corpus and question file and loaded through ``data="jsonl:CORPUS:QUESTIONS"``: the
-   same documents, the same BM25 retrieval, the same protocol and rewards as ``data="fictional"``,
-   only the question set is narrowed (the env has no hop filter). Env kwargs, identical for SFT
-   data, RL and evaluation except ``split``: ``top_k=1`` (one document per search),
+2. **Data.** The default fictional world (5,000 documents) is exported as a JSONL corpus and
+   question file and loaded through ``data="jsonl:CORPUS:QUESTIONS"``: the same documents, the
+   same BM25 retrieval, the same protocol and rewards as ``data="fictional"``. The questions are
+   the world's single-hop questions with its own split (160 train, 40 held-out test) plus
+   ``extra_questions`` (8,000) single-hop train questions that the world's own task builder
+   generates with another seed, none of them naming an entity that a test question is about
+   (160 questions are far too few for a tiny model to learn to copy names rather than
+   memorise them). The test questions are exactly the world's 40. Env kwargs, identical for
+   SFT data, RL and evaluation except ``split``: ``top_k=1`` (one document per search),
    ``max_observation_chars=160`` (the page's first sentences, which state the asked attribute
    for most questions), ``max_searches=2`` and ``task_order="by_seed"`` (seed ``i`` is task
    ``i`` of the split).
@@ -24,14 +27,25 @@ the RL sampling):
 4. **Evaluation** (``before_sft``, ``after_sft``, ``after_rl``): greedy decoding on every
    held-out test question (seeds ``0..39``), the same episodes settings at all three stages;
    success is the env's ``success`` (exact match of the answer).
-5. **SFT** with :func:`~horizongym.training.sft.sft_warm_start` (loss on the action tokens).
+5. **SFT** with :mod:`~horizongym.training.curriculum`: each expert episode is one sequence,
+   loss on the action tokens plus ``context_weight`` (0.3) on the other tokens, one AdamW run
+   (warmup, cosine decay) through three phases: ``question`` (the first turn only, the env's
+   instruction paragraph cut from the prompt, batches of 32), ``short`` (whole episodes, the
+   paragraph cut) and ``full`` (whole episodes exactly as the policy sees them). A tiny model
+   learns to copy the entity into the search, and the answer out of the page, much sooner
+   from short contexts; the last phase moves it onto the real prompt. The SFT length is set
+   by the time budget (``make demo``: 3 seeds in about a quarter of an hour on 2 CPU cores),
+   not trained to convergence.
 6. **RL** with the :class:`~horizongym.training.trainer.Trainer`, ``advantage="eapo"``: a
    fixed number of steps, each ``tasks_per_step`` train questions × ``group_size`` sampled
    episodes (temperature 1), one PPO-clip epoch per step.
 
+Seeds run in parallel worker processes (all at once by default, ``--workers``), the CPU cores
+shared out among them as torch threads: on 2 cores, 3 seeds take about 1.5 times one seed.
+
 Outputs under ``--out``: ``summary.json`` (``results``: one ``{"seed", "stage", "success",
-"mean_reward", "episodes"}`` per seed and stage, plus the settings, env kwargs, RL curves and
-wall time), ``learning_curve.png`` (training reward per RL step per seed; held-out success at
+"mean_reward", "episodes"}`` per seed and stage, plus the verdict, settings, env kwargs, SFT
+and RL curves, timings and wall time), ``learning_curve.png`` (training reward per RL step per seed; held-out success at
 the three stages), ``expert_sft.jsonl`` (the expert episodes), ``seed<k>/eval_<stage>.jsonl``
 (evaluation episodes) and ``seed<k>/rl/`` (the trainer's ``episodes.jsonl``, ``metrics.jsonl``,
 TensorBoard logs and final checkpoint). A table of success per stage and seed, with the mean
@@ -46,11 +60,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import os
 import shutil
 import statistics
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,24 +92,33 @@ class DemoSettings:
     """Everything that defines a demo run besides the seeds."""
 
     hops: tuple[int, ...] = (1,)
+    extra_questions: int = 8000
+    """Single-hop train questions generated over the same world, on top of its own train split."""
     top_k: int = 1
     max_observation_chars: int = 160
     max_searches: int = 2
     hidden_size: int = 64
     num_layers: int = 2
-    num_heads: int = 2
+    num_heads: int = 4
     max_new_tokens: int = 64
     sft_tasks: int | None = None
     """Train questions the expert plays (None: all of them)."""
-    sft_epochs: int = 30
-    sft_batch_size: int = 4
+    sft_question_steps: int = 900
+    """Phase 1: the first turn only (question → search), the instruction paragraph cut away."""
+    sft_question_batch_size: int = 32
+    sft_short_steps: int = 2400
+    """Phase 2: whole episodes, the instruction paragraph cut away."""
+    sft_full_steps: int = 350
+    """Phase 3: whole episodes exactly as the policy sees them."""
+    sft_batch_size: int = 8
     sft_lr: float = 3e-3
+    context_weight: float = 0.3
     eval_tasks: int | None = None
     """Held-out questions evaluated (None: all of them)."""
-    rl_steps: int = 10
-    tasks_per_step: int = 4
-    group_size: int = 4
-    rl_lr: float = 5e-4
+    rl_steps: int = 8
+    tasks_per_step: int = 2
+    group_size: int = 8
+    rl_lr: float = 3e-4
     temperature: float = 1.0
     concurrency: int = 8
 
@@ -108,12 +134,17 @@ class DemoSettings:
 
 
 QUICK = DemoSettings(
+    extra_questions=20,
     hidden_size=32,
     num_layers=1,
     num_heads=2,
     max_new_tokens=12,
     sft_tasks=6,
-    sft_epochs=1,
+    sft_question_steps=2,
+    sft_question_batch_size=4,
+    sft_short_steps=2,
+    sft_full_steps=2,
+    sft_batch_size=2,
     eval_tasks=3,
     rl_steps=1,
     tasks_per_step=2,
@@ -122,35 +153,61 @@ QUICK = DemoSettings(
 
 
 # ----- data ----------------------------------------------------------------------------
-def export_world(folder: Path, hops: Sequence[int]) -> str:
-    """Write the default fictional world's corpus and its ``hops``-hop questions as JSONL; return the data spec.
+def extra_questions(count: int, exclude: set[str], seed: int = 1) -> list[Any]:
+    """``count`` new single-hop questions over the default world that name no entity in ``exclude``.
 
-    Comparison questions are left out (they always need two pages). Each question keeps the
-    world's own train/test split. Files are rewritten only when their content changes, so the
-    env's corpus and index caches (keyed by content) are reused.
+    They come from the world's own task builder with another seed, so they read like its
+    questions. A question the world already asks is skipped, and so is one whose text holds an
+    excluded name anywhere (also inside another name, as a place in a novel's title).
+    """
+    from horizongym.envs.search.world import _TaskBuilder, default_world
+
+    world = default_world()
+    builder = _TaskBuilder(world._gen, seed)
+    builder.seen.update(t.question for t in world.tasks)
+    questions: list[Any] = []
+    while len(questions) < count:
+        task = builder.chain(1)
+        if task is not None and not any(name in task.question for name in exclude):
+            questions.append(task)
+    return questions
+
+
+def export_world(folder: Path, hops: Sequence[int], extra: int) -> str:
+    """Write the default world's corpus and questions as JSONL; return the data spec.
+
+    The questions are the world's ``hops``-hop questions with its own train/test split
+    (comparison questions are left out: they always need two pages), plus ``extra`` generated
+    single-hop train questions that name no entity a test question is about. Files are
+    rewritten only when their content changes, so the env's corpus and index caches (keyed by
+    content) are reused.
     """
     from horizongym.envs.search.world import default_world
 
     world = default_world()
     folder.mkdir(parents=True, exist_ok=True)
     corpus = "".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in world.iter_documents())
+    own = [t for t in world.tasks if t.hops in hops and t.kind != "comparison"]
+    tested = {t.meta["chain"][0] for t in own if t.meta["split"] == "test"}
+    rows = [(t.id, t, t.meta["split"]) for t in own]
+    rows += [(f"extra-{i:05d}", t, "train") for i, t in enumerate(extra_questions(extra, tested))]
     questions = "".join(
         json.dumps(
             {
-                "id": t.id,
+                "id": task_id,
                 "question": t.question,
                 "answers": list(t.answers),
                 "gold_doc_ids": list(t.gold_doc_ids),
                 "type": t.kind,
                 "hops": t.hops,
-                "split": t.meta["split"],
+                "split": split,
             }
         )
         + "\n"
-        for t in world.tasks
-        if t.hops in hops and t.kind != "comparison"
+        for task_id, t, split in rows
     )
-    corpus_path, questions_path = folder / "corpus.jsonl", folder / f"questions-hops{'-'.join(map(str, hops))}.jsonl"
+    name = f"questions-hops{'-'.join(map(str, hops))}-extra{extra}.jsonl"
+    corpus_path, questions_path = folder / "corpus.jsonl", folder / name
     for path, text in ((corpus_path, corpus), (questions_path, questions)):
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
@@ -237,6 +294,7 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
             policy,
             concurrency=settings.concurrency,
             store=store,
+            progress=False,
         ) as engine,
     ):
         episodes = asyncio.run(run(engine))
@@ -249,44 +307,79 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
 
 
 # ----- one seed ------------------------------------------------------------------------
-def run_seed(seed: int, data: str, expert: list[Any], settings: DemoSettings, out: Path) -> dict[str, Any]:
-    """Before SFT, SFT, after SFT, RL, after RL for one seed; returns its results and RL curve."""
-    from horizongym.training.sft import sft_warm_start
+def sft(model: Any, tokenizer: Any, expert: list[Any], settings: DemoSettings, seed: int, log: Any) -> Any:
+    """The three SFT phases on the successful expert episodes (see the module docstring)."""
+    from horizongym.training.curriculum import Phase, episode_rows, train_phases, trim_first_message
+
+    cut = trim_first_message("Question:")
+    weight = settings.context_weight
+    phases = [
+        Phase(
+            "question",
+            episode_rows(tokenizer, expert, edit=cut, turns=1, context_weight=weight),
+            settings.sft_question_steps,
+            settings.sft_question_batch_size,
+        ),
+        Phase(
+            "short",
+            episode_rows(tokenizer, expert, edit=cut, context_weight=weight),
+            settings.sft_short_steps,
+            settings.sft_batch_size,
+        ),
+        Phase(
+            "full",
+            episode_rows(tokenizer, expert, context_weight=weight),
+            settings.sft_full_steps,
+            settings.sft_batch_size,
+        ),
+    ]
+    return train_phases(model, phases, lr=settings.sft_lr, seed=seed, pad_token_id=int(tokenizer.pad_token_id), log=log)
+
+
+def run_seed(
+    seed: int, data: str, expert_path: str, settings: DemoSettings, out: str, threads: int = 0
+) -> dict[str, Any]:
+    """Before SFT, SFT, after SFT, RL, after RL for one seed; returns its results and curves.
+
+    ``threads`` > 0 sets torch's intra-op threads (for a worker process).
+    """
+    import torch
+
+    from horizongym.training.store import read_episodes
     from horizongym.training.trainer import TrainConfig, Trainer
 
-    folder = out / f"seed{seed}"
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+    def log(line: str) -> None:
+        print(f"[seed {seed}] {line}", flush=True)
+
+    folder = Path(out) / f"seed{seed}"
     if folder.exists():
         shutil.rmtree(folder)
     model, tokenizer = build_model(folder / "init", settings, seed)
+    expert = [e for e in read_episodes(expert_path) if e.success]
     results: list[dict[str, Any]] = []
 
     def stage(name: str) -> None:
-        print(f"== seed {seed}: evaluate ({name}) on held-out questions", flush=True)
         result = {
             "seed": seed,
             "stage": name,
             **evaluate(model, tokenizer, data, settings, folder / f"eval_{name}.jsonl"),
         }
-        print(f"   success {result['success']:.3f}, mean reward {result['mean_reward']:.3f}", flush=True)
+        log(f"{name}: held-out success {result['success']:.3f}, mean reward {result['mean_reward']:.3f}")
         results.append(result)
 
-    stage("before_sft")
-    print(f"== seed {seed}: SFT on {sum(bool(e.success) for e in expert)} expert episodes", flush=True)
+    timings: dict[str, float] = {}
     start = time.perf_counter()
-    losses = sft_warm_start(
-        model,
-        tokenizer,
-        expert,
-        epochs=settings.sft_epochs,
-        batch_size=settings.sft_batch_size,
-        lr=settings.sft_lr,
-        seed=seed,
-        tools=[],
-        successful_only=True,
-    )
-    print(f"   loss per epoch {' '.join(f'{x:.3f}' for x in losses)} ({time.perf_counter() - start:.0f} s)", flush=True)
+    stage("before_sft")
+    log(f"SFT on {len(expert)} successful expert episodes")
+    sft_start = time.perf_counter()
+    losses = sft(model, tokenizer, expert, settings, seed, log)
+    timings["sft_seconds"] = time.perf_counter() - sft_start
     stage("after_sft")
-    print(f"== seed {seed}: RL (EAPO), {settings.rl_steps} steps", flush=True)
+    log(f"RL (EAPO), {settings.rl_steps} steps")
+    rl_start = time.perf_counter()
     config = TrainConfig(
         env_id=ENV_ID,
         env_kwargs=settings.env_kwargs(data, "train"),
@@ -305,13 +398,17 @@ def run_seed(seed: int, data: str, expert: list[Any], settings: DemoSettings, ou
         deterministic=False,
         device="cpu",
     )
-    records = Trainer(config, model, tokenizer).train()
+    records = Trainer(config, model, tokenizer, progress=False).train()
+    timings["rl_seconds"] = time.perf_counter() - rl_start
+    log("RL reward per step " + " ".join(f"{r['reward_mean']:.2f}" for r in records))
     stage("after_rl")
+    timings["seconds"] = time.perf_counter() - start
     return {
         "results": results,
         "sft_losses": losses,
         "rl_reward": [r["reward_mean"] for r in records],
         "rl_success": [r["success_rate"] for r in records],
+        "timings": timings,
     }
 
 
@@ -378,19 +475,36 @@ def plot(path: Path, runs: dict[int, dict[str, Any]]) -> None:
 
 
 # ----- entry point ---------------------------------------------------------------------
-def run_demo(seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = False) -> dict[str, Any]:
-    """Run the whole demo for seeds ``0..seeds-1``; write and return the summary."""
+def run_demo(
+    seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = False, workers: int | None = None
+) -> dict[str, Any]:
+    """Run the whole demo for seeds ``0..seeds-1``; write and return the summary.
+
+    Seeds run in ``workers`` processes (default: all seeds at once), the CPU cores shared out
+    among them as torch threads (at least one each); ``workers=1`` runs them one after another
+    in this process.
+    """
     start = time.perf_counter()
     settings = QUICK if quick else DemoSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    print("== data: the fictional world's single-hop questions, exported as JSONL", flush=True)
-    data = export_world(out / "data", settings.hops)
+    print("== data: the fictional world's single-hop questions and generated train questions, as JSONL", flush=True)
+    data = export_world(out / "data", settings.hops, settings.extra_questions)
     print(f"   {split_size(data, 'train')} train and {split_size(data, 'test')} held-out test questions", flush=True)
     print("== expert episodes on the train questions (SFT data)", flush=True)
-    expert = expert_episodes(data, settings, out / "expert_sft.jsonl")
+    expert_path = out / "expert_sft.jsonl"
+    expert = expert_episodes(data, settings, expert_path)
     print(f"   {len(expert)} episodes, success {sum(bool(e.success) for e in expert) / len(expert):.3f}", flush=True)
-    runs = {seed: run_seed(seed, data, expert, settings, out) for seed in range(seeds)}
+    workers = seeds if workers is None else max(1, min(workers, seeds))
+    print(f"== {seeds} seed(s), {workers} at a time", flush=True)
+    jobs = [(seed, data, str(expert_path), settings, str(out)) for seed in range(seeds)]
+    if workers == 1:
+        runs = {job[0]: run_seed(*job) for job in jobs}
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {job[0]: pool.submit(run_seed, *job, threads) for job in jobs}
+            runs = {seed: future.result() for seed, future in futures.items()}
     results = [r for run in runs.values() for r in run["results"]]
     seed_list = list(runs)
     check = verdict(results, seed_list)
@@ -403,8 +517,10 @@ def run_demo(seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = Fal
         "env_id": ENV_ID,
         "env_kwargs": {split: settings.env_kwargs(data, split) for split in ("train", "test")},
         "curves": {
-            str(seed): {k: run[k] for k in ("sft_losses", "rl_reward", "rl_success")} for seed, run in runs.items()
+            str(seed): {k: run[k] for k in ("sft_losses", "rl_reward", "rl_success", "timings")}
+            for seed, run in runs.items()
         },
+        "workers": workers,
         "wall_seconds": time.perf_counter() - start,
     }
     plot(out / "learning_curve.png", runs)
@@ -426,10 +542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1), default 3")
     parser.add_argument("--out", default="runs/demo", help="output folder, default runs/demo")
     parser.add_argument("--quick", action="store_true", help="toy sizes, to check the pipeline in under a minute")
+    parser.add_argument("--workers", type=int, default=None, help="seeds run at once (default: all)")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
-    run_demo(args.seeds, args.out, quick=args.quick)
+    run_demo(args.seeds, args.out, quick=args.quick, workers=args.workers)
     return 0
 
 
