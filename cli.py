@@ -1,4 +1,4 @@
-"""The ``horizongym`` command: list, play, rollout, show, serve, train, kernels."""
+"""The ``horizongym`` command: list, play, rollout, show, serve, train, kernels, sandbox, swe."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from horizongym.agents.base import PolicyError
 from horizongym.agents.human import HumanPolicy
 from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
+from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
 from horizongym.training import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
 from horizongym.training.report import episodes_html
@@ -312,6 +313,30 @@ def _add_import_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def cmd_swe_mine(args: argparse.Namespace) -> None:
+    from horizongym.envs.swe.mining import MiningError, mine_report
+    from horizongym.envs.swe.packages import SourceError
+    from horizongym.envs.swe.types import save_instances
+    from horizongym.sandboxes import SandboxError
+
+    try:
+        report = mine_report(
+            args.package,
+            max_candidates=args.max_candidates,
+            max_tasks=args.max_tasks,
+            seed=args.seed,
+            workers=args.workers,
+        )
+    except (MiningError, SourceError, SandboxError) as exc:
+        raise CommandError(str(exc)) from None
+    save_instances(args.out, report.instances)
+    print(
+        f"{report.source}: {report.candidates} mutation sites, {report.tried} mutants tried, "
+        f"rejected {json.dumps(report.rejected)}, {report.seconds:.0f} s{' (cached)' if report.from_cache else ''}"
+    )
+    print(f"{len(report.instances)} validated instances written to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="horizongym", description=horizongym.__doc__)
     parser.add_argument("--version", action="version", version=horizongym.__version__)
@@ -409,6 +434,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", default="catalog", help="catalog (built in) or kernelbench:PATH")
     p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
     p.set_defaults(run=cmd_kernels_eval)
+
+    add_sandbox_commands(commands)
+    swe = commands.add_parser("swe", help="SWE-v0 tasks: mine validated bugs from a package").add_subparsers(
+        dest="swe_command", required=True
+    )
+    p = swe.add_parser("mine", help="mine validated SWE tasks from NAME==VERSION (a PyPI sdist) or embedded:NAME")
+    p.add_argument("package", help="e.g. inflection==0.5.1, or embedded:textkit")
+    p.add_argument("--out", required=True, help="JSONL file for the instances")
+    p.add_argument("--max-candidates", type=int, default=60, help="mutants to try at most")
+    p.add_argument("--max-tasks", type=int, default=12, help="validated instances to keep at most")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="sandboxes used side by side")
+    p.set_defaults(run=cmd_swe_mine)
     return parser
 
 

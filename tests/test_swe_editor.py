@@ -72,7 +72,7 @@ def test_insert_and_create(editor: Editor, sandbox: Sandbox) -> None:
 
 
 def test_bad_paths_and_commands(editor: Editor) -> None:
-    with pytest.raises(EditorError, match="not an absolute path.*Maybe you meant /work/geo/shapes.py"):
+    with pytest.raises(EditorError, match=r"not an absolute path.*Maybe you meant /work/geo/shapes\.py"):
         editor.run("view", "geo/shapes.py")
     with pytest.raises(EditorError, match="does not exist"):
         editor.run("view", "/work/nope.py")

@@ -47,6 +47,10 @@ def test_test_paths() -> None:
         assert not is_test_path(path), path
 
 
+def test_an_empty_patch_has_no_sections() -> None:
+    assert split_patch("") == [] and filter_patch("", lambda p: True) == ("", [])
+
+
 def test_filter_patch_drops_test_files() -> None:
     kept, dropped = filter_patch(TWO_FILES, lambda p: not is_test_path(p))
     assert dropped == ["tests/test_core.py"]
@@ -81,7 +85,8 @@ def test_expert_edit_calls_reproduce_a_real_git_diff(tmp_path: Path) -> None:
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest">
 <testcase classname="tests.test_core" name="test_ok" time="0.001"/>
-<testcase classname="tests.test_core.TestClamp" name="test_low[1-2]" time="0.001"><failure message="x">x</failure></testcase>
+<testcase classname="tests.test_core.TestClamp" name="test_low[1-2]" time="0.001">
+<failure message="x">x</failure></testcase>
 <testcase classname="tests.test_core" name="test_skip" time="0"><skipped message="s"/></testcase>
 <testcase classname="tests.test_core" name="test_teardown" time="0"/>
 <testcase classname="tests.test_core" name="test_teardown" time="0"><error message="e"/></testcase>

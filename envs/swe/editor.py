@@ -50,7 +50,9 @@ class Editor:
             raise EditorError(f"Unrecognized command {command!r}. The allowed commands are: {', '.join(COMMANDS)}.")
         if not path.startswith("/"):
             suggestion = posixpath.join(self.sandbox.spec.workdir, path)
-            raise EditorError(f"The path {path} is not an absolute path, it should start with `/`. Maybe you meant {suggestion}?")
+            raise EditorError(
+                f"The path {path} is not an absolute path, it should start with `/`. Maybe you meant {suggestion}?"
+            )
         path = posixpath.normpath(path)
         kind = self._kind(path)
         if command == "create":
@@ -65,7 +67,9 @@ class Editor:
             raise EditorError(f"The path {path} does not exist. Please provide a valid path.")
         if kind == "dir":
             if command != "view":
-                raise EditorError(f"The path {path} is a directory and only the `view` command can be used on directories.")
+                raise EditorError(
+                    f"The path {path} is a directory and only the `view` command can be used on directories."
+                )
             if view_range is not None:
                 raise EditorError("The `view_range` parameter is not allowed when `path` points to a directory.")
             return self._view_dir(path)
@@ -86,9 +90,8 @@ class Editor:
         listing = self.sandbox.exec(
             f"find {shlex.quote(path)} -maxdepth 2 -not -path '*/.*' -not -path '*/__pycache__*' | sort", timeout=30
         ).output
-        return (
-            f"Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:\n{listing.rstrip()}"
-        )
+        header = f"Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:"
+        return f"{header}\n{listing.rstrip()}"
 
     def _view_file(self, path: str, view_range: list[int] | None) -> str:
         text = self._read(path)

@@ -14,6 +14,11 @@ else 0 (component ``resolved``); ``info["evaluation"]`` holds every test's outco
 stopped by a containment limit (wall-clock timeout, memory, processes, file size) or a sandbox
 that dies ends the episode as truncated, with the reason in ``info["termination_reason"]``.
 
+Sandboxes come warm from the process's shared :class:`~horizongym.sandboxes.pool.SandboxPool`
+(``warm_pool=True``, docker only): a container given back at the end of an episode is reset (every
+process killed, the workdir and /tmp emptied) and reloaded with the next instance's starting files.
+The hidden tests always run in a container of their own that no agent touched.
+
 Tasks (``instances=``): ``"embedded"`` (the default: bugs mined from a small library shipped
 with horizongym), ``"pypi"`` (bugs mined from real PyPI packages, see
 :mod:`horizongym.envs.swe.packages`), a JSONL file path, or a list of instances.
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -34,6 +39,9 @@ from horizongym.envs.swe.types import SWEInstance, load_instances
 from horizongym.envs.tasks import check_task_order, choose, seeded_options
 from horizongym.sandboxes.base import Sandbox, SandboxError
 from horizongym.tools import tool
+
+if TYPE_CHECKING:
+    from horizongym.sandboxes.pool import SandboxPool
 
 DIFF_COMMAND = "git add -A >/dev/null 2>&1 && git diff --cached --binary HEAD"
 
@@ -90,6 +98,7 @@ class SWEEnv(TextEnv):
         command_timeout: float = 30.0,
         test_timeout: float = 300.0,
         task_order: str = "random",
+        warm_pool: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -103,6 +112,7 @@ class SWEEnv(TextEnv):
         self.command_timeout = command_timeout
         self.test_timeout = test_timeout
         self.task_order = task_order
+        self.warm_pool = warm_pool
         self.episode: SWEEpisode | None = None
 
     # ----- episodes -------------------------------------------------------------------
@@ -114,9 +124,18 @@ class SWEEnv(TextEnv):
 
         self._release()
         instance = choose(self.instances, options, self.np_random, lambda i: i.instance_id)
-        sandbox = open_sandbox(sandbox_spec(instance), backend=self.backend)
+        sandbox = open_sandbox(sandbox_spec(instance), backend=self.backend, pool=self._pool())
         self.episode = SWEEpisode(instance, sandbox, Editor(sandbox))
         return Task(id=instance.instance_id, prompt=self.prompt(instance, sandbox))
+
+    def _pool(self) -> SandboxPool | None:
+        """The process's shared warm pool, when episodes run in docker and ``warm_pool`` is on."""
+        from horizongym.sandboxes import docker_available
+        from horizongym.sandboxes.pool import shared_pool
+
+        if not self.warm_pool or self.backend == "local" or (self.backend == "auto" and not docker_available()):
+            return None
+        return shared_pool()
 
     def prompt(self, instance: SWEInstance, sandbox: Sandbox) -> str:
         workdir = sandbox.spec.workdir
@@ -194,7 +213,9 @@ class SWEEnv(TextEnv):
         """View, create and edit files. Paths are absolute (the repository is in /work).
 
         Args:
-            command: view (a file with line numbers, or a folder), create (a new file), str_replace (replace old_str, which must occur exactly once, by new_str), insert (new_str after line insert_line) or undo_edit (undo the last edit of the file).
+            command: view (a file with line numbers, or a folder), create (a new file), str_replace
+                (replace old_str, which must occur exactly once, by new_str), insert (new_str after line
+                insert_line) or undo_edit (undo the last edit of the file).
             path: absolute path of a file or folder.
             file_text: the content of the new file (create).
             old_str: the exact text to replace, including indentation (str_replace).

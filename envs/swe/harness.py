@@ -93,7 +93,9 @@ def run_hidden_tests(sandbox: Sandbox, instance: SWEInstance, patch: str, *, tim
                 log="\n".join(log),
             )
     tests = [*instance.FAIL_TO_PASS, *instance.PASS_TO_PASS]
-    result = sandbox.exec(f"rm -f {JUNIT_PATH}; " + selection_command(instance.environment.test_command, tests), timeout)
+    result = sandbox.exec(
+        f"rm -f {JUNIT_PATH}; " + selection_command(instance.environment.test_command, tests), timeout
+    )
     log.append(f"$ pytest (exit {result.exit_code})\n{result.output}")
     error = None
     try:

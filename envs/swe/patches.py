@@ -50,7 +50,7 @@ def split_patch(patch: str) -> list[FilePatch]:
         elif not in_git_section and line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
             starts.append(i)
     sections = []
-    for begin, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+    for begin, end in zip(starts, [*starts[1:], len(lines)][: len(starts)], strict=True):
         sections.append(FilePatch(_section_path(lines[begin:end]), "".join(lines[begin:end])))
     return sections
 
@@ -85,7 +85,8 @@ def is_test_path(path: str) -> bool:
 
 def filter_patch(patch: str, keep: Callable[[str], bool]) -> tuple[str, list[str]]:
     """(the patch with only the files ``keep`` accepts, the paths dropped)."""
-    kept, dropped = [], []
+    kept: list[FilePatch] = []
+    dropped: list[FilePatch] = []
     for section in split_patch(patch):
         (kept if keep(section.path) else dropped).append(section)
     return "".join(s.text for s in kept), [s.path for s in dropped]

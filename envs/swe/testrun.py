@@ -55,6 +55,4 @@ def selection_command(test_command: str, node_ids: Iterable[str], junit_path: st
     does not exist; the ids are then looked up in the report.
     """
     files = sorted({node_id.partition("::")[0] for node_id in node_ids})
-    return f"{test_command} --junitxml={junit_path} -o junit_family=xunit1 " + " ".join(
-        shlex.quote(f) for f in files
-    )
+    return f"{test_command} --junitxml={junit_path} -o junit_family=xunit1 " + " ".join(shlex.quote(f) for f in files)

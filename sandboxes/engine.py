@@ -1,0 +1,561 @@
+"""Docker engine set-up and images built offline: the engine, the base image, derived images.
+
+* :func:`engine_status` — what is there: an engine that answers, the ``docker.io`` and
+  ``debootstrap`` packages, root and apt to install them;
+* :func:`ensure_engine` — a client of an engine that answers, installing ``docker.io`` and
+  starting ``dockerd`` in the background first where the machine allows it (root + apt);
+* :func:`ensure_base_image` — ``horizongym/base:<recipe hash>``: Debian bookworm from
+  ``debootstrap --variant=minbase`` with Python, venv, pip, git, patch and procps, imported with
+  ``docker import`` (no registry is ever contacted);
+* :func:`derive_image` — an image made from another one by putting files in and running
+  commands (a per-project virtual environment, say), committed as
+  ``horizongym/<name>:<hash of base + files + commands>``.
+
+Images are built once per machine: a tag that exists is reused, and a file lock keeps
+parallel processes (pytest-xdist workers) from building the same image twice. Build folders,
+locks and the ``dockerd`` log live in the cache folder (``$HORIZONGYM_CACHE`` or
+``~/.cache/horizongym``), under ``sandboxes/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from horizongym.sandboxes.base import SandboxError
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+BASE_SUITE = "bookworm"
+BASE_VARIANT = "minbase"
+BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "patch", "procps")
+BASE_RECIPE_VERSION = 1
+SANDBOX_UID = 1000
+"""The unprivileged user commands run as (``agent`` in the base image)."""
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Debian's /etc/profile overwrites PATH, which would hide a PATH set by the image or the
+# sandbox (a virtual environment's bin/) from ``bash -lc``; the base image's keeps it.
+_PROFILE = f"""# /etc/profile (horizongym): keep the PATH the image or the sandbox set.
+[ -n "$PATH" ] || PATH={DEFAULT_PATH}
+export PATH
+if [ -d /etc/profile.d ]; then
+  for i in /etc/profile.d/*.sh; do
+    [ -r "$i" ] && . "$i"
+  done
+  unset i
+fi
+"""
+_PASSWD = f"agent:x:{SANDBOX_UID}:{SANDBOX_UID}:horizongym sandbox:/tmp:/bin/bash\n"
+_GROUP = f"agent:x:{SANDBOX_UID}:\n"
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DEBOOTSTRAP_MINUTES = 20
+
+
+class ImageBuildError(SandboxError):
+    """A step of an image build failed; ``output`` holds what it printed."""
+
+    def __init__(self, message: str, *, command: str = "", exit_code: int | None = None, output: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.exit_code = exit_code
+        self.output = output
+
+
+# ----- where things live ---------------------------------------------------------------------
+def cache_dir() -> Path:
+    """``$HORIZONGYM_CACHE/sandboxes`` (default ``~/.cache/horizongym/sandboxes``), created if missing."""
+    root = Path(os.environ.get("HORIZONGYM_CACHE") or Path.home() / ".cache" / "horizongym").expanduser()
+    folder = root / "sandboxes"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def file_lock(name: str, timeout: float = 3600.0) -> Iterator[None]:
+    """A machine-wide lock named ``name`` (a file under the cache folder)."""
+    from filelock import FileLock, Timeout
+
+    folder = cache_dir() / "locks"
+    folder.mkdir(exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    lock = FileLock(str(folder / f"{safe}.lock"))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout as exc:
+        raise SandboxError(f"waited {timeout:.0f} s for the lock {lock.lock_file}; is another build stuck?") from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# ----- the engine ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EngineStatus:
+    """What this machine has for the docker backend."""
+
+    engine_answers: bool
+    engine_version: str | None
+    engine_error: str | None
+    docker_sdk: bool
+    dockerd_installed: bool
+    debootstrap_installed: bool
+    is_root: bool
+    has_apt: bool
+
+    @property
+    def can_install(self) -> bool:
+        """Whether :func:`ensure_engine` may install packages (root with apt-get)."""
+        return self.is_root and self.has_apt
+
+    @property
+    def usable(self) -> bool:
+        """Whether docker sandboxes can run now, or :func:`ensure_engine` can make them run."""
+        return self.docker_sdk and (
+            self.engine_answers or self.can_install or (self.dockerd_installed and self.is_root)
+        )
+
+
+def _client(timeout: float = 120.0) -> Any:
+    import docker
+
+    return docker.from_env(timeout=int(timeout))
+
+
+def _ping() -> tuple[Any | None, str | None, str | None]:
+    """(client, server version, error): a client when the engine answers."""
+    try:
+        client = _client()
+        client.ping()
+        return client, str(client.version().get("Version", "?")), None
+    except ImportError as exc:
+        return None, None, f"the docker SDK is not installed ({exc})"
+    except Exception as exc:
+        return None, None, f"{type(exc).__name__}: {exc}"
+
+
+def engine_status() -> EngineStatus:
+    """Look, change nothing: does an engine answer, what is installed, may we install."""
+    try:
+        import docker  # noqa: F401
+
+        sdk = True
+    except ImportError:
+        sdk = False
+    _, version, error = _ping() if sdk else (None, None, "the docker SDK is not installed")
+    return EngineStatus(
+        engine_answers=version is not None,
+        engine_version=version,
+        engine_error=error,
+        docker_sdk=sdk,
+        dockerd_installed=shutil.which("dockerd") is not None,
+        debootstrap_installed=shutil.which("debootstrap") is not None,
+        is_root=os.geteuid() == 0,
+        has_apt=shutil.which("apt-get") is not None,
+    )
+
+
+def install_packages(packages: list[str]) -> None:
+    """``apt-get install -y PACKAGES`` (non-interactive; ``apt-get update`` first if that fails)."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise SandboxError(
+            f"cannot install {' '.join(packages)}: this needs root and apt-get. "
+            f"Fix: sudo apt-get install -y {' '.join(packages)}"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-q", *packages]
+    with file_lock("apt"):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True)
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SandboxError(f"apt-get install {' '.join(packages)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+
+
+def _start_dockerd() -> Path:
+    """Start ``dockerd`` detached from this process (its own session), logging to the cache folder."""
+    log_path = cache_dir() / "dockerd.log"
+    with open(log_path, "ab") as log:
+        subprocess.Popen(
+            ["dockerd"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return log_path
+
+
+def _dockerd_running() -> bool:
+    pid_file = Path("/var/run/docker.pid")
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd"
+    except (OSError, ValueError):
+        return False
+
+
+_shared: dict[str, Any] = {}
+
+
+def shared_client(timeout: float = 60.0) -> Any:
+    """One :func:`ensure_engine` client per process (the SDK's client is safe to share between threads)."""
+    pid = os.getpid()
+    if _shared.get("pid") != pid:
+        _shared.update(pid=pid, client=ensure_engine(timeout))
+    return _shared["client"]
+
+
+def ensure_engine(timeout: float = 60.0) -> Any:
+    """A ``docker.DockerClient`` of an engine that answers; install and start one if need be.
+
+    Where no engine answers and the machine allows it (root with apt-get), installs
+    ``docker.io`` and ``debootstrap``, starts ``dockerd`` in the background (it outlives this
+    process; log in ``cache_dir()/dockerd.log``) and waits up to ``timeout`` seconds for it.
+    Raises :class:`SandboxError` saying what to do otherwise.
+    """
+    client, _, error = _ping()
+    if client is not None:
+        return client
+    try:
+        import docker  # noqa: F401
+    except ImportError as exc:
+        raise SandboxError("the docker SDK is missing. Fix: pip install 'docker>=7'") from exc
+    with file_lock("engine", timeout=timeout + 600):
+        client, _, error = _ping()
+        if client is not None:
+            return client
+        is_root = os.geteuid() == 0
+        if shutil.which("dockerd") is None or shutil.which("debootstrap") is None:
+            if not (is_root and shutil.which("apt-get")):
+                raise SandboxError(
+                    f"no Docker engine answers ({error}) and this machine cannot install one (needs root and "
+                    "apt-get). Fix: sudo apt-get install -y docker.io debootstrap && sudo dockerd &"
+                )
+            install_packages(["docker.io", "debootstrap"])
+        log_path: Path | None = None
+        if not _dockerd_running():
+            if not is_root:
+                raise SandboxError(
+                    f"no Docker engine answers ({error}) and dockerd needs root to start. "
+                    "Fix: sudo dockerd & (or: sudo systemctl start docker), then add yourself to the "
+                    "docker group: sudo usermod -aG docker $USER"
+                )
+            log_path = _start_dockerd()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            client, _, error = _ping()
+            if client is not None:
+                return client
+            time.sleep(0.5)
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if log_path is None:
+        raise SandboxError(
+            f"a dockerd runs but does not answer at {where} within {timeout:.0f} s ({error}). "
+            "Fix: check DOCKER_HOST, or the engine's log (journalctl -u docker, or "
+            f"{cache_dir() / 'dockerd.log'} if horizongym started it)"
+        )
+    tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+    raise SandboxError(f"dockerd did not answer at {where} within {timeout:.0f} s ({error}); {log_path}:\n{tail}")
+
+
+# ----- images --------------------------------------------------------------------------------
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def image_exists(client: Any, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def base_image_tag(mirror: str | None = None, suite: str = BASE_SUITE) -> str:
+    """The base image's tag: ``horizongym/base:<hash of the recipe>``."""
+    recipe = {
+        "version": BASE_RECIPE_VERSION,
+        "suite": suite,
+        "variant": BASE_VARIANT,
+        "packages": sorted(BASE_PACKAGES),
+        "mirror": _mirror(mirror),
+        "profile": _PROFILE,
+        "passwd": _PASSWD,
+        "group": _GROUP,
+    }
+    return f"horizongym/base:{_digest(recipe)}"
+
+
+def _mirror(mirror: str | None) -> str:
+    return mirror or os.environ.get("HORIZONGYM_DEBIAN_MIRROR") or DEFAULT_MIRROR
+
+
+def _mounts_under(folder: Path) -> list[str]:
+    root = str(folder.resolve())
+    found = []
+    with open("/proc/self/mounts") as fh:
+        for line in fh:
+            point = line.split()[1].replace("\\040", " ")
+            if point == root or point.startswith(root + "/"):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def _remove_rootfs(folder: Path) -> None:
+    """Delete a debootstrap folder, unmounting what debootstrap may have left mounted in it first."""
+    for point in _mounts_under(folder):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    if _mounts_under(folder):
+        raise SandboxError(f"{folder} still has mounts in it; not deleting it (unmount them, then remove it)")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _finish_rootfs(root: Path) -> None:
+    """The base recipe's own touches: the sandbox user, a PATH-keeping /etc/profile, no apt caches."""
+    (root / "etc" / "profile").write_text(_PROFILE)
+    with open(root / "etc" / "passwd", "a") as fh:
+        fh.write(_PASSWD)
+    with open(root / "etc" / "group", "a") as fh:
+        fh.write(_GROUP)
+    for cache in (root / "var" / "cache" / "apt" / "archives", root / "var" / "lib" / "apt" / "lists"):
+        for item in cache.glob("*"):
+            if item.is_file():
+                item.unlink()
+
+
+def ensure_base_image(client: Any | None = None, *, mirror: str | None = None, suite: str = BASE_SUITE) -> str:
+    """The tag of the base image, built first if this machine has none (about a minute, once).
+
+    ``debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,git,patch,procps
+    bookworm DIR MIRROR``, then the recipe's touches (user ``agent`` uid 1000, an /etc/profile
+    that keeps PATH), then ``tar -C DIR -c . | docker import``. ``mirror`` defaults to
+    ``$HORIZONGYM_DEBIAN_MIRROR`` or deb.debian.org.
+    """
+    client = client or ensure_engine()
+    tag = base_image_tag(mirror, suite)
+    if image_exists(client, tag):
+        return tag
+    with file_lock(f"image-{tag}"):
+        if image_exists(client, tag):
+            return tag
+        if shutil.which("debootstrap") is None:
+            install_packages(["debootstrap"])
+        if os.geteuid() != 0:
+            raise SandboxError(
+                "building the base image runs debootstrap, which needs root. Fix: sudo horizongym sandbox build-image"
+            )
+        build_root = cache_dir() / "build"
+        build_root.mkdir(exist_ok=True)
+        rootfs = Path(tempfile.mkdtemp(prefix="base-", dir=build_root))
+        try:
+            cmd = [
+                "debootstrap",
+                f"--variant={BASE_VARIANT}",
+                f"--include={','.join(BASE_PACKAGES)}",
+                suite,
+                str(rootfs),
+                _mirror(mirror),
+            ]
+            done = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=_DEBOOTSTRAP_MINUTES * 60,
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            )
+            if done.returncode != 0:
+                raise ImageBuildError(
+                    f"debootstrap failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}",
+                    command=" ".join(cmd),
+                    exit_code=done.returncode,
+                    output=done.stdout + done.stderr,
+                )
+            for point in _mounts_under(rootfs):
+                subprocess.run(["umount", "-l", point], capture_output=True)
+            _finish_rootfs(rootfs)
+            _import_rootfs(client, rootfs, tag)
+        finally:
+            _remove_rootfs(rootfs)
+    return tag
+
+
+def _import_rootfs(client: Any, rootfs: Path, tag: str) -> None:
+    """``tar -C rootfs -c . | docker import - tag`` through the SDK (streamed, never in memory)."""
+    repository, _, version = tag.partition(":")
+    tar = subprocess.Popen(
+        ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert tar.stdout is not None
+    changes = [f"ENV PATH={DEFAULT_PATH}", "ENV LANG=C.UTF-8", 'CMD ["/bin/bash"]']
+    try:
+        client.api.import_image(src=tar.stdout, repository=repository, tag=version, changes=changes, stream_src=True)
+    finally:
+        tar.stdout.close()
+        err = tar.stderr.read().decode(errors="replace") if tar.stderr else ""
+        code = tar.wait()
+    if code != 0:
+        raise ImageBuildError(f"tar of {rootfs} failed (exit {code}): {err[-2000:]}", exit_code=code, output=err)
+    if not image_exists(client, tag):
+        raise ImageBuildError(f"docker import did not produce {tag}")
+
+
+def derive_image(
+    base: str,
+    name: str,
+    *,
+    files: bytes | None = None,
+    target_dir: str = "/",
+    commands: list[str],
+    network: bool = False,
+    image_env: dict[str, str] | None = None,
+    command_timeout: float = 1800.0,
+    client: Any | None = None,
+) -> str:
+    """An image made from ``base``: ``files`` (a tar) put in ``target_dir``, then ``commands`` run.
+
+    Each command runs as root with ``bash -lc`` in ``target_dir``, in order, with no network
+    unless ``network`` (a build should install from wheels it was given, not from the network);
+    the first that fails (or runs past ``command_timeout``) raises :class:`ImageBuildError`
+    with its output. ``image_env`` becomes the image's ``ENV`` (e.g. ``PATH`` starting with a
+    virtual environment's ``bin``). The result is committed as
+    ``horizongym/<name>:<hash of base's id + files + commands + options>`` and the tag
+    returned; a tag that exists is returned at once (a file lock guards the build).
+
+    Example — a virtual environment at ``/opt/venv`` from wheels::
+
+        tag = derive_image(ensure_base_image(), "env-mypkg", files=wheels_tar, target_dir="/wheels",
+                           commands=["python3 -m venv /opt/venv",
+                                     "/opt/venv/bin/pip install --no-index --find-links /wheels pytest mypkg",
+                                     "rm -rf /wheels"],
+                           image_env={"PATH": "/opt/venv/bin:" + DEFAULT_PATH})
+    """
+    import docker.errors
+
+    if not _IMAGE_NAME.match(name):
+        raise ValueError(f"image name {name!r}: use lowercase letters, digits and . _ - / (like 'env-mypkg')")
+    if not target_dir.startswith("/"):
+        raise ValueError(f"target_dir must be absolute, got {target_dir!r}")
+    if isinstance(commands, str) or not all(isinstance(c, str) for c in commands):
+        raise TypeError("commands must be a list of shell command strings")
+    if files is not None and not isinstance(files, bytes | bytearray):
+        raise TypeError("files must be an uncompressed tar archive as bytes")
+    env = dict(image_env or {})
+    for key, value in env.items():
+        if not _ENV_KEY.match(key) or "\n" in value:
+            raise ValueError(f"image_env {key!r}={value!r}: keys are shell names, values one line")
+    client = client or ensure_engine()
+    try:
+        base_id = client.images.get(base).id
+    except docker.errors.ImageNotFound as exc:
+        raise SandboxError(f"base image {base!r} not found; build it with ensure_base_image()") from exc
+    key = _digest(
+        {
+            "v": 1,
+            "base": base_id,
+            "files": hashlib.sha256(files or b"").hexdigest(),
+            "target_dir": target_dir,
+            "commands": list(commands),
+            "network": network,
+            "env": env,
+        }
+    )
+    tag = f"horizongym/{name}:{key}"
+    if image_exists(client, tag):
+        return tag
+    with file_lock(f"image-{tag}"):
+        if image_exists(client, tag):
+            return tag
+        _build_derived(client, base, tag, files, target_dir, commands, network, env, command_timeout)
+    return tag
+
+
+def _build_derived(
+    client: Any,
+    base: str,
+    tag: str,
+    files: bytes | None,
+    target_dir: str,
+    commands: list[str],
+    network: bool,
+    env: dict[str, str],
+    command_timeout: float,
+) -> None:
+    from horizongym.sandboxes.reaper import owner_labels
+
+    container = client.containers.create(
+        base,
+        command=["sleep", "infinity"],
+        user="0:0",
+        working_dir="/",
+        network_mode="bridge" if network else "none",
+        labels={**owner_labels(), "horizongym.kind": "build"},
+        environment=env or None,
+    )
+    try:
+        container.start()
+        _run_build_step(container, f"mkdir -p {_quote(target_dir)}", "/", 60)
+        if files and not container.put_archive(target_dir, bytes(files)):
+            raise ImageBuildError(f"could not put the files into {target_dir} for {tag}")
+        for command in commands:
+            _run_build_step(container, command, target_dir, command_timeout)
+        repository, _, version = tag.partition(":")
+        changes = [f'ENV {k}="{v}"' for k, v in env.items()]
+        container.commit(repository=repository, tag=version, changes=changes or None)
+    finally:
+        with suppress(Exception):
+            container.remove(force=True)
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _run_build_step(container: Any, command: str, workdir: str, timeout: float) -> None:
+    wrapped = ["timeout", "-s", "KILL", f"{max(int(timeout), 1)}", "bash", "-lc", command]
+    result = container.exec_run(wrapped, workdir=workdir, user="0:0")
+    if result.exit_code != 0:
+        output = (result.output or b"").decode("utf-8", "replace")
+        why = f"ran past {timeout:.0f} s" if result.exit_code == 137 else f"exit {result.exit_code}"
+        raise ImageBuildError(
+            f"image build step failed ({why}): {command}\n{output[-4000:]}",
+            command=command,
+            exit_code=result.exit_code,
+            output=output,
+        )
+
+
+def tar_files(files: Mapping[str, bytes | str], *, mode: int = 0o644) -> bytes:
+    """An uncompressed tar of ``{relative path: content}`` (for ``SandboxSpec.files`` or ``derive_image``)."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        for path, content in sorted(files.items()):
+            data = content.encode() if isinstance(content, str) else bytes(content)
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = 0
+            archive.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

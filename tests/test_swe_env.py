@@ -1,0 +1,111 @@
+"""SWE-v0 end to end on the real Docker engine, with the embedded library's mined tasks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import horizongym
+from horizongym.agents.experts.swe import SWEDoNothing, SWEExpert
+from horizongym.agents.scripted import ScriptedPolicy
+from horizongym.envs.swe.env import SWEEnv
+from horizongym.envs.swe.patches import patch_paths
+from horizongym.tools import ToolCall
+
+
+def call(name: str, **arguments: Any) -> str:
+    return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
+
+
+@pytest.fixture
+def env() -> Iterator[SWEEnv]:
+    env = horizongym.make("SWE-v0", task_order="by_seed", command_timeout=5.0).unwrapped
+    assert isinstance(env, SWEEnv)
+    yield env
+    env.close()
+
+
+def play(env: SWEEnv, policy: ScriptedPolicy, seed: int) -> tuple[float, dict[str, Any]]:
+    observation, info = env.reset(seed=seed)
+    messages: list[Any] = [{"role": "user", "content": observation}]
+    total, done = 0.0, False
+    while not done:
+        action = policy.decide(messages, info["tools"], seed)
+        text = "".join(call(c.name, **c.arguments) for c in action.tool_calls)
+        messages.append({"role": "assistant", "content": text})
+        observation, reward, terminated, truncated, info = env.step(text)
+        messages.append({"role": "user", "content": observation})
+        total += float(reward)
+        done = terminated or truncated
+    return total, info
+
+
+def test_expert_resolves_and_do_nothing_does_not(env: SWEEnv) -> None:
+    for seed in range(2):
+        reward, info = play(env, SWEExpert(), seed)
+        assert reward == 1.0 and info["success"] is True, info.get("evaluation")
+        evaluation = info["evaluation"]
+        assert evaluation["fail_to_pass"] and set(evaluation["fail_to_pass"].values()) == {"passed"}
+        assert set(evaluation["pass_to_pass"].values()) <= {"passed"}
+        reward, info = play(env, SWEDoNothing(), seed)
+        assert reward == 0.0 and info["success"] is False
+        assert any(outcome != "passed" for outcome in info["evaluation"]["fail_to_pass"].values())
+
+
+def test_deleting_tests_and_skipping_them_is_not_a_fix(env: SWEEnv) -> None:
+    class Cheater(ScriptedPolicy):
+        def decide(self, messages: list[Any], tools: list[dict[str, Any]], seed: int | None) -> Any:
+            from horizongym.agents.base import Action
+
+            turn = sum(m["role"] == "assistant" for m in messages)
+            plan = [
+                ToolCall("bash", {"command": "rm -rf tests && mkdir tests"}),
+                ToolCall(
+                    "str_replace_editor",
+                    {
+                        "command": "create",
+                        "path": "/work/conftest.py",
+                        "file_text": "def pytest_collection_modifyitems(items):\n    items.clear()\n",
+                    },
+                ),
+                ToolCall("submit", {}),
+            ]
+            return Action(tool_calls=[plan[turn]])
+
+    reward, info = play(env, Cheater(), 0)
+    assert reward == 0.0
+    assert "conftest.py" in info["evaluation"]["dropped_files"]
+
+
+def test_hidden_tests_never_reach_the_agent(env: SWEEnv) -> None:
+    env.reset(seed=0)
+    assert env.episode is not None
+    instance = env.episode.instance
+    hidden = patch_paths(instance.test_patch)
+    assert hidden
+    for path in hidden:
+        observation, *_ = env.step(call("bash", command=f"cat {path}; git log --all --oneline | wc -l"))
+        assert "No such file" in observation
+        observation, *_ = env.step(call("bash", command=f"grep -rlI -D skip --exclude-dir={{proc,sys,dev}} 'def test' / 2>/dev/null | grep -c {path} || true"))
+        assert observation.strip().splitlines()[0] == "0"
+
+
+def test_limits_end_the_episode_with_the_reason(env: SWEEnv) -> None:
+    env.reset(seed=0)
+    observation, _, terminated, truncated, info = env.step(call("bash", command="sleep 60"))
+    assert truncated and not terminated
+    assert info["termination_reason"].startswith("timeout")
+    assert "killed" in observation
+
+
+def test_malformed_calls_become_observations(env: SWEEnv) -> None:
+    env.reset(seed=0)
+    observation, _, terminated, truncated, _ = env.step(call("str_replace_editor", command="view"))
+    assert "Error" in observation and "path" in observation and not (terminated or truncated)
+    observation, *_ = env.step(call("str_replace_editor", command="view", path="/work/missing.py"))
+    assert "does not exist" in observation
+    observation, *_ = env.step(call("bash", command="exit 3"))
+    assert "[exit code 3]" in observation
