@@ -129,9 +129,7 @@ def test_a_plain_exit_removes_the_process_containers(image: str, client: Any) ->
     assert owned_by(client, owner) == 0
 
 
-def test_sigkill_during_8_concurrent_swe_episodes_leaves_nothing_after_the_next_start(
-    image: str, client: Any
-) -> None:
+def test_sigkill_during_8_concurrent_swe_episodes_leaves_nothing_after_the_next_start(image: str, client: Any) -> None:
     from horizongym.envs.swe.environments import environment_image
     from horizongym.envs.swe.mining import embedded_instances
 

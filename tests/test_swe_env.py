@@ -89,7 +89,8 @@ def test_hidden_tests_never_reach_the_agent(env: SWEEnv) -> None:
     for path in hidden:
         observation, *_ = env.step(call("bash", command=f"cat {path}; git log --all --oneline | wc -l"))
         assert "No such file" in observation
-        observation, *_ = env.step(call("bash", command=f"grep -rlI -D skip --exclude-dir={{proc,sys,dev}} 'def test' / 2>/dev/null | grep -c {path} || true"))
+        search = "grep -rlI -D skip --exclude-dir={proc,sys,dev} 'def test' / 2>/dev/null"
+        observation, *_ = env.step(call("bash", command=f"{search} | grep -c {path} || true"))
         assert observation.strip().splitlines()[0] == "0"
 
 
