@@ -102,6 +102,22 @@ def test_limits_end_the_episode_with_the_reason(env: SWEEnv) -> None:
     assert "killed" in observation
 
 
+@pytest.mark.parametrize(
+    ("command", "limit"),
+    [
+        (":(){ :|:& };:", "pids"),
+        ("python3 -c 'a = []\nwhile True: a.append(bytearray(1 << 24))'", "memory"),
+        ("head -c 1G /dev/zero > big.bin", "file_size"),
+    ],
+)
+def test_hostile_commands_truncate_the_episode_with_the_limit_in_info(env: SWEEnv, command: str, limit: str) -> None:
+    env.reset(seed=1)
+    observation, reward, terminated, truncated, info = env.step(call("bash", command=command))
+    assert truncated and not terminated and reward == 0.0
+    assert info["termination_reason"].startswith(f"{limit}:"), info["termination_reason"]
+    assert "the episode ends" in observation
+
+
 def test_malformed_calls_become_observations(env: SWEEnv) -> None:
     env.reset(seed=0)
     observation, _, terminated, truncated, _ = env.step(call("str_replace_editor", command="view"))
