@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,12 +87,19 @@ def test_hidden_tests_never_reach_the_agent(env: SWEEnv) -> None:
     instance = env.episode.instance
     hidden = patch_paths(instance.test_patch)
     assert hidden
+    # a line only the hidden test files hold (a test function's definition)
+    added = [line[1:].strip() for line in instance.test_patch.splitlines() if line.startswith("+def test_")]
+    assert added
     for path in hidden:
         observation, *_ = env.step(call("bash", command=f"cat {path}; git log --all --oneline | wc -l"))
         assert "No such file" in observation
-        search = "grep -rlI -D skip --exclude-dir={proc,sys,dev} 'def test' / 2>/dev/null"
-        observation, *_ = env.step(call("bash", command=f"{search} | grep -c {path} || true"))
-        assert observation.strip().splitlines()[0] == "0"
+        name = path.rsplit("/", 1)[-1]
+        find = f"find / -xdev \\( -path /proc -o -path /sys \\) -prune -o -name {name} -print 2>/dev/null | wc -l"
+        observation, *_ = env.step(call("bash", command=find))
+        assert observation.strip() == "0", observation
+    grep = f"grep -rlF {shlex.quote(added[0])} /work /tmp /home /opt 2>/dev/null | wc -l"
+    observation, *_ = env.step(call("bash", command=grep))
+    assert observation.strip() == "0", observation
 
 
 def test_limits_end_the_episode_with_the_reason(env: SWEEnv) -> None:

@@ -184,25 +184,6 @@ class MiningReport:
 
 
 # ----- entry points --------------------------------------------------------------------------
-def mine(
-    package_spec: str,
-    *,
-    max_candidates: int = DEFAULT_MAX_CANDIDATES,
-    max_tasks: int = DEFAULT_MAX_TASKS,
-    seed: int = DEFAULT_SEED,
-    workers: int = 2,
-    backend: str = "docker",
-) -> list[SWEInstance]:
-    """Validated SWE instances mined from ``package_spec`` (``NAME==VERSION`` or ``embedded:NAME``).
-
-    ``max_candidates`` bounds the mutants tried, ``max_tasks`` the instances returned.
-    """
-    report = mine_report(
-        package_spec, max_candidates=max_candidates, max_tasks=max_tasks, seed=seed, workers=workers, backend=backend
-    )
-    return report.instances
-
-
 def mine_report(
     package_spec: str,
     *,
@@ -212,7 +193,11 @@ def mine_report(
     workers: int = 2,
     backend: str = "docker",
 ) -> MiningReport:
-    """:func:`mine`, with the counts of what was tried and rejected (cached by content hash)."""
+    """Mine ``package_spec`` (``NAME==VERSION`` or ``embedded:NAME``); its validated instances are ``.instances``.
+
+    ``max_candidates`` bounds the mutants tried, ``max_tasks`` the instances kept. The report also
+    counts what was tried and rejected. Cached by content hash.
+    """
     release = load_source(package_spec)
     key = mining_key(release, max_candidates=max_candidates, max_tasks=max_tasks, seed=seed)
     stored: dict[str, MiningReport] = {}
@@ -244,12 +229,12 @@ def embedded_instances() -> list[SWEInstance]:
         shipped = load_instances(EMBEDDED_INSTANCES)
         if shipped and all(item.environment.sdist_sha256 == current for item in shipped):
             return shipped
-    return mine("embedded:textkit")
+    return mine_report("embedded:textkit").instances
 
 
 def default_package_instances(packages: Sequence[str] = DEFAULT_PACKAGES, **kwargs: Any) -> list[SWEInstance]:
     """Tasks mined from the pinned real packages (:data:`~horizongym.envs.swe.packages.DEFAULT_PACKAGES`)."""
-    return [item for spec in packages for item in mine(spec, **kwargs)]
+    return [item for spec in packages for item in mine_report(spec, **kwargs).instances]
 
 
 # ----- the miner -----------------------------------------------------------------------------

@@ -126,23 +126,10 @@ def download_sdist(name: str, version: str) -> Path:
     """The sdist of ``NAME==VERSION`` in the cache, fetched with ``pip download`` the first time."""
 
     def build(folder: Path) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-binary",
-            ":all:",
-            "--no-deps",
-            "--dest",
-            str(folder),
-            f"{name}=={version}",
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        pip_download(folder, ["--no-binary", ":all:", "--no-deps", f"{name}=={version}"])
         archives = [p for p in folder.iterdir() if p.name.endswith((".tar.gz", ".zip", ".tar.bz2", ".tgz"))]
-        if result.returncode != 0 or len(archives) != 1:
-            raise SourceError(f"pip download {name}=={version} failed:\n{result.stdout}\n{result.stderr}"[-3000:])
+        if len(archives) != 1:
+            raise SourceError(f"pip download {name}=={version} gave {len(archives)} source archives, not one")
 
     folder = cached(f"swe-sdist-{_key_part(name)}-{_key_part(version)}", build)
     return next(p for p in sorted(folder.iterdir()) if not p.name.startswith("."))
@@ -259,30 +246,21 @@ def _is_test_module(path: str) -> bool:
 
 
 # ----- wheels and archives -------------------------------------------------------------------
+def pip_download(folder: Path, arguments: list[str]) -> None:
+    """``pip download --dest FOLDER ARGUMENTS``; :class:`SourceError` with pip's output if it fails."""
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder), *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        raise SourceError(f"pip download {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}"[-3000:])
+
+
 def download_wheels(requirements: Iterable[str]) -> Path:
     """A folder holding wheels for ``requirements`` (exact pins, no dependency resolution), cached."""
     pins = sorted(set(requirements))
     key = hashlib.sha256(f"{IMAGE_PYTHON}\n{chr(10).join(pins)}".encode()).hexdigest()[:20]
 
     def build(folder: Path) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--only-binary",
-            ":all:",
-            "--no-deps",
-            "--python-version",
-            IMAGE_PYTHON,
-            "--dest",
-            str(folder),
-            *pins,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-        if result.returncode != 0:
-            raise SourceError(f"pip download of wheels failed:\n{result.stdout}\n{result.stderr}"[-3000:])
+        pip_download(folder, ["--only-binary", ":all:", "--no-deps", "--python-version", IMAGE_PYTHON, *pins])
 
     return cached(f"swe-wheels-{key}", build)
 
