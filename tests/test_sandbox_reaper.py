@@ -79,6 +79,16 @@ def owned_by(client: Any, owner: str) -> int:
     return len(client.containers.list(all=True, filters={"label": f"{LABEL}={owner}"}, ignore_removed=True))
 
 
+def runs_command(container: Any, command: str) -> bool:
+    """Whether ``command`` runs in ``container`` (False if the container went away meanwhile)."""
+    import docker.errors
+
+    try:
+        return bool(container.exec_run(["pgrep", "-f", command]).exit_code == 0)
+    except docker.errors.APIError:  # removed or stopped since it was listed (a pool replacing it)
+        return False
+
+
 def start_child(image: str, count: int, then: str) -> tuple[subprocess.Popen[str], str]:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, image, str(count), then],
@@ -142,7 +152,7 @@ def test_sigkill_during_8_concurrent_swe_episodes_leaves_nothing_after_the_next_
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and child.poll() is None:
         running = client.containers.list(filters={"label": f"{LABEL}={owner}", "status": "running"})
-        busy = [c for c in running if c.exec_run(["pgrep", "-f", "sleep 600"]).exit_code == 0]
+        busy = [c for c in running if runs_command(c, "sleep 600")]
         if len(busy) >= 8:
             break
         time.sleep(1.0)
