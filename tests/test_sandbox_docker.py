@@ -152,7 +152,8 @@ def test_file_errors_are_the_usual_exceptions(box: DockerSandbox) -> None:
 def test_reset_restores_the_starting_files_and_kills_every_process(box: DockerSandbox) -> None:
     box.exec("echo changed > README.md; rm pkg/mod.py; mkdir junk; touch junk/x /tmp/y /dev/shm/z")
     box.exec("setsid sleep 1000 & nohup sleep 1000 > /dev/null 2>&1 &")
-    assert box.exec("pgrep -c sleep").output.strip() == "2"
+    started = box.exec("for _ in $(seq 100); do [ $(pgrep -c sleep) = 2 ] && break; sleep 0.05; done; pgrep -c sleep")
+    assert started.output.strip() == "2", started
     start = time.monotonic()
     box.reset()
     assert time.monotonic() - start < 2.0

@@ -23,7 +23,7 @@ def call(name: str, **arguments: Any) -> str:
 
 @pytest.fixture
 def env() -> Iterator[SWEEnv]:
-    env = horizongym.make("SWE-v0", task_order="by_seed", command_timeout=5.0).unwrapped
+    env = horizongym.make("SWE-v0", task_order="by_seed", command_timeout=15.0).unwrapped
     assert isinstance(env, SWEEnv)
     yield env
     env.close()
@@ -81,7 +81,17 @@ def test_deleting_tests_and_skipping_them_is_not_a_fix(env: SWEEnv) -> None:
     assert "conftest.py" in info["evaluation"]["dropped_files"]
 
 
-def test_hidden_tests_never_reach_the_agent(env: SWEEnv) -> None:
+def test_hidden_tests_never_reach_the_agent() -> None:
+    env = horizongym.make("SWE-v0", task_order="by_seed", command_timeout=120.0).unwrapped
+    assert isinstance(env, SWEEnv)
+    try:
+        look_for_hidden_tests(env)
+    finally:
+        env.close()
+
+
+def look_for_hidden_tests(env: SWEEnv) -> None:
+    """Search the agent's container for the hidden test files by path, by name and by content."""
     env.reset(seed=0)
     assert env.episode is not None
     instance = env.episode.instance
@@ -113,7 +123,7 @@ def test_limits_end_the_episode_with_the_reason(env: SWEEnv) -> None:
 @pytest.mark.parametrize(
     ("command", "limit"),
     [
-        (":(){ :|:& };:", "pids"),
+        ("python3 -c 'import os\nwhile True: os.fork()'", "pids"),
         ("python3 -c 'a = []\nwhile True: a.append(bytearray(1 << 24))'", "memory"),
         ("head -c 1G /dev/zero > big.bin", "file_size"),
     ],
