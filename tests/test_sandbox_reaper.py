@@ -89,6 +89,21 @@ def runs_command(container: Any, command: str) -> bool:
         return False
 
 
+def wait_for_busy_containers(
+    client: Any, child: subprocess.Popen[str], owner: str, command: str, *, count: int, within: float
+) -> list[Any]:
+    """The running containers of ``owner`` in which ``command`` runs, once there are ``count`` of them."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and child.poll() is None:
+        running = client.containers.list(filters={"label": f"{LABEL}={owner}", "status": "running"})
+        busy = [c for c in running if runs_command(c, command)]
+        if len(busy) >= count:
+            return busy
+        time.sleep(1.0)
+    child.kill()
+    pytest.fail(f"{count} containers did not get to run {command!r}: {child.communicate(timeout=30)[1][-3000:]}")
+
+
 def start_child(image: str, count: int, then: str) -> tuple[subprocess.Popen[str], str]:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, image, str(count), then],
@@ -147,18 +162,13 @@ def test_sigkill_during_8_concurrent_swe_episodes_leaves_nothing_after_the_next_
     child = subprocess.Popen(
         [sys.executable, "-c", SWE_ROLLOUT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert child.stdout is not None
-    owner = child.stdout.readline().strip()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and child.poll() is None:
-        running = client.containers.list(filters={"label": f"{LABEL}={owner}", "status": "running"})
-        busy = [c for c in running if runs_command(c, "sleep 600")]
-        if len(busy) >= 8:
-            break
-        time.sleep(1.0)
-    else:
-        child.kill()
-        pytest.fail(f"8 SWE episodes did not get under way: {child.communicate(timeout=30)[1][-3000:]}")
+    try:
+        assert child.stdout is not None
+        owner = child.stdout.readline().strip()
+        busy = wait_for_busy_containers(client, child, owner, "sleep 600", count=8, within=240)
+    except BaseException:
+        child.kill()  # never leave a rollout (and its containers) behind a failed test
+        raise
     assert len(busy) == 8
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
