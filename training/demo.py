@@ -242,18 +242,18 @@ def build_model(folder: Path, settings: DemoSettings, seed: int) -> tuple[Any, A
 
 
 # ----- rollouts ------------------------------------------------------------------------
-def expert_episodes(data: str, settings: DemoSettings, path: Path) -> list[Any]:
-    """The scripted expert on the train questions (``sft_tasks`` of them), stored at ``path``."""
+def expert_episodes(data: str, settings: DemoSettings, path: Path, split: str = "train") -> list[Any]:
+    """The scripted expert on the ``split`` questions (``sft_tasks`` of them), stored at ``path``."""
     from horizongym.agents.scripted import expert_for
     from horizongym.training.rollout import EnvRecipe, RolloutEngine
     from horizongym.training.store import EpisodeStore
 
     path.unlink(missing_ok=True)
-    count = split_size(data, "train") if settings.sft_tasks is None else settings.sft_tasks
+    count = split_size(data, split) if settings.sft_tasks is None else min(settings.sft_tasks, split_size(data, split))
     with (
         EpisodeStore(path) as store,
         RolloutEngine(
-            EnvRecipe(ENV_ID, settings.env_kwargs(data, "train")),
+            EnvRecipe(ENV_ID, settings.env_kwargs(data, split)),
             expert_for(ENV_ID),
             concurrency=settings.concurrency,
             store=store,
