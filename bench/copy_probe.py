@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
 import sys
 import tempfile
@@ -53,25 +52,12 @@ from typing import Any
 import torch
 
 from horizongym.envs.search.rewards import exact_match
-from horizongym.training.curriculum import Phase, Row, train_phases
+from horizongym.training.curriculum import Phase, Row, repeat_rows, train_phases
 from horizongym.training.demo import DemoSettings, build_model, expert_episodes, export_world, split_size
 from horizongym.training.trajectory import Episode
 
 HELD_OUT_SEED = 10_000
 ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-
-
-def repeat_rows(tokenizer: Any, pages: Sequence[str], count: int, seed: int) -> list[Row]:
-    """``count`` sequences ``s \\n s`` from random page segments, weight 1 on the second ``s``."""
-    rng = random.Random(seed)
-    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
-    rows: list[Row] = []
-    for _ in range(count):
-        page = pages[rng.randrange(len(pages))]
-        start = rng.randrange(max(1, len(page) - 160))
-        ids = tokenizer(page[start : start + rng.randint(60, 160)], add_special_tokens=False)["input_ids"]
-        rows.append((ids + newline + ids, [0.0] * (len(ids) + len(newline)) + [1.0] * len(ids)))
-    return rows
 
 
 def answer_context(episode: Episode) -> str:
@@ -186,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=None, help="hidden size (default: the demo's)")
     parser.add_argument("--layers", type=int, default=None, help="layers (default: the demo's)")
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: the demo's)")
+    parser.add_argument("--repeat-steps", type=int, default=None, help="repeat-phase steps (default 400)")
+    parser.add_argument("--answer-steps", type=int, default=None, help="answer-phase steps (default 1500)")
     args = parser.parse_args(argv)
     steps: tuple[int, int, int, int | None]
     if args.quick:
@@ -202,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_heads=args.heads or settings.num_heads,
     )
     repeat_steps, answer_steps, batch, held_out = steps
+    repeat_steps = repeat_steps if args.repeat_steps is None else args.repeat_steps
+    answer_steps = answer_steps if args.answer_steps is None else args.answer_steps
     for line in run(settings, repeat_steps, answer_steps, batch, held_out):
         print(json.dumps(line))
     return 0

@@ -10,7 +10,8 @@ import torch
 
 from horizongym.agents.tiny import build_byte_tokenizer, build_tiny_model
 from horizongym.bench import copy_probe
-from horizongym.bench.copy_probe import answer_context, answer_rows, repeat_rows, weighted_loss
+from horizongym.bench.copy_probe import answer_context, answer_rows, weighted_loss
+from horizongym.training.curriculum import repeat_rows
 from horizongym.training.trajectory import Episode, Step
 
 

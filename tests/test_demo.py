@@ -24,7 +24,7 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
     assert summary["env_kwargs"]["train"]["split"] == "train" and summary["env_kwargs"]["test"]["split"] == "test"
     assert set(summary["verdict"]) >= {"rl_minus_sft", "seed_spread", "rl_beats_sft_beyond_spread"}
     curves = summary["curves"]["0"]
-    assert set(curves["sft_losses"]) == {"question", "short", "full"} and len(curves["rl_reward"]) == 1
+    assert set(curves["sft_losses"]) == {"repeat", "question", "short", "full"} and len(curves["rl_reward"]) == 1
 
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -78,3 +78,19 @@ def test_episode_rows_pack_each_episode_into_one_weighted_sequence() -> None:
         "<|im_start|>user\nQuestion: Who?<|im_end|>\n<|im_start|>assistant\n<search>X</search><|im_end|>"
     )
     assert episode_rows(tokenizer, [episode.model_copy(update={"success": False})]) == []
+
+
+def test_copy_pages_leave_out_the_pages_of_held_out_questions(tmp_path: Path) -> None:
+    from horizongym.training.demo import copy_pages, export_world
+
+    data = export_world(tmp_path, (1,), 5)
+    _, corpus_path, questions_path = data.split(":")
+    corpus = [json.loads(line) for line in Path(corpus_path).read_text().splitlines()]
+    questions = [json.loads(line) for line in Path(questions_path).read_text().splitlines()]
+    held_out = {d for q in questions if q["split"] == "test" for d in q["gold_doc_ids"]}
+    trained = {d for q in questions if q["split"] == "train" for d in q["gold_doc_ids"]}
+    pages = set(copy_pages(data))
+    by_id = {row["id"]: row["text"] for row in corpus}
+    assert held_out and not any(by_id[d] in pages for d in held_out)
+    assert all(by_id[d] in pages for d in trained - held_out)
+    assert len(pages) == len({row["text"] for row in corpus if row["id"] not in held_out})

@@ -86,6 +86,25 @@ def episode_rows(
     return rows
 
 
+def repeat_rows(tokenizer: Any, pages: Sequence[str], count: int, seed: int) -> list[Row]:
+    """``count`` sequences ``s \\n s``, ``s`` a random segment (60 to 160 bytes) of one of ``pages``.
+
+    The weight is 1 on the second ``s`` and 0 before it: the second copy is predictable byte for
+    byte only by looking back at the first, which is how a model forms induction heads (Olsson
+    et al. 2022, "In-context Learning and Induction Heads"). A tiny byte-level model that has
+    them learns to copy spans out of its context (an answer out of a page) many times sooner.
+    """
+    rng = random.Random(seed)
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    rows: list[Row] = []
+    for _ in range(count):
+        page = pages[rng.randrange(len(pages))]
+        start = rng.randrange(max(1, len(page) - 160))
+        ids = tokenizer(page[start : start + rng.randint(60, 160)], add_special_tokens=False)["input_ids"]
+        rows.append((ids + newline + ids, [0.0] * (len(ids) + len(newline)) + [1.0] * len(ids)))
+    return rows
+
+
 @dataclass(frozen=True)
 class Phase:
     """``steps`` optimizer steps on ``rows``, ``batch_size`` sequences each (reshuffled every pass)."""
