@@ -75,6 +75,22 @@ def test_eapo_hand_computed() -> None:
     assert adv[1] == pytest.approx([-0.75, -0.75, -0.75], abs=1e-5)
 
 
+def test_eapo_min_std_keeps_an_all_equal_outcome_group_small() -> None:
+    # R = 0.3 for both, T = 2, γ = 0.995: r = [0.2985, 0.3, 0.2985, 0.3], mean 0.29925,
+    # deviations ±0.00075, population std 0.00075.
+    group = [EpisodeCredit(0.3, 2), EpisodeCredit(0.3, 2)]
+    plain = eapo(group)
+    assert plain[0] == pytest.approx([-1.0, 1.0], abs=2e-3)  # the discount alone, blown up to ±1
+    floored = eapo(group, min_std=0.1)
+    assert floored[0] == pytest.approx([-0.0075, 0.0075], abs=1e-6)
+    assert floored[1] == pytest.approx([-0.0075, 0.0075], abs=1e-6)
+    # where the outcomes differ (std above the floor) the floor changes nothing
+    mixed = [EpisodeCredit(1.0, 2), EpisodeCredit(0.0, 3)]
+    assert eapo(mixed, gamma=0.5, min_std=0.1) == eapo(mixed, gamma=0.5)
+    with pytest.raises(ValueError, match="min_std"):
+        eapo(group, min_std=-1.0)
+
+
 def test_eapo_default_gamma_last_round_largest_and_shorter_episode_wins() -> None:
     # γ = 0.995: r = 0.995^(T-t)·R, so the last round carries |R| itself and earlier rounds less.
     group = [EpisodeCredit(1.0, 3), EpisodeCredit(1.0, 6), EpisodeCredit(-1.0, 4)]

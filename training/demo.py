@@ -39,9 +39,11 @@ the RL sampling):
    the prompt), ``short`` (whole episodes, the paragraph cut) and ``full`` (whole episodes
    exactly as the policy sees them). The SFT length is set by the time budget (``make demo``:
    3 seeds in under 20 minutes on 2 CPU cores), not trained to convergence.
-6. **RL** with the :class:`~horizongym.training.trainer.Trainer`, ``advantage="eapo"``: a
-   fixed number of steps, each ``tasks_per_step`` train questions × ``group_size`` sampled
-   episodes (temperature 1), one PPO-clip epoch per step.
+6. **RL** with the :class:`~horizongym.training.trainer.Trainer`, ``advantage="eapo"`` with a
+   std floor (``min_std`` 0.1: a group whose episodes all end with the same reward differs only
+   by the discount, which plain normalisation would blow up to advantages of ±1): a fixed number
+   of steps, each ``tasks_per_step`` train questions × ``group_size`` sampled episodes
+   (temperature 1), one PPO-clip epoch per step.
 
 Seeds run in parallel worker processes (all at once by default, ``--workers``), the CPU cores
 shared out among them as torch threads: on 2 cores, 3 seeds take about 1.5 times one seed.
@@ -106,13 +108,13 @@ class DemoSettings:
     max_new_tokens: int = 64
     sft_tasks: int | None = None
     """Train questions the expert plays (None: all of them)."""
-    sft_repeat_steps: int = 400
+    sft_repeat_steps: int = 500
     """Phase 0: copying a page segment (induction heads, see ``curriculum.repeat_rows``)."""
     sft_repeat_batch_size: int = 32
     sft_question_steps: int = 300
     """Phase 1: the first turn only (question → search), the instruction paragraph cut away."""
     sft_question_batch_size: int = 32
-    sft_short_steps: int = 1200
+    sft_short_steps: int = 1400
     """Phase 2: whole episodes, the instruction paragraph cut away."""
     sft_full_steps: int = 150
     """Phase 3: whole episodes exactly as the policy sees them."""
@@ -121,10 +123,12 @@ class DemoSettings:
     context_weight: float = 0.0
     eval_tasks: int | None = None
     """Held-out questions evaluated (None: all of them)."""
-    rl_steps: int = 10
-    tasks_per_step: int = 2
+    rl_steps: int = 30
+    tasks_per_step: int = 4
     group_size: int = 8
     rl_lr: float = 1e-4
+    eapo_min_std: float = 0.1
+    """EAPO's std floor (``training.advantages.eapo``): a group whose episodes all end alike stays quiet."""
     temperature: float = 1.0
     concurrency: int = 8
 
@@ -414,6 +418,7 @@ def run_seed(
         env_id=ENV_ID,
         env_kwargs=settings.env_kwargs(data, "train"),
         advantage="eapo",
+        advantage_options={"min_std": settings.eapo_min_std},
         group_size=settings.group_size,
         tasks_per_step=settings.tasks_per_step,
         steps=settings.rl_steps,

@@ -77,8 +77,10 @@ def per_turn(episode: EpisodeCredit, field: str, index: int) -> list[float]:
     return [float(v) for v in values]
 
 
-def normalize(values: Sequence[float], eps: float = DEFAULT_EPS, scale: bool = True) -> list[float]:
-    """(x − mean) / (std + eps) with the population std; only x − mean when ``scale`` is False.
+def normalize(
+    values: Sequence[float], eps: float = DEFAULT_EPS, scale: bool = True, min_std: float = 0.0
+) -> list[float]:
+    """(x − mean) / (max(std, min_std) + eps) with the population std; only x − mean when ``scale`` is False.
 
     All-equal inputs give exact zeros (no floating-point residue from the mean).
     """
@@ -89,7 +91,7 @@ def normalize(values: Sequence[float], eps: float = DEFAULT_EPS, scale: bool = T
         return [0.0] * int(x.size)
     centred = x - x.mean()
     if scale:
-        centred = centred / (x.std() + eps)
+        centred = centred / (max(float(x.std()), min_std) + eps)
     return [float(v) for v in centred]
 
 

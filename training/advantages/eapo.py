@@ -10,6 +10,13 @@ C of ALL rounds of ALL episodes in the group (population std, ε = 1e-6):
 
     A_{i,t} = (r_{i,t} − mean_C r) / (std_C r + ε)
 
+``min_std`` (0 by default, the paper's formula) floors the std: A_{i,t} = (r_{i,t} − mean_C r) /
+(max(std_C r, min_std) + ε). When every episode of a group has the same outcome R, the rounds
+differ only by the discount (γ^(T − t) R, a spread of 0.5% of R per round at γ = 0.995), and
+plain normalisation blows that spread up to advantages of ±1 that push every last round up and
+every earlier round down, whatever was done in them; with a floor such a group's advantages
+stay as small as its rewards differ.
+
 Adaptive downsampling: |C| is generally not a multiple of the data-parallel size, so
 |C| mod dp_size rounds, drawn at random without replacement, are dropped and every rank gets a
 batch of the same size (``downsample_to_multiple``).
@@ -39,13 +46,17 @@ T = TypeVar("T")
 DEFAULT_GAMMA = 0.995
 
 
-def eapo(group: Sequence[EpisodeCredit], *, gamma: float = DEFAULT_GAMMA, eps: float = DEFAULT_EPS) -> Advantages:
+def eapo(
+    group: Sequence[EpisodeCredit], *, gamma: float = DEFAULT_GAMMA, eps: float = DEFAULT_EPS, min_std: float = 0.0
+) -> Advantages:
     """Per-round EAPO advantages: discounted outcome γ^(T_i − t)·R_i, normalised over all rounds."""
     check_group(group)
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    if min_std < 0.0:
+        raise ValueError(f"min_std must be >= 0, got {min_std}")
     rewards = [r for ep in group for r in discounted_outcome(ep.reward, ep.num_turns, gamma)]
-    return split_by_episode(normalize(rewards, eps=eps), group)
+    return split_by_episode(normalize(rewards, eps=eps, min_std=min_std), group)
 
 
 def downsample_to_multiple(samples: Sequence[T], multiple: int, rng: random.Random) -> list[T]:
