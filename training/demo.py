@@ -108,22 +108,22 @@ class DemoSettings:
     max_new_tokens: int = 64
     sft_tasks: int | None = None
     """Train questions the expert plays (None: all of them)."""
-    sft_repeat_steps: int = 500
+    sft_repeat_steps: int = 400
     """Phase 0: copying a page segment (induction heads, see ``curriculum.repeat_rows``)."""
     sft_repeat_batch_size: int = 32
-    sft_question_steps: int = 300
+    sft_question_steps: int = 200
     """Phase 1: the first turn only (question → search), the instruction paragraph cut away."""
     sft_question_batch_size: int = 32
-    sft_short_steps: int = 1400
+    sft_short_steps: int = 850
     """Phase 2: whole episodes, the instruction paragraph cut away."""
-    sft_full_steps: int = 150
+    sft_full_steps: int = 100
     """Phase 3: whole episodes exactly as the policy sees them."""
     sft_batch_size: int = 16
     sft_lr: float = 3e-3
     context_weight: float = 0.0
     eval_tasks: int | None = None
     """Held-out questions evaluated (None: all of them)."""
-    rl_steps: int = 30
+    rl_steps: int = 12
     tasks_per_step: int = 4
     group_size: int = 8
     rl_lr: float = 1e-4
