@@ -6,7 +6,8 @@ spans: the entity from the question into ``<search>``, and the answer out of the
 loss, :func:`~horizongym.training.curriculum.train_phases`) on the two copying skills in their
 simplest form, on the demo's own data, and measures them:
 
-1. ``repeat``: a segment ``s`` of a corpus page (60 to 160 bytes), a newline, ``s`` again; the
+1. ``repeat``: a segment ``s`` of a corpus page (60 to 160 bytes; the pages of held-out
+   questions left out, as in the demo), a newline, ``s`` again; the
    loss is on the second copy only. The second copy is predictable byte for byte only by
    looking back at the first (an induction head, Olsson et al. 2022, "In-context Learning and
    Induction Heads"), so its loss falls from the text's language-model loss (~2 nats per
@@ -55,7 +56,14 @@ import torch
 
 from horizongym.envs.search.rewards import exact_match
 from horizongym.training.curriculum import Phase, Row, repeat_rows, train_phases
-from horizongym.training.demo import DemoSettings, build_model, expert_episodes, export_world, split_size
+from horizongym.training.demo import (
+    DemoSettings,
+    build_model,
+    copy_pages,
+    expert_episodes,
+    export_world,
+    split_size,
+)
 from horizongym.training.trajectory import Episode
 
 HELD_OUT_SEED = 10_000
@@ -123,7 +131,7 @@ def run(
         test = test[:held_out]
         questions = [json.loads(line) for line in Path(data.split(":")[-1]).read_text(encoding="utf-8").splitlines()]
         answers = {q["id"]: q["answers"] for q in questions}
-        pages = [json.loads(line)["text"] for line in (folder / "data" / "corpus.jsonl").open(encoding="utf-8")]
+        pages = copy_pages(data)
         model, tokenizer = build_model(folder / "model", settings, seed=0)
         phases = [
             Phase("repeat", repeat_rows(tokenizer, pages, repeat_steps * batch, seed=0), repeat_steps, batch),

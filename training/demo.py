@@ -48,7 +48,7 @@ the RL sampling):
 Seeds run in parallel worker processes (all at once by default, ``--workers``), the CPU cores
 shared out among them as torch threads. The machine's throughput is shared too: on 2 cores,
 3 seeds at once train about as many tokens per second in all as one seed alone (~35k), so each
-seed gets a third of it; ``make demo`` (3 seeds) took 1,114 s.
+seed gets a third of it; ``--seeds 3`` took 1,114 s.
 
 Outputs under ``--out``: ``summary.json`` (``results``: one ``{"seed", "stage", "success",
 "mean_reward", "episodes"}`` per seed and stage, plus the verdict, settings, env kwargs, SFT
