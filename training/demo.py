@@ -32,7 +32,7 @@ the RL sampling):
    loss on the second copy (the pages of held-out questions are left out). This is where the
    model forms induction heads, the circuit that copies from its context; without it a tiny
    byte-level model does not learn to copy the answer out of the page in the time the demo has
-   (``python -m horizongym.bench.copy_probe``: held-out answer exact match 0.59 after 600 repeat
+   (``python -m horizongym.bench.copy_probe``: held-out answer exact match 0.81 after 600 repeat
    and 1,500 answer steps, 0 without the repeat steps). Then the successful expert episodes,
    each one sequence with the loss on the action tokens (``context_weight`` on the other tokens,
    0 by default): ``question`` (the first turn only, the env's instruction paragraph cut from
