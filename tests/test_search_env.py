@@ -67,6 +67,17 @@ def test_prompt_and_information_format() -> None:
     assert "\nDoc 2(Title: " in observation and observation.endswith("</information>")
 
 
+def test_without_instructions_the_prompt_is_the_question_line_and_the_protocol_is_unchanged() -> None:
+    env = SearchJudgeEnv(tasks=[TASK], search_backend=WordOverlap(), top_k=1, instructions=False)
+    observation, _ = env.reset(seed=0)
+    assert observation == "Question: " + TASK.question
+    step(env, "<search>Lumo Varenko</search>")
+    _, reward, *_ = step(env, "<judge>Yes</judge>")
+    assert reward == pytest.approx(0.3)
+    _, _, terminated, _, info = step(env, "<answer>1203</answer>")
+    assert terminated and info["success"]
+
+
 def test_useful_yes_and_correct_answer_pays_0_4_per_judgment() -> None:
     env = make_env()
     _, reward, *_ = step(env, "<search>Lumo Varenko born</search>")

@@ -177,17 +177,20 @@ def _step(
     optimizer: torch.optim.Optimizer,
     params: list[torch.nn.Parameter],
 ) -> float:
-    """One optimizer step on ``batch``; returns its mean action-token loss."""
+    """One optimizer step on ``batch``; returns its mean action-token loss.
+
+    Sequences are padded on the right and no attention mask is passed: under the causal mask no
+    real token attends to a pad after it, the pads' own outputs have weight 0, and SDPA takes
+    its faster causal path.
+    """
     width = max(len(tokens) for tokens, _ in batch)
     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
     weights = torch.zeros((len(batch), width))
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
     for row, (tokens, token_weights) in enumerate(batch):
         input_ids[row, : len(tokens)] = torch.tensor(tokens)
         weights[row, : len(token_weights)] = torch.tensor(token_weights)
-        attention[row, : len(tokens)] = 1
-    input_ids, weights, attention = input_ids.to(device), weights.to(device), attention.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
+    input_ids, weights = input_ids.to(device), weights.to(device)
+    logits = model(input_ids=input_ids).logits[:, :-1].float()
     picked = torch.log_softmax(logits, dim=-1).gather(2, input_ids[:, 1:, None]).squeeze(-1)
     shifted = weights[:, 1:]
     actions = (shifted == 1.0).float()

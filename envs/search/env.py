@@ -13,6 +13,10 @@ Rewards (components of ``info["reward_components"]``): ``answer`` (EM by default
 times ``answer_weight``), ``judge`` (see :mod:`horizongym.envs.search.rewards`, times
 ``judge_weight``) and ``format`` (the base class's penalty for an invalid action). With
 ``validation=True`` the reward is the answer's EM alone.
+
+``instructions=False`` leaves the protocol paragraph out of the first message, which is then
+the ``Question: …`` line alone: for a policy that has already learned the protocol (a tiny
+model trained on it reads ~560 bytes less per round, and learns nothing from them).
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ class SearchJudgeEnv(TextEnv):
         answer_weight: float = 1.0,
         judge_weight: float = 1.0,
         validation: bool = False,
+        instructions: bool = True,
         task_order: str = "random",
         tasks: list[QATask] | None = None,
         search_backend: Retriever | None = None,
@@ -115,7 +120,7 @@ class SearchJudgeEnv(TextEnv):
         )
         self.judge_values = JUDGE_REWARD_SETS[judge_rewards] if isinstance(judge_rewards, str) else judge_rewards
         self.answer_weight, self.judge_weight = answer_weight, judge_weight
-        self.task_order = task_order
+        self.task_order, self.instructions = task_order, instructions
         self.episode: SearchEpisode | None = None
 
     # ----- task ----------------------------------------------------------------------
@@ -125,14 +130,16 @@ class SearchJudgeEnv(TextEnv):
     def new_task(self, options: dict[str, Any]) -> Task:
         task = choose(self.tasks, options, self.np_random, lambda t: t.id)
         self.episode = SearchEpisode(task=task)
+        question = f"Question: {task.question}"
+        if not self.instructions:
+            return Task(id=task.id, prompt=question)
         prompt = (
             "Answer the question below. You may think inside <think> and </think> at any time. To look "
             "something up, write <search>query</search>; the top results come back inside <information> and "
             "</information>. Right after each <information>, judge whether it helps answer the question: "
             "<judge>Yes</judge> or <judge>No</judge>, before you search again or answer. You may search up to "
             f"{self.max_searches} times. When you know the answer, write only the answer inside <answer> and "
-            "</answer>, for example <answer>Lisbon</answer>.\n"
-            f"Question: {task.question}"
+            "</answer>, for example <answer>Lisbon</answer>.\n" + question
         )
         return Task(id=task.id, prompt=prompt)
 
