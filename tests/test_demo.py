@@ -10,31 +10,50 @@ from horizongym.training.demo import CHATML_TEMPLATE, STAGES, main
 
 def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    assert main(["--quick", "--seeds", "1", "--out", str(out)]) == 0
+    assert main(["--quick", "--seeds", "2", "--out", str(out)]) == 0
 
     summary = json.loads((out / "summary.json").read_text())
     results = summary["results"]
-    assert {r["stage"] for r in results} == set(STAGES)
-    assert all(r["seed"] == 0 for r in results) and len(results) == 3
+    assert {(r["seed"], r["stage"]) for r in results} == {(s, stage) for s in (0, 1) for stage in STAGES}
+    assert len(results) == 6 and summary["sft_shared"] is True
     for result in results:
         assert 0.0 <= result["success"] <= 1.0
         assert result["episodes"] > 0
         assert isinstance(result["mean_reward"], float)
+    # One SFT run: both RL seeds report the same before/after SFT figures.
+    for stage in STAGES[:2]:
+        assert (
+            len({json.dumps({k: v for k, v in r.items() if k != "seed"}) for r in results if r["stage"] == stage}) == 1
+        )
     assert summary["wall_seconds"] > 0 and summary["settings"]["hidden_size"] > 0
     assert summary["env_kwargs"]["train"]["split"] == "train" and summary["env_kwargs"]["test"]["split"] == "test"
+    assert summary["env_kwargs"]["train"]["instructions"] is False
     assert set(summary["verdict"]) >= {"rl_minus_sft", "seed_spread", "rl_beats_sft_beyond_spread"}
-    curves = summary["curves"]["0"]
-    assert set(curves["sft_losses"]) == {"repeat", "question", "short", "full"} and len(curves["rl_reward"]) == 1
+    assert set(summary["sft"]["sft_losses"]) == {"repeat", "question", "episodes"}
+    assert all(len(summary["curves"][str(s)]["rl_reward"]) == 1 for s in (0, 1))
 
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    for stage in STAGES:
-        lines = (out / "seed0" / f"eval_{stage}.jsonl").read_text().splitlines()
+    episodes = {stage: out / "sft" / f"eval_{stage}.jsonl" for stage in STAGES[:2]}
+    episodes |= {f"after_rl {s}": out / f"seed{s}" / "eval_after_rl.jsonl" for s in (0, 1)}
+    for path in episodes.values():
+        lines = path.read_text().splitlines()
         assert len(lines) == results[0]["episodes"]
-        assert json.loads(lines[0])["env_id"].endswith("SearchJudge-v0")
-    assert (out / "seed0" / "rl" / "episodes.jsonl").read_text().strip()
-    assert (out / "seed0" / "rl" / "metrics.jsonl").read_text().strip()
+        first = json.loads(lines[0])
+        assert first["env_id"].endswith("SearchJudge-v0")
+        assert str(first["messages"][0]["content"]).startswith("Question: ")
+    for seed in (0, 1):
+        assert (out / f"seed{seed}" / "rl" / "episodes.jsonl").read_text().strip()
+        assert (out / f"seed{seed}" / "rl" / "metrics.jsonl").read_text().strip()
     assert (out / "expert_sft.jsonl").read_text().strip()
+
+    # A second run with the same settings and data reuses the SFT model instead of training it again.
+    model_file = next((out / "sft" / "model").glob("*.safetensors"))
+    stamp = model_file.stat().st_mtime_ns
+    assert main(["--quick", "--seeds", "1", "--out", str(out), "--workers", "1"]) == 0
+    assert model_file.stat().st_mtime_ns == stamp
+    again = json.loads((out / "summary.json").read_text())
+    assert again["sft"] == summary["sft"]
 
     # The held-out questions are the world's own single-hop test questions; no generated train
     # question names an entity that a test question is about.
@@ -94,3 +113,16 @@ def test_copy_pages_leave_out_the_pages_of_held_out_questions(tmp_path: Path) ->
     assert held_out and not any(by_id[d] in pages for d in held_out)
     assert all(by_id[d] in pages for d in trained - held_out)
     assert len(pages) == len({row["text"] for row in corpus if row["id"] not in held_out})
+
+
+def test_sft_key_changes_with_sft_settings_and_data_but_not_with_rl_settings(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from horizongym.training.demo import QUICK, export_world
+
+    data = export_world(tmp_path, (1,), 5)
+    key = QUICK.sft_key(data)
+    assert replace(QUICK, rl_steps=9, rl_lr=1.0, group_size=3, temperature=0.5).sft_key(data) == key
+    assert replace(QUICK, sft_lr=1e-2).sft_key(data) != key
+    assert replace(QUICK, instructions=True).sft_key(data) != key
+    assert QUICK.sft_key(export_world(tmp_path / "other", (1,), 6)) != key

@@ -16,7 +16,7 @@ from horizongym.agents import Action, Policy, RandomPolicy, expert_for
 from horizongym.envs import Task, TextEnv
 from horizongym.envs.keychain import KeyChainEnv
 from horizongym.tools import ToolCall
-from horizongym.training import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
+from horizongym.training import EnvRecipe, EpisodeStore, RolloutEngine, policy_seed, read_episodes
 
 
 class CrashingEnv(TextEnv):
@@ -302,3 +302,29 @@ def test_non_text_actions_become_observations() -> None:
     for junk in (None, 5, b"bytes"):
         observation, reward, *_ = env.step(junk)
         assert observation.startswith("Error [") and float(reward) < 0
+
+
+def test_sampling_seed_gives_each_run_its_own_decoding_seeds() -> None:
+    class Seeds(Policy):
+        def __init__(self) -> None:
+            self.seeds: list[int | None] = []
+
+        async def act(
+            self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None
+        ) -> Action:
+            self.seeds.append(seed)
+            return Action(text="", tool_calls=[ToolCall(name="answer", arguments={"value": "x"})])
+
+    def seeds_of(sampling_seed: int) -> list[int | None]:
+        policy = Seeds()
+        engine = RolloutEngine(
+            "KeyChain-v0", policy, max_turns=1, concurrency=1, progress=False, sampling_seed=sampling_seed
+        )
+        with engine:
+            engine.run_sync(3, group_size=2, seed=7)
+        return policy.seeds
+
+    assert seeds_of(0) == [policy_seed(7 + t, g, 0) for t in range(3) for g in range(2)]
+    assert seeds_of(0) == seeds_of(0)
+    assert not set(seeds_of(0)) & set(seeds_of(1))
+    assert len(set(seeds_of(0))) == 6

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from horizongym.agents.base import Message
 from horizongym.agents.hf import encode_prompt
@@ -124,11 +125,12 @@ def train_phases(
     pad_token_id: int,
     warmup_steps: int = 50,
     log: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place through ``phases``; return each phase's mean action loss per 100 steps.
 
     Example order comes from ``random.Random(seed)``; AdamW (no weight decay), gradient norm
-    clipped to 1.0.
+    clipped to 1.0. ``progress`` shows a bar over all phases' steps (rate, ETA, current loss).
     """
     total = sum(p.steps for p in phases)
     if total < 1 or any(p.steps and not p.rows for p in phases):
@@ -146,8 +148,10 @@ def train_phases(
     was_training = model.training
     model.train()
     curves: dict[str, list[float]] = {}
+    bar = tqdm(total=total, desc="sft", unit="step", disable=not progress, dynamic_ncols=True)
     try:
         for phase in phases:
+            bar.set_description(f"sft {phase.name}")
             order: list[int] = []
             losses: list[float] = []
             window: list[float] = []
@@ -158,6 +162,8 @@ def train_phases(
                 del order[: phase.batch_size]
                 window.append(_step(model, batch, pad_token_id, device, optimizer, params))
                 scheduler.step()
+                bar.update()
+                bar.set_postfix(loss=f"{window[-1]:.3f}", refresh=False)
                 if len(window) == 100 or step == phase.steps - 1:
                     losses.append(sum(window) / len(window))
                     window = []
@@ -165,6 +171,7 @@ def train_phases(
                         log(f"{phase.name} step {step + 1}/{phase.steps}: action loss {losses[-1]:.3f}")
             curves[phase.name] = losses
     finally:
+        bar.close()
         model.train(was_training)
     return curves
 

@@ -2,13 +2,15 @@
 
 ``python -m horizongym.training.demo [--seeds N] [--out runs/demo] [--workers W] [--quick]`` (``make demo``).
 
-Pipeline, for each seed (the seed fixes the model's initial weights, SFT's example order and
-the RL sampling):
+Pipeline: one SFT run, then RL from the SFT model once per seed (the seed fixes RL's rollout
+sampling), so that the spread over seeds is the spread of RL itself and every seed's RL
+starts from the same, measured SFT model. (Three SFT runs to a competent model do not fit the
+demo's budget of 20 minutes on 2 CPU cores; one SFT run with all cores does.)
 
 1. **Model.** :func:`~horizongym.agents.tiny.build_tiny_model` writes a random
-   ``LlamaForCausalLM`` with the byte-level tokenizer (nothing is downloaded). The SearchJudge
-   protocol is plain tags (``<search>``, ``<judge>``, ``<answer>``) that the env's prompt
-   describes, so the tokenizer gets a plain ChatML template that does not render the tool
+   ``LlamaForCausalLM`` (weights fixed by ``sft_seed``) with the byte-level tokenizer (nothing
+   is downloaded). The SearchJudge protocol is plain tags (``<search>``, ``<judge>``,
+   ``<answer>``), so the tokenizer gets a plain ChatML template that does not render the tool
    schemas: they would add ~1,400 byte tokens to every prompt and teach nothing here.
 2. **Data.** The default fictional world (5,000 documents) is exported as a JSONL corpus and
    question file and loaded through ``data="jsonl:CORPUS:QUESTIONS"``: the same documents, the
@@ -20,43 +22,45 @@ the RL sampling):
    memorise them). The test questions are exactly the world's 40. Env kwargs, identical for
    SFT data, RL and evaluation except ``split``: ``top_k=1`` (one document per search),
    ``max_observation_chars=160`` (the page's first sentences, which state the asked attribute
-   for most questions), ``max_searches=2`` and ``task_order="by_seed"`` (seed ``i`` is task
-   ``i`` of the split).
+   for most questions), ``max_searches=2``, ``instructions=False`` (the first message is the
+   ``Question: …`` line without the protocol paragraph, which the model learns from the
+   episodes instead of reading ~560 bytes of it every round) and ``task_order="by_seed"``
+   (seed ``i`` is task ``i`` of the split).
 3. **Expert episodes.** The honest scripted expert plays every train question once; its
-   successful episodes are the SFT data (shared by all seeds).
+   successful episodes are the SFT data.
 4. **Evaluation** (``before_sft``, ``after_sft``, ``after_rl``): greedy decoding on every
-   held-out test question (seeds ``0..39``), the same episodes settings at all three stages;
+   held-out test question (seeds ``0..39``), the same episode settings at all three stages;
    success is the env's ``success`` (exact match of the answer).
 5. **SFT** with :mod:`~horizongym.training.curriculum`, one AdamW run (warmup, cosine decay)
-   through four phases. ``repeat``: a segment of a corpus page, a newline and the segment again,
-   loss on the second copy (the pages of held-out questions are left out). This is where the
-   model forms induction heads, the circuit that copies from its context; without it a tiny
+   through three phases. ``repeat``: a segment of a corpus page, a newline and the segment
+   again, loss on the second copy (the pages of held-out questions are left out). This is where
+   the model forms induction heads, the circuit that copies from its context; without it a tiny
    byte-level model does not learn to copy the answer out of the page in the time the demo has
    (``python -m horizongym.bench.copy_probe``: held-out answer exact match 0.81 after 600 repeat
    and 1,500 answer steps, 0 without the repeat steps). Then the successful expert episodes,
    each one sequence with the loss on the action tokens (``context_weight`` on the other tokens,
-   0 by default): ``question`` (the first turn only, the env's instruction paragraph cut from
-   the prompt), ``short`` (whole episodes, the paragraph cut) and ``full`` (whole episodes
-   exactly as the policy sees them). The SFT length is set by the time budget (``make demo``:
-   3 seeds in under 20 minutes on 2 CPU cores), not trained to convergence.
+   0 by default): ``question`` (the first turn only) and ``episodes`` (whole episodes). The SFT
+   length is set by the time budget, not trained to convergence. The SFT run is saved to
+   ``sft/model`` and reused by a later run whose settings and data hash the same
+   (:meth:`DemoSettings.sft_key`), so changing only RL settings skips it.
 6. **RL** with the :class:`~horizongym.training.trainer.Trainer`, ``advantage="eapo"`` with a
    std floor (``min_std`` 0.1: a group whose episodes all end with the same reward differs only
    by the discount, which plain normalisation would blow up to advantages of ±1): a fixed number
    of steps, each ``tasks_per_step`` train questions × ``group_size`` sampled episodes
    (temperature 1), one PPO-clip epoch per step.
 
-Seeds run in parallel worker processes (all at once by default, ``--workers``), the CPU cores
-shared out among them as torch threads. The machine's throughput is shared too: on 2 cores,
-3 seeds at once train about as many tokens per second in all as one seed alone (~35k), so each
-seed gets a third of it; ``--seeds 3`` took 1,114 s.
+SFT runs in the main process with all cores. The RL seeds run in parallel worker processes (all
+at once by default, ``--workers``), the cores shared out among them as torch threads.
 
 Outputs under ``--out``: ``summary.json`` (``results``: one ``{"seed", "stage", "success",
-"mean_reward", "episodes"}`` per seed and stage, plus the verdict, settings, env kwargs, SFT
-and RL curves, timings and wall time), ``learning_curve.png`` (training reward per RL step per seed; held-out success at
-the three stages), ``expert_sft.jsonl`` (the expert episodes), ``seed<k>/eval_<stage>.jsonl``
-(evaluation episodes) and ``seed<k>/rl/`` (the trainer's ``episodes.jsonl``, ``metrics.jsonl``,
-TensorBoard logs and final checkpoint). A table of success per stage and seed, with the mean
-and sample standard deviation over seeds, is printed at the end.
+"mean_reward", "episodes"}`` per seed and stage, the two SFT stages the shared run's, plus the
+verdict, settings, env kwargs, SFT losses, RL curves, timings and wall time),
+``learning_curve.png`` (training reward per RL step per seed; held-out success at the three
+stages), ``expert_sft.jsonl`` (the expert episodes), ``sft/`` (``eval_before_sft.jsonl``,
+``eval_after_sft.jsonl``, ``sft.json``, the model), ``seed<k>/eval_after_rl.jsonl`` and
+``seed<k>/rl/`` (the trainer's ``episodes.jsonl``, ``metrics.jsonl``, TensorBoard logs and
+final checkpoint). A table of success per stage and RL seed, with the mean and sample
+standard deviation over seeds, is printed at the end.
 
 ``--quick`` runs toy sizes (a few tasks, one RL step) to check the pipeline in under a minute;
 its numbers mean nothing.
@@ -66,6 +70,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import multiprocessing
 import os
@@ -96,7 +101,7 @@ CHATML_TEMPLATE = """\
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Everything that defines a demo run besides the seeds."""
+    """Everything that defines a demo run besides the RL seeds."""
 
     hops: tuple[int, ...] = (1,)
     extra_questions: int = 8000
@@ -104,31 +109,33 @@ class DemoSettings:
     top_k: int = 1
     max_observation_chars: int = 160
     max_searches: int = 2
+    instructions: bool = False
+    """Whether the first message carries the env's protocol paragraph (``SearchJudgeEnv``)."""
     hidden_size: int = 64
     num_layers: int = 2
     num_heads: int = 4
     max_new_tokens: int = 64
+    sft_seed: int = 0
+    """Fixes the model's initial weights and SFT's example order."""
     sft_tasks: int | None = None
     """Train questions the expert plays (None: all of them)."""
-    sft_repeat_steps: int = 400
-    """Phase 0: copying a page segment (induction heads, see ``curriculum.repeat_rows``)."""
+    sft_repeat_steps: int = 500
+    """Phase 1: copying a page segment (induction heads, see ``curriculum.repeat_rows``)."""
     sft_repeat_batch_size: int = 32
     sft_question_steps: int = 200
-    """Phase 1: the first turn only (question → search), the instruction paragraph cut away."""
+    """Phase 2: the first turn only (question → search)."""
     sft_question_batch_size: int = 32
-    sft_short_steps: int = 850
-    """Phase 2: whole episodes, the instruction paragraph cut away."""
-    sft_full_steps: int = 100
-    """Phase 3: whole episodes exactly as the policy sees them."""
+    sft_episode_steps: int = 2400
+    """Phase 3: whole episodes."""
     sft_batch_size: int = 16
     sft_lr: float = 3e-3
     context_weight: float = 0.0
     eval_tasks: int | None = None
     """Held-out questions evaluated (None: all of them)."""
-    rl_steps: int = 12
+    rl_steps: int = 60
     tasks_per_step: int = 4
     group_size: int = 8
-    rl_lr: float = 1e-4
+    rl_lr: float = 3e-4
     eapo_min_std: float = 0.1
     """EAPO's std floor (``training.advantages.eapo``): a group whose episodes all end alike stays quiet."""
     temperature: float = 1.0
@@ -141,9 +148,22 @@ class DemoSettings:
             "top_k": self.top_k,
             "max_observation_chars": self.max_observation_chars,
             "max_searches": self.max_searches,
+            "instructions": self.instructions,
             "task_order": "by_seed",
         }
 
+    def sft_key(self, data: str) -> str:
+        """A content hash of everything the SFT checkpoint depends on (settings and data files)."""
+        digest = hashlib.sha256()
+        fields = {k: v for k, v in asdict(self).items() if k not in RL_FIELDS}
+        digest.update(json.dumps(fields, sort_keys=True).encode())
+        for path in data.split(":")[1:]:
+            digest.update(Path(path).read_bytes())
+        return digest.hexdigest()[:16]
+
+
+RL_FIELDS = frozenset({"rl_steps", "tasks_per_step", "group_size", "rl_lr", "eapo_min_std", "temperature"})
+"""The settings only RL reads: changing them keeps the SFT checkpoint."""
 
 QUICK = DemoSettings(
     extra_questions=20,
@@ -156,8 +176,7 @@ QUICK = DemoSettings(
     sft_repeat_batch_size=4,
     sft_question_steps=2,
     sft_question_batch_size=4,
-    sft_short_steps=2,
-    sft_full_steps=2,
+    sft_episode_steps=2,
     sft_batch_size=2,
     eval_tasks=3,
     rl_steps=1,
@@ -333,89 +352,115 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
     }
 
 
-# ----- one seed ------------------------------------------------------------------------
-def sft(
-    model: Any, tokenizer: Any, expert: list[Any], pages: list[str], settings: DemoSettings, seed: int, log: Any
-) -> Any:
-    """The four SFT phases: copying ``pages``, then the successful expert episodes (module docstring)."""
-    from horizongym.training.curriculum import Phase, episode_rows, repeat_rows, train_phases, trim_first_message
+# ----- SFT, once ------------------------------------------------------------------------
+def sft_phases(tokenizer: Any, expert: list[Any], pages: list[str], settings: DemoSettings) -> list[Any]:
+    """The three SFT phases: copying ``pages``, then the successful expert episodes (module docstring)."""
+    from horizongym.training.curriculum import Phase, episode_rows, repeat_rows
 
-    cut = trim_first_message("Question:")
     weight = settings.context_weight
     repeat = settings.sft_repeat_steps * settings.sft_repeat_batch_size
-    phases = [
+    return [
         Phase(
             "repeat",
-            repeat_rows(tokenizer, pages, repeat, seed=seed),
+            repeat_rows(tokenizer, pages, repeat, seed=settings.sft_seed),
             settings.sft_repeat_steps,
             settings.sft_repeat_batch_size,
         ),
         Phase(
             "question",
-            episode_rows(tokenizer, expert, edit=cut, turns=1, context_weight=weight),
+            episode_rows(tokenizer, expert, turns=1, context_weight=weight),
             settings.sft_question_steps,
             settings.sft_question_batch_size,
         ),
         Phase(
-            "short",
-            episode_rows(tokenizer, expert, edit=cut, context_weight=weight),
-            settings.sft_short_steps,
-            settings.sft_batch_size,
-        ),
-        Phase(
-            "full",
+            "episodes",
             episode_rows(tokenizer, expert, context_weight=weight),
-            settings.sft_full_steps,
+            settings.sft_episode_steps,
             settings.sft_batch_size,
         ),
     ]
-    return train_phases(model, phases, lr=settings.sft_lr, seed=seed, pad_token_id=int(tokenizer.pad_token_id), log=log)
 
 
-def run_seed(
-    seed: int, data: str, expert_path: str, settings: DemoSettings, out: str, threads: int = 0
+def load_model(folder: Path) -> tuple[Any, Any]:
+    """A model and tokenizer saved with ``save_pretrained`` (the SFT checkpoint)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32), tokenizer
+
+
+def run_sft(data: str, expert_path: Path, settings: DemoSettings, out: Path) -> dict[str, Any]:
+    """Before SFT, SFT, after SFT; the model is saved to ``out/sft/model``.
+
+    A finished SFT run whose :meth:`DemoSettings.sft_key` matches is reused as it is.
+    """
+    from horizongym.training.curriculum import train_phases
+    from horizongym.training.store import read_episodes
+
+    folder = out / "sft"
+    key = settings.sft_key(data)
+    record_path = folder / "sft.json"
+    if record_path.exists():
+        record: dict[str, Any] = json.loads(record_path.read_text(encoding="utf-8"))
+        if record.get("key") == key and (folder / "model").is_dir():
+            print(f"   reusing the SFT run in {folder} (same settings and data, key {key})", flush=True)
+            return record
+    if folder.exists():
+        shutil.rmtree(folder)
+
+    def log(line: str) -> None:
+        print(f"[sft] {line}", flush=True)
+
+    model, tokenizer = build_model(folder / "init", settings, settings.sft_seed)
+    expert = [e for e in read_episodes(expert_path) if e.success]
+    start = time.perf_counter()
+    before = evaluate(model, tokenizer, data, settings, folder / "eval_before_sft.jsonl")
+    log(f"before_sft: held-out success {before['success']:.3f}, mean reward {before['mean_reward']:.3f}")
+    log(f"SFT on {len(expert)} successful expert episodes")
+    sft_start = time.perf_counter()
+    phases = sft_phases(tokenizer, expert, copy_pages(data), settings)
+    pad = int(tokenizer.pad_token_id)
+    losses = train_phases(
+        model, phases, lr=settings.sft_lr, seed=settings.sft_seed, pad_token_id=pad, log=log, progress=True
+    )
+    sft_seconds = time.perf_counter() - sft_start
+    after = evaluate(model, tokenizer, data, settings, folder / "eval_after_sft.jsonl")
+    log(f"after_sft: held-out success {after['success']:.3f}, mean reward {after['mean_reward']:.3f}")
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    record = {
+        "key": key,
+        "results": {"before_sft": before, "after_sft": after},
+        "sft_losses": losses,
+        "timings": {"sft_seconds": sft_seconds, "seconds": time.perf_counter() - start},
+    }
+    record_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return record
+
+
+# ----- RL, per seed --------------------------------------------------------------------
+def run_rl(
+    seed: int, data: str, checkpoint: str, settings: DemoSettings, out: str, threads: int = 0, progress: bool = True
 ) -> dict[str, Any]:
-    """Before SFT, SFT, after SFT, RL, after RL for one seed; returns its results and curves.
+    """RL from the SFT checkpoint with ``seed`` (its rollout sampling), then after RL; returns figures and curves.
 
-    ``threads`` > 0 sets torch's intra-op threads (for a worker process).
+    ``threads`` > 0 sets torch's intra-op threads (for a worker process); ``progress`` shows
+    the trainer's bar (one seed's among parallel workers, as they keep pace).
     """
     import torch
 
-    from horizongym.training.store import read_episodes
     from horizongym.training.trainer import TrainConfig, Trainer
 
     if threads > 0:
         torch.set_num_threads(threads)
-
-    def log(line: str) -> None:
-        print(f"[seed {seed}] {line}", flush=True)
-
     folder = Path(out) / f"seed{seed}"
     if folder.exists():
         shutil.rmtree(folder)
-    model, tokenizer = build_model(folder / "init", settings, seed)
-    expert = [e for e in read_episodes(expert_path) if e.success]
-    results: list[dict[str, Any]] = []
-
-    def stage(name: str) -> None:
-        result = {
-            "seed": seed,
-            "stage": name,
-            **evaluate(model, tokenizer, data, settings, folder / f"eval_{name}.jsonl"),
-        }
-        log(f"{name}: held-out success {result['success']:.3f}, mean reward {result['mean_reward']:.3f}")
-        results.append(result)
-
-    timings: dict[str, float] = {}
+    model, tokenizer = load_model(Path(checkpoint))
+    print(f"[seed {seed}] RL (EAPO), {settings.rl_steps} steps", flush=True)
     start = time.perf_counter()
-    stage("before_sft")
-    log(f"SFT on {len(expert)} successful expert episodes")
-    sft_start = time.perf_counter()
-    losses = sft(model, tokenizer, expert, copy_pages(data), settings, seed, log)
-    timings["sft_seconds"] = time.perf_counter() - sft_start
-    stage("after_sft")
-    log(f"RL (EAPO), {settings.rl_steps} steps")
-    rl_start = time.perf_counter()
     config = TrainConfig(
         env_id=ENV_ID,
         env_kwargs=settings.env_kwargs(data, "train"),
@@ -435,17 +480,23 @@ def run_seed(
         deterministic=False,
         device="cpu",
     )
-    records = Trainer(config, model, tokenizer, progress=False).train()
-    timings["rl_seconds"] = time.perf_counter() - rl_start
-    log("RL reward per step " + " ".join(f"{r['reward_mean']:.2f}" for r in records))
-    stage("after_rl")
-    timings["seconds"] = time.perf_counter() - start
+    records = Trainer(config, model, tokenizer, progress=progress).train()
+    rl_seconds = time.perf_counter() - start
+    print(f"[seed {seed}] RL reward per step " + " ".join(f"{r['reward_mean']:.2f}" for r in records), flush=True)
+    result = {
+        "seed": seed,
+        "stage": "after_rl",
+        **evaluate(model, tokenizer, data, settings, folder / "eval_after_rl.jsonl"),
+    }
+    print(
+        f"[seed {seed}] after_rl: held-out success {result['success']:.3f}, mean reward {result['mean_reward']:.3f}",
+        flush=True,
+    )
     return {
-        "results": results,
-        "sft_losses": losses,
+        "result": result,
         "rl_reward": [r["reward_mean"] for r in records],
         "rl_success": [r["success_rate"] for r in records],
-        "timings": timings,
+        "timings": {"rl_seconds": rl_seconds, "seconds": time.perf_counter() - start},
     }
 
 
@@ -480,7 +531,7 @@ def verdict(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str
     }
 
 
-def plot(path: Path, runs: dict[int, dict[str, Any]]) -> None:
+def plot(path: Path, results: Sequence[dict[str, Any]], rl_reward: dict[int, list[float]]) -> None:
     """Training reward per RL step per seed, and held-out success at the three stages."""
     import matplotlib
 
@@ -488,19 +539,15 @@ def plot(path: Path, runs: dict[int, dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for seed, run in runs.items():
-        steps = range(1, len(run["rl_reward"]) + 1)
-        left.plot(steps, run["rl_reward"], marker="o", markersize=3, label=f"seed {seed}")
+    for seed, rewards in rl_reward.items():
+        left.plot(range(1, len(rewards) + 1), rewards, marker="o", markersize=3, label=f"RL seed {seed}")
     left.set(xlabel="RL step", ylabel="mean training reward", title="RL (EAPO) on train questions")
     left.grid(alpha=0.3)
     left.legend()
-    for seed, run in runs.items():
-        values = [next(r["success"] for r in run["results"] if r["stage"] == s) for s in STAGES]
-        right.plot(range(len(STAGES)), values, marker="o", alpha=0.6, label=f"seed {seed}")
-    means = [
-        statistics.fmean(next(r["success"] for r in run["results"] if r["stage"] == s) for run in runs.values())
-        for s in STAGES
-    ]
+    for seed in rl_reward:
+        values = [next(r["success"] for r in results if r["seed"] == seed and r["stage"] == s) for s in STAGES]
+        right.plot(range(len(STAGES)), values, marker="o", alpha=0.6, label=f"RL seed {seed}")
+    means = [statistics.fmean(r["success"] for r in results if r["stage"] == s) for s in STAGES]
     right.plot(range(len(STAGES)), means, color="black", linewidth=2.5, marker="s", label="mean")
     right.set_xticks(range(len(STAGES)), list(STAGES))
     right.set(ylabel="success (exact match)", title="held-out questions, greedy", ylim=(-0.02, 1.02))
@@ -515,11 +562,11 @@ def plot(path: Path, runs: dict[int, dict[str, Any]]) -> None:
 def run_demo(
     seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = False, workers: int | None = None
 ) -> dict[str, Any]:
-    """Run the whole demo for seeds ``0..seeds-1``; write and return the summary.
+    """Run the whole demo: one SFT run, then RL from it for seeds ``0..seeds-1``; write and return the summary.
 
-    Seeds run in ``workers`` processes (default: all seeds at once), the CPU cores shared out
-    among them as torch threads (at least one each); ``workers=1`` runs them one after another
-    in this process.
+    SFT runs in this process with all CPU cores. The RL seeds run in ``workers`` processes
+    (default: all seeds at once), the cores shared out among them as torch threads (at least
+    one each); ``workers=1`` runs them one after another in this process.
     """
     start = time.perf_counter()
     settings = QUICK if quick else DemoSettings()
@@ -532,38 +579,43 @@ def run_demo(
     expert_path = out / "expert_sft.jsonl"
     expert = expert_episodes(data, settings, expert_path)
     print(f"   {len(expert)} episodes, success {sum(bool(e.success) for e in expert) / len(expert):.3f}", flush=True)
+    print("== SFT (one run, all cores)", flush=True)
+    sft = run_sft(data, expert_path, settings, out)
     workers = seeds if workers is None else max(1, min(workers, seeds))
-    print(f"== {seeds} seed(s), {workers} at a time", flush=True)
-    jobs = [(seed, data, str(expert_path), settings, str(out)) for seed in range(seeds)]
+    print(f"== RL from the SFT model, {seeds} seed(s), {workers} at a time", flush=True)
+    jobs = [(seed, data, str(out / "sft" / "model"), settings, str(out)) for seed in range(seeds)]
     if workers == 1:
-        runs = {job[0]: run_seed(*job) for job in jobs}
+        runs = {job[0]: run_rl(*job) for job in jobs}
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {job[0]: pool.submit(run_seed, *job, threads) for job in jobs}
+            futures = {job[0]: pool.submit(run_rl, *job, threads, job[0] == 0) for job in jobs}
             runs = {seed: future.result() for seed, future in futures.items()}
-    results = [r for run in runs.values() for r in run["results"]]
     seed_list = list(runs)
+    results = [
+        {"seed": seed, "stage": stage, **sft["results"][stage]} for seed in seed_list for stage in STAGES[:2]
+    ] + [run["result"] for run in runs.values()]
     check = verdict(results, seed_list)
     summary: dict[str, Any] = {
         "results": results,
         "verdict": check,
         "seeds": seed_list,
+        "sft_shared": True,
         "quick": quick,
         "settings": asdict(settings),
         "env_id": ENV_ID,
         "env_kwargs": {split: settings.env_kwargs(data, split) for split in ("train", "test")},
+        "sft": {"key": sft["key"], "sft_losses": sft["sft_losses"], "timings": sft["timings"]},
         "curves": {
-            str(seed): {k: run[k] for k in ("sft_losses", "rl_reward", "rl_success", "timings")}
-            for seed, run in runs.items()
+            str(seed): {k: run[k] for k in ("rl_reward", "rl_success", "timings")} for seed, run in runs.items()
         },
         "workers": workers,
         "wall_seconds": time.perf_counter() - start,
     }
-    plot(out / "learning_curve.png", runs)
+    plot(out / "learning_curve.png", results, {seed: run["rl_reward"] for seed, run in runs.items()})
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print()
-    print("Success on held-out questions (greedy):")
+    print("Success on held-out questions (greedy; one SFT run, RL seeds in columns):")
     print(table(results, seed_list))
     print(
         f"RL − SFT: {check['rl_minus_sft']:+.3f}; seed spread (largest std): {check['seed_spread']:.3f}; "

@@ -3,8 +3,11 @@
 Each of ``concurrency`` workers owns one environment and takes (seed, sample) jobs from a
 queue. A job with seed ``s`` is the task the env draws on ``reset(seed=s)``; its
 ``group_size`` samples are G attempts at the same task (the groups GRPO-style estimators
-need). Environments are kept between runs of one engine (a trainer calls ``run`` once per
-iteration); ``close()`` the engine, or use it as a context manager, to release them.
+need). Turn ``t`` of sample ``g`` of task ``s`` is decoded with
+``policy_seed(s, g, t, sampling_seed)``: reproducible, and distinct for every engine
+``sampling_seed`` (a trainer's run seed). Environments are kept between runs of one engine
+(a trainer calls ``run`` once per iteration); ``close()`` the engine, or use it as a context
+manager, to release them.
 
 The engine keeps the chat history, runs blocking env steps in a thread pool, enforces
 per-episode turn and wall-clock limits, and turns an env that raises into a truncated
@@ -56,9 +59,9 @@ class _BrokenEnv(Exception):
     """The env raised or hung: discard it and build a fresh one."""
 
 
-def policy_seed(seed: int, sample: int, turn: int) -> int:
-    """A distinct, reproducible sampling seed for each (task, sample, turn)."""
-    return ((seed * 100_003 + sample) * 1_009 + turn) % 2_147_483_647
+def policy_seed(seed: int, sample: int, turn: int, sampling_seed: int = 0) -> int:
+    """A distinct, reproducible sampling seed for each (task, sample, turn) of a run's ``sampling_seed``."""
+    return (((sampling_seed * 1_000_003 + seed) * 100_003 + sample) * 1_009 + turn) % 2_147_483_647
 
 
 class RolloutEngine:
@@ -76,6 +79,7 @@ class RolloutEngine:
         system_prompt: str | None = None,
         progress: bool = True,
         env_factory: Callable[[], gym.Env[Any, Any]] | None = None,
+        sampling_seed: int = 0,
     ) -> None:
         self.recipe = env if isinstance(env, EnvRecipe) else EnvRecipe(env)
         self.policy = policy
@@ -85,6 +89,7 @@ class RolloutEngine:
         self.store = store
         self.system_prompt = system_prompt
         self.progress = progress
+        self.sampling_seed = sampling_seed
         self._env_factory = env_factory or self.recipe.build
         self._idle_envs: list[gym.Env[Any, Any]] = []
         # room for steps left running by timed-out episodes, so they do not starve the others
@@ -233,7 +238,7 @@ class RolloutEngine:
                     reason = "max_turns"
                     break
                 turn_start = clock()
-                acting = self.policy.act(context, tools, seed=policy_seed(seed, sample, turn))
+                acting = self.policy.act(context, tools, seed=policy_seed(seed, sample, turn, self.sampling_seed))
                 try:
                     if deadline is None:
                         action: Action = await acting

@@ -5,7 +5,8 @@ One training step:
 1. take the next ``tasks_per_step`` training task seeds (the data position) and run
    ``group_size`` episodes of each with the :class:`~horizongym.training.rollout.RolloutEngine`
    and a :class:`~horizongym.agents.hf.TransformersPolicy` wrapping the model being trained
-   (each turn sampled with the engine's ``policy_seed(seed, sample, turn)``);
+   (each turn sampled with the engine's ``policy_seed(seed, sample, turn, config.seed)``, so
+   runs with different ``seed`` sample different episodes of the same tasks);
 2. per group (the episodes of one task) compute per-turn advantages with
    ``estimate(config.advantage, ...)``, scoring hindsight log-probs first when the estimator
    needs them (:mod:`horizongym.training.hindsight`);
@@ -110,6 +111,7 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(default=0, ge=0)
     """Checkpoint every k steps (0: only at the end)."""
     seed: int = 0
+    """Seeds the global RNGs, the sample dropping and the rollouts' sampling (``policy_seed``)."""
     out_dir: str = "runs/train"
     dp_size: int = Field(default=1, ge=1)
     """Data-parallel size: each step keeps a multiple of this many samples (EAPO's downsampling)."""
@@ -477,6 +479,7 @@ class Trainer:
                 max_turns=cfg.max_turns,
                 system_prompt=cfg.system_prompt,
                 progress=False,
+                sampling_seed=cfg.seed,
             )
         return self._engines[kind]
 
