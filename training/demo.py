@@ -560,16 +560,22 @@ def plot(path: Path, results: Sequence[dict[str, Any]], rl_reward: dict[int, lis
 
 # ----- entry point ---------------------------------------------------------------------
 def run_demo(
-    seeds: int = 3, out: str | Path = "runs/demo", *, quick: bool = False, workers: int | None = None
+    seeds: int = 3,
+    out: str | Path = "runs/demo",
+    *,
+    quick: bool = False,
+    workers: int | None = None,
+    settings: DemoSettings | None = None,
 ) -> dict[str, Any]:
     """Run the whole demo: one SFT run, then RL from it for seeds ``0..seeds-1``; write and return the summary.
 
     SFT runs in this process with all CPU cores. The RL seeds run in ``workers`` processes
     (default: all seeds at once), the cores shared out among them as torch threads (at least
-    one each); ``workers=1`` runs them one after another in this process.
+    one each); ``workers=1`` runs them one after another in this process. ``settings`` replaces
+    the defaults (``QUICK`` with ``quick``).
     """
     start = time.perf_counter()
-    settings = QUICK if quick else DemoSettings()
+    settings = settings or (QUICK if quick else DemoSettings())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     print("== data: the fictional world's single-hop questions and generated train questions, as JSONL", flush=True)
