@@ -126,3 +126,22 @@ def test_sft_key_changes_with_sft_settings_and_data_but_not_with_rl_settings(tmp
     assert replace(QUICK, sft_lr=1e-2).sft_key(data) != key
     assert replace(QUICK, instructions=True).sft_key(data) != key
     assert QUICK.sft_key(export_world(tmp_path / "other", (1,), 6)) != key
+
+
+def test_sft_does_not_depend_on_the_order_the_expert_episodes_were_stored_in(tmp_path: Path) -> None:
+    """The expert's episodes land in completion order; SFT must train on the same data either way."""
+    from horizongym.training.demo import QUICK, expert_episodes, export_world, run_sft
+
+    data = export_world(tmp_path / "data", (1,), 20)
+    stored = tmp_path / "expert.jsonl"
+    expert_episodes(data, QUICK, stored)
+    lines = stored.read_text().splitlines()
+    assert len(lines) > 2
+    reversed_path = tmp_path / "expert-reversed.jsonl"
+    reversed_path.write_text("\n".join(reversed(lines)) + "\n")
+
+    weights = []
+    for name, path in (("a", stored), ("b", reversed_path)):
+        run_sft(data, path, QUICK, tmp_path / name)
+        weights.append(next((tmp_path / name / "sft" / "model").glob("*.safetensors")).read_bytes())
+    assert weights[0] == weights[1]

@@ -417,7 +417,7 @@ def run_sft(data: str, expert_path: Path, settings: DemoSettings, out: Path) -> 
         print(f"[sft] {line}", flush=True)
 
     model, tokenizer = build_model(folder / "init", settings, settings.sft_seed)
-    expert = [e for e in read_episodes(expert_path) if e.success]
+    expert = sorted((e for e in read_episodes(expert_path) if e.success), key=lambda e: e.seed)
     start = time.perf_counter()
     before = evaluate(model, tokenizer, data, settings, folder / "eval_before_sft.jsonl")
     log(f"before_sft: held-out success {before['success']:.3f}, mean reward {before['mean_reward']:.3f}")
