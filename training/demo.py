@@ -139,6 +139,10 @@ class DemoSettings:
     tasks_per_step: int = 8
     group_size: int = 8
     rl_lr: float = 1e-4
+    rl_micro_batch_size: int = 8
+    rl_grad_accumulation: int | None = None
+    """Micro-batches per optimizer step (None: one optimizer step on all of an RL step's samples)."""
+    rl_ppo_epochs: int = 1
     eapo_min_std: float = 0.1
     """EAPO's std floor (``training.advantages.eapo``): a group whose episodes all end alike stays quiet."""
     temperature: float = 1.0
@@ -165,7 +169,19 @@ class DemoSettings:
         return digest.hexdigest()[:16]
 
 
-RL_FIELDS = frozenset({"rl_steps", "tasks_per_step", "group_size", "rl_lr", "eapo_min_std", "temperature"})
+RL_FIELDS = frozenset(
+    {
+        "rl_steps",
+        "tasks_per_step",
+        "group_size",
+        "rl_lr",
+        "rl_micro_batch_size",
+        "rl_grad_accumulation",
+        "rl_ppo_epochs",
+        "eapo_min_std",
+        "temperature",
+    }
+)
 """The settings only RL reads: changing them keeps the SFT checkpoint."""
 
 QUICK = DemoSettings(
@@ -473,7 +489,9 @@ def run_rl(
         tasks_per_step=settings.tasks_per_step,
         steps=settings.rl_steps,
         lr=settings.rl_lr,
-        micro_batch_size=8,
+        micro_batch_size=settings.rl_micro_batch_size,
+        grad_accumulation=settings.rl_grad_accumulation,
+        ppo_epochs=settings.rl_ppo_epochs,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature,
         concurrency=settings.concurrency,
