@@ -122,7 +122,7 @@ class DemoSettings:
     """Fixes the model's initial weights and SFT's example order."""
     sft_tasks: int | None = None
     """Train questions the expert plays (None: all of them)."""
-    sft_repeat_steps: int = 500
+    sft_repeat_steps: int = 1000
     """Phase 1: copying a page segment (induction heads, see ``curriculum.repeat_rows``)."""
     sft_repeat_batch_size: int = 32
     sft_question_steps: int = 200
@@ -140,7 +140,7 @@ class DemoSettings:
     group_size: int = 8
     rl_lr: float = 1e-4
     rl_micro_batch_size: int = 8
-    rl_grad_accumulation: int | None = None
+    rl_grad_accumulation: int | None = 4
     """Micro-batches per optimizer step (None: one optimizer step on all of an RL step's samples)."""
     rl_ppo_epochs: int = 1
     eapo_min_std: float = 0.1
