@@ -20,9 +20,9 @@ from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
 from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
-from horizongym.training import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
-from horizongym.training.report import episodes_html
-from horizongym.training.summary import format_table, summarize
+from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
+from horizongym.training.rollouts.report import episodes_html
+from horizongym.training.rollouts.summary import format_table, summarize
 
 
 class CommandError(Exception):

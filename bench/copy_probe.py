@@ -64,7 +64,7 @@ from horizongym.training.demo import (
     export_world,
     split_size,
 )
-from horizongym.training.trajectory import Episode
+from horizongym.training.rollouts.trajectory import Episode
 
 HELD_OUT_SEED = 10_000
 ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)

@@ -40,7 +40,7 @@ Setups (numpy, one seed per run, the same seeds and budget for every estimator):
 Figures (``{"bench": "credit", "metric", "value", "unit", "params"}``, one JSON line each, last):
 
 - ``context_tokens`` (``mode`` = workspace | history, ``round`` = 8, 64, 512): tokens of the
-  policy's context at that round, from ``envs.workspace.context_tokens`` (LongChain expert, tiny
+  policy's context at that round, from ``bench.context.context_tokens`` (LongChain expert, tiny
   byte tokenizer); ``context_ratio_512_vs_8`` (``mode``): round 512's context over round 8's.
 - ``mean_rounds_at_success`` (``advantage``, ``seeds``, ``per_seed``, EAPO: ``gamma``): mean
   rounds of the successful episodes among ``eval_episodes`` sampled from each seed's final policy,
@@ -442,7 +442,7 @@ def bench_decisive(config: Config, progress: bool) -> list[dict[str, Any]]:
 
 def bench_context() -> list[dict[str, Any]]:
     """(c) Context tokens per round, Markovian workspace vs full history."""
-    from horizongym.envs.workspace import context_tokens
+    from horizongym.bench.context import context_tokens
 
     out = []
     modes: tuple[Literal["workspace", "history"], ...] = ("workspace", "history")

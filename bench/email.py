@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from horizongym.cache import cache_dir, cached
 from horizongym.envs.email import store as store_module
 from horizongym.envs.email import synthetic_archive
 from horizongym.envs.email.importers import load_enron_jsonl
 from horizongym.envs.email.store import EmailStore
-from horizongym.envs.search.cache import cache_dir, cached
 
 ENRON = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "enron" / "emails.jsonl.gz"
 FULL_SIZE = 500_000
@@ -171,7 +171,7 @@ def expert_accuracy(data: str, limit: int | None) -> None:
     """Share of questions the scripted expert answers correctly (every question once, or the first ``limit``)."""
     from horizongym.agents import expert_for
     from horizongym.envs.email.data import load_email_data
-    from horizongym.training import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
     total = len(load_email_data(data).questions) if limit is None else limit
     recipe = EnvRecipe("EmailInbox-v0", {"data": data, "split": "all", "task_order": "by_seed"})

@@ -29,7 +29,7 @@ import horizongym
 from horizongym.agents.base import Action, Message
 from horizongym.agents.scripted import ScriptedPolicy
 from horizongym.envs.base import Task, TextEnv
-from horizongym.training import EpisodeStore, RolloutEngine
+from horizongym.training.rollouts import EpisodeStore, RolloutEngine
 
 BENCH_ENV_ID = "BenchGuessNumber-v0"
 _BOXED = re.compile(r"\\boxed{(\d+)}")

@@ -104,7 +104,7 @@ def swe_episodes_per_hour(concurrency: int, episodes: int, warmup: int) -> Figur
     """SWE-v0 expert episodes per hour at ``concurrency`` (sandboxes from the shared warm pool)."""
     from horizongym.agents.experts.swe import SWEExpert
     from horizongym.sandboxes.pool import close_shared_pools
-    from horizongym.training import RolloutEngine
+    from horizongym.training.rollouts import RolloutEngine
 
     try:
         with RolloutEngine("SWE-v0", SWEExpert(), concurrency=concurrency, progress=False) as engine:

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from horizongym.cache import cache_dir, cached
 from horizongym.envs.search.bm25 import BM25Index, BM25Retriever, build_index, index_key
-from horizongym.envs.search.cache import cache_dir, cached
 from horizongym.envs.search.corpus import Corpus, cached_corpus
 from horizongym.envs.search.tokenize import tokenize, tokenize_many
 from horizongym.envs.search.types import QATask
@@ -246,7 +246,7 @@ def rank_bm25_slice(corpus: Corpus, name: str, queries: list[str], k: int) -> No
 def expert_em(data: str, tasks: int) -> None:
     """Exact match of the scripted expert over the first ``tasks`` tasks of ``data`` (every split)."""
     from horizongym.agents import expert_for
-    from horizongym.training import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
     recipe = EnvRecipe("SearchJudge-v0", {"data": data, "split": "all", "task_order": "by_seed"})
     with RolloutEngine(recipe, expert_for("SearchJudge-v0"), concurrency=4, progress=False) as engine:

@@ -9,7 +9,7 @@ workspace the state of each round is only
 
 The report replaces the history, so the context stays about the same size however many
 rounds pass. Each step sets ``info["fresh_context"] = True``, so the
-:class:`~horizongym.training.rollout.RolloutEngine` starts a new context from the new
+:class:`~horizongym.training.rollouts.engine.RolloutEngine` starts a new context from the new
 observation (its transcript still keeps every round).
 
 One round of agent output: an optional ``<think>…</think>`` (discarded), the updated report,
@@ -42,7 +42,7 @@ Use it in rollouts through the engine's ``env_factory``::
 
     RolloutEngine("KeyChain-v0", policy, env_factory=lambda: make_workspace("KeyChain-v0"))
 
-:func:`context_tokens` measures the policy's context per round, in the workspace and with
+:func:`horizongym.bench.context.context_tokens` measures the policy's context per round, in the workspace and with
 full history.
 """
 
@@ -50,9 +50,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium.wrappers import TimeLimit
@@ -338,67 +337,3 @@ def make_workspace(env_id: str, max_rounds: int = 2048, **env_kwargs: Any) -> Ma
     For rollouts: ``RolloutEngine("KeyChain-v0", policy, env_factory=lambda: make_workspace("KeyChain-v0"))``.
     """
     return MarkovianWorkspace(make(env_id, **env_kwargs), max_rounds=max_rounds)
-
-
-def context_tokens(
-    mode: Literal["workspace", "history"],
-    rounds: Sequence[int],
-    tokenizer: Any | None = None,
-    chain_length: int | None = None,
-) -> dict[int, int]:
-    """The size in tokens of the policy's context at each of ``rounds``, for the LongChain expert.
-
-    The expert plays LongChain-v0 through the :class:`~horizongym.training.rollout.RolloutEngine`
-    for ``max(rounds)`` rounds, either inside the workspace (the context is the current
-    observation alone, since every step asks for a fresh context) or plainly with full history
-    (every observation and action so far). Round ``r``'s context is what the policy sees when it
-    chooses its ``r``-th action, rendered with the chat template and the offered tools
-    (:func:`~horizongym.agents.hf.encode_prompt`), by default with the tiny byte-level
-    tokenizer. ``chain_length`` defaults to ``max(rounds)``, so every round is a lookup.
-    """
-    from horizongym.agents.base import Action, Message, Policy
-    from horizongym.agents.experts.longchain import LongChainExpert
-    from horizongym.agents.hf import encode_prompt
-    from horizongym.training.rollout import RolloutEngine
-
-    if mode not in ("workspace", "history"):
-        raise ValueError(f"mode must be 'workspace' or 'history', got {mode!r}")
-    wanted = sorted(set(rounds))
-    if not wanted or wanted[0] < 1:
-        raise ValueError("rounds must be positive round numbers")
-    last = wanted[-1]
-    length = chain_length if chain_length is not None else last
-    if length < last:
-        raise ValueError(f"a chain of length {length} ends before round {last}")
-    if tokenizer is None:
-        from horizongym.agents.tiny import build_byte_tokenizer
-
-        tokenizer = build_byte_tokenizer()
-    counts: dict[int, int] = {}
-
-    class Measuring(Policy):
-        name = "expert"
-
-        def __init__(self) -> None:
-            self.expert = LongChainExpert()
-            self.calls = 0
-
-        async def act(self, messages: list[Message], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
-            self.calls += 1
-            if self.calls in wanted:
-                counts[self.calls] = len(encode_prompt(tokenizer, messages, tools))
-            return await self.expert.act(messages, tools, seed=seed)
-
-    def factory() -> gym.Env[Any, Any]:
-        if mode == "workspace":
-            return make_workspace("LongChain-v0", max_rounds=max(last, 2048), length=length, disable_env_checker=True)
-        return make("LongChain-v0", length=length, disable_env_checker=True)
-
-    with RolloutEngine(
-        "LongChain-v0", Measuring(), concurrency=1, max_turns=last, progress=False, env_factory=factory
-    ) as engine:
-        engine.run_sync(1)
-    missing = [r for r in wanted if r not in counts]
-    if missing:
-        raise RuntimeError(f"the episode ended before rounds {missing}")
-    return {r: counts[r] for r in wanted}

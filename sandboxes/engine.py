@@ -28,12 +28,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from horizongym.cache import cache_subdir, file_lock
 from horizongym.sandboxes.base import SandboxError
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -77,29 +78,7 @@ class ImageBuildError(SandboxError):
 # ----- where things live ---------------------------------------------------------------------
 def cache_dir() -> Path:
     """``$HORIZONGYM_CACHE/sandboxes`` (default ``~/.cache/horizongym/sandboxes``), created if missing."""
-    root = Path(os.environ.get("HORIZONGYM_CACHE") or Path.home() / ".cache" / "horizongym").expanduser()
-    folder = root / "sandboxes"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@contextmanager
-def file_lock(name: str, timeout: float = 3600.0) -> Iterator[None]:
-    """A machine-wide lock named ``name`` (a file under the cache folder)."""
-    from filelock import FileLock, Timeout
-
-    folder = cache_dir() / "locks"
-    folder.mkdir(exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    lock = FileLock(str(folder / f"{safe}.lock"))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout as exc:
-        raise SandboxError(f"waited {timeout:.0f} s for the lock {lock.lock_file}; is another build stuck?") from exc
-    try:
-        yield
-    finally:
-        lock.release()
+    return cache_subdir("sandboxes")
 
 
 # ----- the engine ----------------------------------------------------------------------------
@@ -545,17 +524,29 @@ def _run_build_step(container: Any, command: str, workdir: str, timeout: float) 
         )
 
 
-def tar_files(files: Mapping[str, bytes | str], *, mode: int = 0o644) -> bytes:
-    """An uncompressed tar of ``{relative path: content}`` (for ``SandboxSpec.files`` or ``derive_image``)."""
+def tar_files(files: Mapping[str, bytes | str], *, executable: Iterable[str] = ()) -> bytes:
+    """An uncompressed tar of ``{relative path: content}`` (for ``SandboxSpec.files``, ``derive_image``
+    or a content hash), with fixed metadata so the same files always give the same bytes: parent
+    folders 0755, files 0644 (0755 for paths in ``executable``), no owners, mtime 0."""
     import tarfile
 
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as archive:
-        for path, content in sorted(files.items()):
+    executable = set(executable)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        folders: set[str] = set()
+        for path in sorted(files):
+            name = path.lstrip("/")
+            for parent in reversed(list(PurePosixPath(name).parents)[:-1]):
+                if parent.as_posix() not in folders:
+                    folders.add(parent.as_posix())
+                    info = tarfile.TarInfo(parent.as_posix())
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                    archive.addfile(info)
+            content = files[path]
             data = content.encode() if isinstance(content, str) else bytes(content)
-            info = tarfile.TarInfo(path.lstrip("/"))
+            info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.mode = mode
-            info.mtime = 0
+            info.mode = 0o755 if path in executable else 0o644
             archive.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return buffer.getvalue()

@@ -12,7 +12,7 @@ from horizongym.agents.tiny import build_byte_tokenizer, build_tiny_model
 from horizongym.bench import copy_probe
 from horizongym.bench.copy_probe import answer_context, answer_rows, weighted_loss
 from horizongym.training.curriculum import repeat_rows
-from horizongym.training.trajectory import Episode, Step
+from horizongym.training.rollouts.trajectory import Episode, Step
 
 
 def test_repeat_rows_weigh_exactly_the_second_copy() -> None:

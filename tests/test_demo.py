@@ -71,7 +71,7 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
 def test_episode_rows_pack_each_episode_into_one_weighted_sequence() -> None:
     from horizongym.agents.tiny import build_byte_tokenizer
     from horizongym.training.curriculum import episode_rows, trim_first_message
-    from horizongym.training.trajectory import Episode, Step
+    from horizongym.training.rollouts.trajectory import Episode, Step
 
     tokenizer = build_byte_tokenizer()
     tokenizer.chat_template = CHATML_TEMPLATE

@@ -14,7 +14,7 @@ from horizongym.agents.experts.kernel_solutions import SOLUTIONS
 from horizongym.envs.kernels.catalog import get_task
 from horizongym.envs.kernels.evaluator import KernelEvaluator
 from horizongym.envs.kernels.exploits import EXPLOITS
-from horizongym.training import EnvRecipe, RolloutEngine
+from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
 RELU_TASK = get_task("relu")
 

@@ -16,7 +16,7 @@ from horizongym.agents import PolicyError, RandomPolicy, expert_for
 from horizongym.agents.human import HumanPolicy
 from horizongym.agents.openai_api import OpenAIPolicy
 from horizongym.agents.specs import PolicySpecError, make_policy
-from horizongym.training import RolloutEngine
+from horizongym.training.rollouts import RolloutEngine
 
 
 class ScriptedServer:

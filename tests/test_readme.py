@@ -31,7 +31,7 @@ def test_readme_example_runs_checks_and_rolls_out(tmp_path: Path) -> None:
             """
             from gymnasium.utils.env_checker import check_env
             from horizongym.agents import RandomPolicy
-            from horizongym.training import RolloutEngine
+            from horizongym.training.rollouts import RolloutEngine
 
             assert info["tools"][0]["function"]["parameters"]["properties"]["number"]["type"] == "integer"
             assert observation in ("Higher.", "Lower.", "Correct!") and not truncated

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     import horizongym
     from horizongym.agents import expert_for
     from horizongym.envs.keychain import KeyChainEnv
-    from horizongym.training import EpisodeStore, RolloutEngine
+    from horizongym.training.rollouts import EpisodeStore, RolloutEngine
 
     class SlowKeyChain(KeyChainEnv):
         blocking = True

@@ -16,7 +16,7 @@ from horizongym.agents import Action, Policy, RandomPolicy, expert_for
 from horizongym.envs import Task, TextEnv
 from horizongym.envs.keychain import KeyChainEnv
 from horizongym.tools import ToolCall
-from horizongym.training import EnvRecipe, EpisodeStore, RolloutEngine, policy_seed, read_episodes
+from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, policy_seed, read_episodes
 
 
 class CrashingEnv(TextEnv):

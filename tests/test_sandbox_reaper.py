@@ -50,8 +50,8 @@ SWE_ROLLOUT = textwrap.dedent(
     from horizongym.agents.base import Action, Policy
     from horizongym.sandboxes.reaper import run_id
     from horizongym.tools import ToolCall
-    from horizongym.training import RolloutEngine
-    from horizongym.training.rollout import EnvRecipe
+    from horizongym.training.rollouts import RolloutEngine
+    from horizongym.training.rollouts.engine import EnvRecipe
 
     class Sleeper(Policy):
         async def act(self, messages, tools, *, seed=None):

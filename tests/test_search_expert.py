@@ -6,7 +6,7 @@ from pathlib import Path
 
 from horizongym.agents import expert_for
 from horizongym.agents.experts.search import extract, parse_question
-from horizongym.training import EnvRecipe, RolloutEngine
+from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
 
 def test_question_plans() -> None:

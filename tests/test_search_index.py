@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from horizongym.cache import cached
 from horizongym.envs.search.bm25 import BM25Index, BM25Retriever, bm25_retriever, build_index
-from horizongym.envs.search.cache import cached
 from horizongym.envs.search.corpus import Corpus
 from horizongym.envs.search.tokenize import STOPWORDS, tokenize
 from horizongym.envs.search.types import Document
@@ -176,7 +176,7 @@ def test_cache_builds_once_under_concurrent_processes(tmp_path: Path) -> None:
         f"""
         import os, time
         from pathlib import Path
-        from horizongym.envs.search.cache import cached
+        from horizongym.cache import cached
 
         def build(folder: Path) -> None:
             with open({str(log)!r}, "a") as f:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from horizongym.training import Episode, EpisodeStore, Step, read_episodes
+from horizongym.training.rollouts import Episode, EpisodeStore, Step, read_episodes
 
 
 def _episode(seed: int, sample: int = 0) -> Episode:

@@ -18,14 +18,14 @@ import horizongym as hg
 from horizongym import Task, TextEnv
 from horizongym.agents.hf import TransformersPolicy, encode_prompt
 from horizongym.agents.scripted import expert_for
-from horizongym.training import RolloutEngine, read_episodes
 from horizongym.training.checkpoint import DataPosition, latest_checkpoint, load_checkpoint, save_checkpoint
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import completion_logprobs, ppo_loss
+from horizongym.training.rollouts import RolloutEngine, read_episodes
+from horizongym.training.rollouts.trajectory import Episode, Step
 from horizongym.training.samples import samples_from_episodes
 from horizongym.training.sft import sft_warm_start, step_contexts
 from horizongym.training.trainer import TrainConfig, Trainer
-from horizongym.training.trajectory import Episode, Step
 
 
 class ToyEnv(TextEnv):

@@ -12,16 +12,16 @@ from gymnasium.utils.env_checker import check_env
 import horizongym
 from horizongym.agents import Action, Message, Policy, expert_for
 from horizongym.agents.experts.longchain import LongChainExpert, workspace_action
+from horizongym.bench.context import context_tokens
 from horizongym.envs.longchain import LongChainEnv
 from horizongym.envs.workspace import (
     EMPTY_REPORT,
     REPORT_TOOL,
     MarkovianWorkspace,
-    context_tokens,
     make_workspace,
     split_round,
 )
-from horizongym.training import EnvRecipe, RolloutEngine
+from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
 
 def _chain_start(env: MarkovianWorkspace) -> tuple[str, str]:

@@ -1,7 +1,5 @@
-"""Rollouts, trajectories and their store; the trainer builds on these."""
+"""Training on rollouts: per-turn samples, advantage estimators, PPO, SFT, the trainer, checkpoints.
 
-from horizongym.training.rollout import EnvRecipe, RolloutEngine, policy_seed
-from horizongym.training.store import EpisodeStore, read_episodes
-from horizongym.training.trajectory import Episode, Step
-
-__all__ = ["EnvRecipe", "Episode", "EpisodeStore", "RolloutEngine", "Step", "policy_seed", "read_episodes"]
+The rollout engine, its records and their store are :mod:`horizongym.training.rollouts`, the
+layer below this one (they import no torch).
+"""

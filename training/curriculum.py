@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from horizongym.agents.base import Message
 from horizongym.agents.hf import encode_prompt
+from horizongym.training.rollouts.trajectory import Episode
 from horizongym.training.sft import step_contexts
-from horizongym.training.trajectory import Episode
 
 Row = tuple[list[int], list[float]]
 """One training sequence: token ids and a loss weight per token."""

@@ -315,8 +315,8 @@ def build_model(folder: Path, settings: DemoSettings, seed: int) -> tuple[Any, A
 def expert_episodes(data: str, settings: DemoSettings, path: Path, split: str = "train") -> list[Any]:
     """The scripted expert on the ``split`` questions (``sft_tasks`` of them), stored at ``path``."""
     from horizongym.agents.scripted import expert_for
-    from horizongym.training.rollout import EnvRecipe, RolloutEngine
-    from horizongym.training.store import EpisodeStore
+    from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts.store import EpisodeStore
 
     path.unlink(missing_ok=True)
     count = split_size(data, split) if settings.sft_tasks is None else min(settings.sft_tasks, split_size(data, split))
@@ -338,8 +338,8 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
     import numpy as np
 
     from horizongym.agents.hf import TransformersPolicy
-    from horizongym.training.rollout import EnvRecipe, RolloutEngine
-    from horizongym.training.store import EpisodeStore
+    from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts.store import EpisodeStore
 
     path.unlink(missing_ok=True)
     count = split_size(data, "test") if settings.eval_tasks is None else settings.eval_tasks
@@ -421,7 +421,7 @@ def run_sft(data: str, expert_path: Path, settings: DemoSettings, out: Path) -> 
     A finished SFT run whose :meth:`DemoSettings.sft_key` matches is reused as it is.
     """
     from horizongym.training.curriculum import train_phases
-    from horizongym.training.store import read_episodes
+    from horizongym.training.rollouts.store import read_episodes
 
     folder = out / "sft"
     key = settings.sft_key(data)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from horizongym.training.trajectory import Episode
+from horizongym.training.rollouts.trajectory import Episode
 
 
 @dataclass(frozen=True)

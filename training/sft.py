@@ -27,9 +27,9 @@ import torch
 
 from horizongym.agents.base import Message
 from horizongym.agents.hf import encode_prompt, pad_batch
-from horizongym.training.rollout import EnvRecipe
-from horizongym.training.store import read_episodes
-from horizongym.training.trajectory import Episode
+from horizongym.training.rollouts.engine import EnvRecipe
+from horizongym.training.rollouts.store import read_episodes
+from horizongym.training.rollouts.trajectory import Episode
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 One training step:
 
 1. take the next ``tasks_per_step`` training task seeds (the data position) and run
-   ``group_size`` episodes of each with the :class:`~horizongym.training.rollout.RolloutEngine`
+   ``group_size`` episodes of each with the :class:`~horizongym.training.rollouts.engine.RolloutEngine`
    and a :class:`~horizongym.agents.hf.TransformersPolicy` wrapping the model being trained
    (each turn sampled with the engine's ``policy_seed(seed, sample, turn, config.seed)``, so
    runs with different ``seed`` sample different episodes of the same tasks);
@@ -55,10 +55,10 @@ from horizongym.training.checkpoint import (
 )
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
-from horizongym.training.rollout import EnvRecipe, RolloutEngine
+from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+from horizongym.training.rollouts.store import EpisodeStore
+from horizongym.training.rollouts.trajectory import Episode
 from horizongym.training.samples import TurnSample, samples_from_episodes
-from horizongym.training.store import EpisodeStore
-from horizongym.training.trajectory import Episode
 
 HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
 """Estimators that need hindsight log-probs (HCA reads them as its model-based h(a | s, Z))."""

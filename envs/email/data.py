@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from horizongym.cache import cached
 from horizongym.envs.email.store import EmailStore
 from horizongym.envs.email.types import Email, EmailQuestion
-from horizongym.envs.search.cache import cached
 from horizongym.envs.tasks import split
 
 TEST_FRACTION = 0.2

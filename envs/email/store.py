@@ -330,7 +330,7 @@ class EmailStore:
         assigns ids in date order; the FTS5 index and the b-tree indexes are built after the load,
         in one pass each. The build runs in one transaction with ``journal_mode=OFF`` and
         ``synchronous=OFF`` (a crash leaves a broken file, so build into a temporary place — e.g.
-        :func:`horizongym.envs.search.cache.cached` — and publish it by renaming).
+        :func:`horizongym.cache.cached` — and publish it by renaming).
 
         An email repeating an earlier ``(message_id, owner)`` is skipped. Emails without a
         message id get :func:`stable_message_id`. ``addresses`` maps owners to their address;

@@ -45,8 +45,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from horizongym.cache import build_atomically, cache_dir
 from horizongym.envs.kernels.inspect_library import RULES_FINGERPRINT, KernelRejected, check_library
-from horizongym.envs.search.cache import build_atomically, cache_dir
 
 LANGUAGES = ("cpp", "cuda")
 LANGUAGE_VARIABLE = "HORIZONGYM_KERNEL_LANGUAGE"

@@ -36,12 +36,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from horizongym.cache import cache_dir
 from horizongym.envs.kernels import protocol
 from horizongym.envs.kernels.static_check import Violation, check_source
 from horizongym.envs.kernels.types import KernelTask
 from horizongym.envs.kernels.worker import ChildRequest
 from horizongym.envs.kernels.zygote import Zygote
-from horizongym.envs.search.cache import cache_dir
 
 BACKENDS = ("auto", "cuda", "cpu", "compile-only")
 Status = Literal["correct", "incorrect", "hack", "compile_error", "error", "timeout", "compiled"]

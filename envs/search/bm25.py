@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from horizongym.envs.search.cache import cached
+from horizongym.cache import cached
 from horizongym.envs.search.corpus import Corpus
 from horizongym.envs.search.tokenize import tokenize, tokenize_many
 from horizongym.envs.search.types import Hit

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from horizongym.envs.search.cache import build_atomically, cached
+from horizongym.cache import build_atomically, cached
 from horizongym.envs.search.types import Document
 
 FORMAT = "horizongym-corpus-v1"

@@ -10,7 +10,7 @@ Specs (the ``data=`` option of ``SearchJudge-v0``):
 
 The retriever (``retriever=``) is ``bm25`` (this package's index, the default), ``bm25s``, or
 the URL of a retrieval server speaking the Search-R1 protocol (``http://host:port``).
-Corpora and indexes are built once and cached on disk by content hash (``envs.search.cache``).
+Corpora and indexes are built once and cached on disk by content hash (:mod:`horizongym.cache`).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from horizongym.cache import cached
 from horizongym.envs.search.bm25 import K1, B, hits
-from horizongym.envs.search.cache import cached
 from horizongym.envs.search.corpus import Corpus
 from horizongym.envs.search.tokenize import tokenize, tokenize_many
 from horizongym.envs.search.types import Document, Hit, Retriever

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from horizongym.envs.search.cache import cached
+from horizongym.cache import cached
 from horizongym.envs.swe.packages import (
     TEST_REQUIREMENTS,
     SourceError,
@@ -34,9 +34,9 @@ from horizongym.envs.swe.packages import (
     folder_files,
     load_source,
     parse_source,
-    tar_files,
 )
 from horizongym.envs.swe.types import SWEEnvironment, SWEInstance
+from horizongym.sandboxes import tar_files
 from horizongym.sandboxes.engine import DEFAULT_PATH
 
 PREPARE_VERSION = "1"

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from horizongym.envs.search.cache import cached
+from horizongym.cache import cached
 from horizongym.envs.swe.diffs import file_diff, files_diff
 from horizongym.envs.swe.environments import environment_image, starting_files
 from horizongym.envs.swe.mutations import Mutation, find_mutations, sample_mutations
@@ -58,12 +58,12 @@ from horizongym.envs.swe.packages import (
     SourceRelease,
     embedded_source,
     load_source,
-    tar_files,
 )
 from horizongym.envs.swe.patches import patch_paths
 from horizongym.envs.swe.reports import CodeIndex, junit_failure_texts, problem_statement
 from horizongym.envs.swe.testrun import JUNIT_PATH, PASSED, junit_key, outcomes_for, parse_junit, selection_command
 from horizongym.envs.swe.types import DEFAULT_TEST_COMMAND, SWEEnvironment, SWEInstance, load_instances
+from horizongym.sandboxes import tar_files
 from horizongym.sandboxes.base import Sandbox, SandboxSpec
 
 MINER_VERSION = "1"

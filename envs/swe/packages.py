@@ -12,7 +12,7 @@ popular, pure Python, with test suites that ship in the sdist, need nothing but 
 in seconds. :data:`TEST_REQUIREMENTS` pins the test runner installed in every environment
 image, so an image built later runs the tests exactly as the one the tasks were mined in.
 
-Downloads are cached under ``$HORIZONGYM_CACHE`` (:mod:`horizongym.envs.search.cache`): an
+Downloads are cached under ``$HORIZONGYM_CACHE`` (:mod:`horizongym.cache`): an
 sdist by name and version (its hash checked on every use), wheels by the hash of the pinned
 requirements.
 """
@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from horizongym.envs.search.cache import cached
+from horizongym.cache import cached
 from horizongym.envs.swe.patches import is_test_path
+from horizongym.sandboxes import tar_files
 
 DEFAULT_PACKAGES = ("inflection==0.5.1", "toolz==1.0.0", "boltons==24.1.0")
 """Pinned real packages mined by default (each yields 12 validated tasks with the default limits)."""
@@ -263,29 +264,6 @@ def download_wheels(requirements: Iterable[str]) -> Path:
         pip_download(folder, ["--only-binary", ":all:", "--no-deps", "--python-version", IMAGE_PYTHON, *pins])
 
     return cached(f"swe-wheels-{key}", build)
-
-
-def tar_files(files: Mapping[str, bytes], *, executable: Iterable[str] = ()) -> bytes:
-    """An uncompressed tar of ``files`` with fixed metadata: the same files give the same bytes."""
-    executable = set(executable)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        directories: set[str] = set()
-        for path in sorted(files):
-            parents = PurePosixPath(path).parents
-            for parent in reversed(list(parents)[:-1]):
-                name = parent.as_posix()
-                if name not in directories:
-                    directories.add(name)
-                    info = tarfile.TarInfo(name)
-                    info.type = tarfile.DIRTYPE
-                    info.mode = 0o755
-                    archive.addfile(info)
-            info = tarfile.TarInfo(path)
-            info.size = len(files[path])
-            info.mode = 0o755 if path in executable else 0o644
-            archive.addfile(info, io.BytesIO(files[path]))
-    return buffer.getvalue()
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from horizongym.training.trajectory import Episode
+from horizongym.training.rollouts.trajectory import Episode
 
 
 def _cut_torn_tail(path: Path) -> None:

@@ -36,8 +36,8 @@ from tqdm import tqdm
 
 from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy
 from horizongym.envs import make
-from horizongym.training.store import EpisodeStore
-from horizongym.training.trajectory import Episode, Step, TerminationReason
+from horizongym.training.rollouts.store import EpisodeStore
+from horizongym.training.rollouts.trajectory import Episode, Step, TerminationReason
 
 _INFO_KEPT_ELSEWHERE = {"tools", "reward_components", "tool_calls", "tool_results", "turn", "task_id", "error"}
 

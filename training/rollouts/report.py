@@ -6,8 +6,8 @@ import html
 import json
 from typing import Any
 
-from horizongym.training.summary import format_table, summarize
-from horizongym.training.trajectory import Episode
+from horizongym.training.rollouts.summary import format_table, summarize
+from horizongym.training.rollouts.trajectory import Episode
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}

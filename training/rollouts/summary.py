@@ -6,7 +6,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from horizongym.training.trajectory import Episode
+from horizongym.training.rollouts.trajectory import Episode
 
 
 @dataclass(frozen=True)
