@@ -12,6 +12,7 @@ from typing import Any, ClassVar, SupportsFloat
 
 import gymnasium as gym
 
+from horizongym.envs.contract import StepInfo, TerminationReason, termination_reason
 from horizongym.envs.spaces import UnicodeText
 from horizongym.tools import (
     NoToolCall,
@@ -44,6 +45,8 @@ class EpisodeState:
     step_rewards: dict[str, float] = field(default_factory=dict)
     turn_ended: bool = False
     step_info: dict[str, Any] = field(default_factory=dict)
+    termination_reason: TerminationReason | None = None
+    termination_detail: str | None = None
     last_observation: str = ""
 
 
@@ -120,8 +123,23 @@ class TextEnv(gym.Env[str, str]):
         self.state.terminated = True
         self.state.success = success
 
+    def truncate_episode(self, reason: TerminationReason, detail: str) -> None:
+        """End the episode as truncated after this step: a limit was hit (``reason``), ``detail`` says which.
+
+        ``reason`` must be one of :data:`~horizongym.envs.contract.TerminationReason` (checked here,
+        so a bad one fails in the env that made it); ``detail`` goes to ``info["termination_detail"]``.
+        """
+        self.state.truncated = True
+        self.state.success = False
+        self.state.termination_reason = termination_reason(reason)
+        self.state.termination_detail = detail
+
     def set_info(self, key: str, value: Any) -> None:
-        """Add ``key`` to this step's ``info`` (for what the caller or the engine should know)."""
+        """Add ``key`` to this step's ``info`` (for what the caller or the engine should know).
+
+        The keys of the env ↔ engine contract are named in :mod:`horizongym.envs.contract`; an
+        episode's end is set with :meth:`end_episode` or :meth:`truncate_episode`, not here.
+        """
         self.state.step_info[key] = value
 
     def on_errors(self, errors: list[ToolCallError]) -> None:
@@ -157,7 +175,7 @@ class TextEnv(gym.Env[str, str]):
             state.step_info = {}
         rewards: dict[str, float] = {}
         state.step_rewards = rewards
-        info: dict[str, Any] = {
+        info: StepInfo = {
             "tools": self._tool_schemas,
             "task_id": state.task.id,
             "turn": state.turn,
@@ -181,16 +199,19 @@ class TextEnv(gym.Env[str, str]):
             self.on_turn_limit()
             observation += f"\n\nTurn limit reached ({self.max_turns} turns)."
         if state.terminated or state.truncated:
-            info["termination_reason"] = "terminated" if state.terminated else "max_turns"
+            info["termination_reason"] = "terminated" if state.terminated else state.termination_reason or "max_turns"
             info["success"] = state.success
+            if state.termination_detail is not None:
+                info["termination_detail"] = state.termination_detail
+        record: dict[str, Any] = info  # type: ignore[assignment]  # a StepInfo is the dict Gymnasium returns
         if state.step_info:
-            info.update(state.step_info)
+            record.update(state.step_info)
         # a timed-out tool still running in its thread writes into a dict nobody reads any more
         state.step_rewards = {}
         info["reward_components"] = components = dict(rewards)
-        return self._emit(observation), sum(components.values()), state.terminated, state.truncated, info
+        return self._emit(observation), sum(components.values()), state.terminated, state.truncated, record
 
-    def _run_calls(self, parsed: ParsedAction, info: dict[str, Any]) -> tuple[str, list[ToolCallError]]:
+    def _run_calls(self, parsed: ParsedAction, info: StepInfo) -> tuple[str, list[ToolCallError]]:
         """Run the parsed calls in order; report each result and error. Returns (observation, errors)."""
         errors: list[ToolCallError] = list(parsed.errors)
         outputs = [error.observation() for error in parsed.errors]

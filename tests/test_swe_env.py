@@ -116,23 +116,25 @@ def test_limits_end_the_episode_with_the_reason(env: SWEEnv) -> None:
     env.reset(seed=0)
     observation, _, terminated, truncated, info = env.step(call("bash", command="sleep 60"))
     assert truncated and not terminated
-    assert info["termination_reason"].startswith("timeout")
+    assert info["termination_reason"] == "command_timeout"
+    assert "sleep 60" in info["termination_detail"]
     assert "killed" in observation
 
 
 @pytest.mark.parametrize(
     ("command", "limit"),
     [
-        ("python3 -c 'import os\nwhile True: os.fork()'", "pids"),
-        ("python3 -c 'a = []\nwhile True: a.append(bytearray(1 << 24))'", "memory"),
-        ("head -c 1G /dev/zero > big.bin", "file_size"),
+        ("python3 -c 'import os\nwhile True: os.fork()'", "process_limit"),
+        ("python3 -c 'a = []\nwhile True: a.append(bytearray(1 << 24))'", "memory_limit"),
+        ("head -c 1G /dev/zero > big.bin", "file_size_limit"),
     ],
 )
 def test_hostile_commands_truncate_the_episode_with_the_limit_in_info(env: SWEEnv, command: str, limit: str) -> None:
     env.reset(seed=1)
     observation, reward, terminated, truncated, info = env.step(call("bash", command=command))
     assert truncated and not terminated and reward == 0.0
-    assert info["termination_reason"].startswith(f"{limit}:"), info["termination_reason"]
+    assert info["termination_reason"] == limit, info
+    assert "killed" in info["termination_detail"]
     assert "the episode ends" in observation
 
 

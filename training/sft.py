@@ -6,11 +6,10 @@ eos token. The loss is the cross-entropy on the action and eos tokens only,
 
     L = − (1/N) Σ_examples Σ_{j ∈ action ⊕ eos} log π(y_j | prompt, y_<j)
 
-with N the number of target tokens in the batch. The conversation is rebuilt from the
-episode the way the rollout engine builds it for a text policy (an action is an assistant
-turn holding its text, tool calls included as Hermes blocks; an observation is a user turn;
-``redact_previous_observation`` and ``fresh_context`` are honoured), so the prompts match the
-ones a :class:`~horizongym.agents.hf.TransformersPolicy` sees during RL. SFT data is text, so
+with N the number of target tokens in the batch. The conversation is rebuilt by replaying the
+episode through the rollout engine's own context builder as a text policy's turns (an action
+is an assistant turn holding its text, tool calls included as Hermes blocks), so the prompts
+are the ones a :class:`~horizongym.agents.hf.TransformersPolicy` sees during RL. SFT data is text, so
 it is tokenized here; the RL samples never are.
 """
 
@@ -27,6 +26,7 @@ import torch
 
 from horizongym.agents.base import Message
 from horizongym.agents.hf import encode_prompt, pad_batch
+from horizongym.training.rollouts.context import PolicyContext
 from horizongym.training.rollouts.engine import EnvRecipe
 from horizongym.training.rollouts.store import read_episodes
 from horizongym.training.rollouts.trajectory import Episode
@@ -42,24 +42,22 @@ class SFTExample:
 
 
 def step_contexts(episode: Episode) -> list[tuple[list[Message], str]]:
-    """(the messages the policy saw before each step, that step's action), in turn order."""
-    first_action = next((i for i, m in enumerate(episode.messages) if m.get("role") == "assistant"), None)
-    opening = episode.messages if first_action is None else episode.messages[:first_action]
-    system = [m for m in opening[:1] if m.get("role") == "system"]
-    context: list[Message] = [dict(m) for m in opening]
-    previous: int | None = None
+    """(the messages a text policy saw before each step, that step's action), in turn order.
+
+    The episode's turns are replayed through :class:`~horizongym.training.rollouts.context.PolicyContext`,
+    the builder the rollout engine uses, with each action as the assistant's text (a text
+    policy's tool calls are Hermes blocks in its text, as ``Step.action`` holds them).
+    """
+    opening = episode.messages[:2]
+    system = opening[0]["content"] if opening and opening[0].get("role") == "system" else None
+    first = next((m for m in opening if m.get("role") == "user"), None)
+    if first is None:
+        raise ValueError(f"episode (seed {episode.seed}) of {episode.env_id} has no first observation")
+    context = PolicyContext(first["content"], system)
     pairs: list[tuple[list[Message], str]] = []
     for step in episode.steps:
-        pairs.append(([dict(m) for m in context], step.action))
-        context.append({"role": "assistant", "content": step.action})
-        redaction = step.info.get("redact_previous_observation")
-        if redaction and previous is not None:
-            context[previous] = {**context[previous], "content": redaction}
-        if step.info.get("fresh_context"):
-            context = [*system, {"role": "user", "content": step.observation}]
-        else:
-            context.append({"role": "user", "content": step.observation})
-        previous = len(context) - 1
+        pairs.append(([dict(m) for m in context.messages], step.action))
+        context.add_turn({"role": "assistant", "content": step.action}, step.observation, step.info)
     return pairs
 
 

@@ -12,7 +12,9 @@ answers) holding the project at ``/work`` as a git repository, with three tools:
 Reward: 1 if every ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` test passes after the submission,
 else 0 (component ``resolved``); ``info["evaluation"]`` holds every test's outcome. A command
 stopped by a containment limit (wall-clock timeout, memory, processes, file size) or a sandbox
-that dies ends the episode as truncated, with the reason in ``info["termination_reason"]``.
+that dies ends the episode as truncated, with the limit in ``info["termination_reason"]``
+(``command_timeout``, ``memory_limit``, ``process_limit``, ``file_size_limit``, ``sandbox_died``)
+and the command and what happened in ``info["termination_detail"]``.
 
 Sandboxes come warm from the process's shared :class:`~horizongym.sandboxes.pool.SandboxPool`
 (``warm_pool=True``, docker only): a container given back at the end of an episode is reset (every
@@ -33,11 +35,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field
 
 from horizongym.envs.base import Task, TextEnv
+from horizongym.envs.contract import SANDBOX_LIMITS
 from horizongym.envs.swe.editor import Editor, EditorError
 from horizongym.envs.swe.harness import SWEEvaluation, evaluate_patch, sandbox_spec
 from horizongym.envs.swe.types import SWEInstance, load_instances
 from horizongym.envs.tasks import check_task_order, choose, seeded_options
-from horizongym.sandboxes.base import Sandbox, SandboxError
+from horizongym.sandboxes.base import LimitName, Sandbox, SandboxError
 from horizongym.tools import tool
 
 if TYPE_CHECKING:
@@ -164,11 +167,9 @@ class SWEEnv(TextEnv):
         self._release()
         super().close()
 
-    def _stop(self, reason: str) -> None:
-        """End the episode as truncated (a containment limit was hit, or the sandbox died)."""
-        self.state.truncated = True
-        self.set_info("termination_reason", reason)
-        self.set_info("success", False)
+    def _stop(self, limit: LimitName, detail: str) -> None:
+        """End the episode as truncated: a containment limit was hit, or the sandbox died."""
+        self.truncate_episode(SANDBOX_LIMITS[limit], detail)
 
     # ----- tools ----------------------------------------------------------------------
     @tool
@@ -183,7 +184,7 @@ class SWEEnv(TextEnv):
         try:
             result = episode.sandbox.exec(command, timeout=self.command_timeout)
         except SandboxError as error:
-            self._stop(f"sandbox_died: {error}")
+            self._stop("sandbox_died", f"the sandbox stopped working: {error}")
             return f"The sandbox stopped working ({error}). The episode ends."
         episode.log.append({"command": command, "exit_code": result.exit_code, "limit": result.limit})
         output = result.output if result.output.strip() else "(no output)"
@@ -195,7 +196,7 @@ class SWEEnv(TextEnv):
                 "file_size": "the command wrote a file larger than the limit and was killed",
                 "sandbox_died": "the sandbox died",
             }[result.limit]
-            self._stop(f"{result.limit}: {reason}")
+            self._stop(result.limit, f"{command!r}: {reason}")
             return f"{output}\n\n[{reason}; the episode ends]"
         return output if result.exit_code == 0 else f"{output}\n[exit code {result.exit_code}]"
 
@@ -237,7 +238,7 @@ class SWEEnv(TextEnv):
         except EditorError as error:
             return f"Error: {error}"
         except SandboxError as error:
-            self._stop(f"sandbox_died: {error}")
+            self._stop("sandbox_died", f"the sandbox stopped working: {error}")
             return f"The sandbox stopped working ({error}). The episode ends."
 
     @tool
@@ -247,7 +248,7 @@ class SWEEnv(TextEnv):
         try:
             diff = episode.sandbox.exec(DIFF_COMMAND, timeout=60).output
         except SandboxError as error:
-            self._stop(f"sandbox_died: {error}")
+            self._stop("sandbox_died", f"the sandbox stopped working: {error}")
             return f"The sandbox stopped working ({error}). The episode ends."
         evaluation = evaluate_patch(episode.instance, diff, backend=self.backend, timeout=self.test_timeout)
         episode.evaluation = evaluation

@@ -11,12 +11,12 @@ manager, to release them.
 
 The engine keeps the chat history, runs blocking env steps in a thread pool, enforces
 per-episode turn and wall-clock limits, and turns an env that raises into a truncated
-episode with the error recorded; the run goes on. An env steers the history through two
-``info`` keys: ``fresh_context`` (start a new context from this observation, for Markovian
-agents) and ``redact_previous_observation`` (a text that replaces the previous observation
-in the policy's context, e.g. information the agent judged useless; the stored transcript
-keeps the original). Every finished episode is
-appended to the store (fsynced), so a killed run resumes where it stopped.
+episode with the error recorded; the run goes on. The policy's context is built by
+:class:`~horizongym.training.rollouts.context.PolicyContext` (the env steers it through
+``fresh_context`` and ``redact_previous_observation``; the stored transcript keeps everything).
+An episode's end is held to :mod:`horizongym.envs.contract`: a termination reason outside
+it makes the episode an ``env_error``, so nothing is stored that cannot be read back. Every
+finished episode is appended to the store (fsynced), so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -36,10 +36,27 @@ from tqdm import tqdm
 
 from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy
 from horizongym.envs import make
+from horizongym.envs.contract import (
+    ERROR,
+    REWARD_COMPONENTS,
+    SUCCESS,
+    TASK_ID,
+    TERMINATION_DETAIL,
+    TERMINATION_REASON,
+    TOOL_CALLS,
+    TOOL_RESULTS,
+    TOOLS,
+    TURN,
+    TerminationReason,
+    UnknownTerminationReason,
+    termination_reason,
+)
+from horizongym.training.rollouts.context import PolicyContext
 from horizongym.training.rollouts.store import EpisodeStore
-from horizongym.training.rollouts.trajectory import Episode, Step, TerminationReason
+from horizongym.training.rollouts.trajectory import Episode, Step
 
-_INFO_KEPT_ELSEWHERE = {"tools", "reward_components", "tool_calls", "tool_results", "turn", "task_id", "error"}
+_INFO_KEPT_ELSEWHERE = frozenset({TOOLS, REWARD_COMPONENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR})
+"""``info`` keys a Step records in fields of its own (the rest go to ``Step.info``)."""
 
 
 @dataclass(frozen=True)
@@ -224,21 +241,24 @@ class RolloutEngine:
         success: bool | None = None
         reason: TerminationReason = "terminated"
         error: str | None = None
+        detail: str | None = None
+        pending: Message | None = None
         broken = False
         try:
             observation, info = await self._call_env(env, blocking, lambda: env.reset(seed=seed), deadline)
-            task_id = info.get("task_id")
-            tools: list[dict[str, Any]] = info.get("tools", [])
-            context = self._fresh_context(observation)
-            transcript.extend(context)
+            task_id = info.get(TASK_ID)
+            tools: list[dict[str, Any]] = info.get(TOOLS, [])
+            context = PolicyContext(observation, self.system_prompt)
+            transcript.extend(context.messages)
             turn = 0
-            previous_observation: tuple[int, int] | None = None  # context slice an env may ask to redact
             while True:
                 if self.max_turns is not None and turn >= self.max_turns:
                     reason = "max_turns"
                     break
                 turn_start = clock()
-                acting = self.policy.act(context, tools, seed=policy_seed(seed, sample, turn, self.sampling_seed))
+                acting = self.policy.act(
+                    context.messages, tools, seed=policy_seed(seed, sample, turn, self.sampling_seed)
+                )
                 try:
                     if deadline is None:
                         action: Action = await acting
@@ -262,8 +282,7 @@ class RolloutEngine:
                     call_ids = []
                     assistant = {"role": "assistant", "content": action.text}
                     env_action = action.text
-                context.append(assistant)
-                transcript.append(assistant)
+                pending = assistant  # in the record even if the step fails
                 if blocking:
                     observation, reward, terminated, truncated, info = await self._call_env(
                         env, blocking, functools.partial(env.step, env_action), deadline
@@ -272,18 +291,18 @@ class RolloutEngine:
                     observation, reward, terminated, truncated, info = env.step(env_action)
                 turn += 1
                 extra = info.keys() - _INFO_KEPT_ELSEWHERE
-                components = info.get("reward_components")
+                components = info.get(REWARD_COMPONENTS)
                 steps.append(
                     Step.trusted(
                         turn=turn,
                         action=env_action,
-                        tool_calls=tuple(info.get("tool_calls", ())),
+                        tool_calls=tuple(info.get(TOOL_CALLS, ())),
                         observation=observation,
                         reward=float(reward),
                         reward_components={"reward": float(reward)} if components is None else components,
                         terminated=bool(terminated),
                         truncated=bool(truncated),
-                        error=info.get("error"),
+                        error=info.get(ERROR),
                         prompt_token_ids=action.prompt_token_ids,
                         token_ids=action.token_ids,
                         logprobs=action.logprobs,
@@ -292,33 +311,20 @@ class RolloutEngine:
                         info={k: info[k] for k in extra} if extra else {},
                     )
                 )
-                redaction = info.get("redact_previous_observation")
-                if redaction and previous_observation is not None:
-                    for i in range(*previous_observation):  # the record (transcript) keeps the original
-                        context[i] = {**context[i], "content": redaction}
-                if info.get("fresh_context"):
-                    context = self._fresh_context(observation)
-                    transcript.append({"role": "user", "content": observation, "fresh_context": True})
-                    replies_count = 1
-                else:
-                    if call_ids:
-                        replies = self._tool_messages(observation, call_ids, info)
-                    else:
-                        replies = [{"role": "user", "content": observation}]
-                    context.extend(replies)
-                    transcript.extend(replies)
-                    replies_count = len(replies)
-                previous_observation = (len(context) - replies_count, len(context))
+                pending = None
+                transcript.extend(context.add_turn(assistant, observation, info, call_ids))
                 if terminated or truncated:
-                    success = info.get("success")
-                    reason = info.get("termination_reason") or ("terminated" if terminated else "max_turns")
-                    if truncated and reason == "terminated":
-                        reason = "max_turns"
+                    success = info.get(SUCCESS)
+                    reason, detail = _ending(info, terminated=bool(terminated))
+                    if reason == "env_error":
+                        error, success = detail, None
                     break
         except TimeoutError:
             reason, error, broken = "time_limit", "the environment ran past the episode's time limit", True
         except Exception as exc:
             reason, error, broken = "env_error", _describe(exc, "reset" if task_id is None else "step"), True
+        if pending is not None:
+            transcript.append(pending)
         episode = Episode.trusted(
             env_id=self.recipe.env_id,
             env_kwargs=dict(self.recipe.kwargs),
@@ -333,31 +339,32 @@ class RolloutEngine:
             terminated=reason == "terminated",
             truncated=reason != "terminated",
             termination_reason=reason,
+            termination_detail=detail,
             error=error,
             started_at=time.time() - (clock() - start),
             seconds=clock() - start,
         )
         return episode, broken
 
-    def _fresh_context(self, observation: str) -> list[Message]:
-        context: list[Message] = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        context.append({"role": "user", "content": observation})
-        return context
 
-    @staticmethod
-    def _tool_messages(observation: str, call_ids: list[str], info: dict[str, Any]) -> list[Message]:
-        """One ``tool`` message per native tool call, as OpenAI-compatible servers require."""
-        if len(call_ids) == 1:
-            return [{"role": "tool", "tool_call_id": call_ids[0], "content": observation}]
-        results = info.get("tool_results", [])
-        return [
-            {
-                "role": "tool",
-                "tool_call_id": call_id,
-                "content": results[i]["content"] if i < len(results) else "(not run: the episode had ended)",
-            }
-            for i, call_id in enumerate(call_ids)
-        ]
+def _ending(info: dict[str, Any], *, terminated: bool) -> tuple[TerminationReason, str | None]:
+    """The reason and detail of an episode's last step, held to the contract.
+
+    An env that reports a reason outside :data:`~horizongym.envs.contract.TerminationReason`
+    breaks the contract: the episode is recorded as an ``env_error`` that says so, never with a
+    reason the store could not read back.
+    """
+    detail = info.get(TERMINATION_DETAIL)
+    reported = info.get(TERMINATION_REASON)
+    if reported is None:
+        return ("terminated" if terminated else "max_turns"), detail
+    try:
+        reason = termination_reason(reported)
+    except UnknownTerminationReason as exc:
+        return "env_error", f"step: {exc}"
+    if (reason == "terminated") != terminated:  # terminated and truncated never share a reason
+        reason = "terminated" if terminated else "max_turns"
+    return reason, detail
 
 
 def _describe(exc: BaseException, where: str) -> str:

@@ -41,6 +41,10 @@ def _cut_torn_tail(path: Path) -> None:
         handle.truncate(0)
 
 
+class UnreadableEpisode(ValueError):
+    """An episode that would not validate when read back; the store does not write it."""
+
+
 class EpisodeStore:
     """Episodes in a JSONL file. Safe to append from several threads of one process."""
 
@@ -64,8 +68,21 @@ class EpisodeStore:
         return self._handle
 
     def append(self, episode: Episode) -> None:
-        """Write one episode as one line, then flush and fsync."""
-        line = episode.model_dump_json().encode() + b"\n"
+        """Write one episode as one line, then flush and fsync.
+
+        The line is read back before it is written: an episode that would not validate on
+        reading (a value of the wrong type in a record built without validation) raises
+        :class:`UnreadableEpisode` and leaves the file as it was.
+        """
+        text = episode.model_dump_json()
+        try:
+            Episode.model_validate_json(text)
+        except ValueError as exc:
+            raise UnreadableEpisode(
+                f"refused to store episode (seed {episode.seed}, sample {episode.sample}) of {episode.env_id}: "
+                f"it would not read back ({exc})"
+            ) from None
+        line = text.encode() + b"\n"
         with self._lock:
             handle = self._open()
             handle.write(line)

@@ -8,11 +8,11 @@ hot loop records every step of every episode.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, Field
 
-TerminationReason = Literal["terminated", "max_turns", "time_limit", "context_limit", "env_error", "policy_error"]
+from horizongym.envs.contract import TerminationReason
 
 
 class Record(BaseModel):
@@ -87,6 +87,8 @@ class Episode(Record):
     terminated: bool = False
     truncated: bool = False
     termination_reason: TerminationReason | None = None
+    termination_detail: str | None = None
+    """Which limit, what command: the words about this episode's end (the reason stays a name)."""
     error: str | None = None
     started_at: float = 0.0
     seconds: float = 0.0
