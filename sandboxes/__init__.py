@@ -15,16 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from horizongym.sandboxes.base import ExecResult, LimitName, Limits, Sandbox, SandboxError, SandboxSpec
-from horizongym.sandboxes.engine import (
-    EngineStatus,
-    ImageBuildError,
-    derive_image,
-    engine_status,
-    ensure_base_image,
-    ensure_engine,
-    shared_client,
-    tar_files,
-)
+from horizongym.sandboxes.engine import EngineStatus, engine_status, ensure_engine, shared_client
+from horizongym.sandboxes.images import ImageBuildError, derive_image, ensure_base_image, tar_files
 from horizongym.sandboxes.local import LocalSandbox
 
 if TYPE_CHECKING:

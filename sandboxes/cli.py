@@ -17,7 +17,8 @@ import time
 from typing import Any, TextIO
 
 from horizongym.sandboxes.base import SandboxError, SandboxSpec
-from horizongym.sandboxes.engine import base_image_tag, engine_status, ensure_base_image, ensure_engine, image_exists
+from horizongym.sandboxes.engine import engine_status, ensure_engine
+from horizongym.sandboxes.images import base_image_tag, ensure_base_image, image_exists
 
 
 def _line(out: TextIO, ok: bool | None, what: str, fix: str = "") -> None:

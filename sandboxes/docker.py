@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from horizongym.sandboxes.base import ExecResult, SandboxError, SandboxSpec
-from horizongym.sandboxes.engine import SANDBOX_UID
+from horizongym.sandboxes.images import SANDBOX_UID
 from horizongym.sandboxes.reaper import install_exit_cleanup, owner_labels, reap_once
 from horizongym.sandboxes.server import OutputCap
 
@@ -62,7 +62,7 @@ def _check_spec(spec: SandboxSpec) -> None:
     if not isinstance(spec, SandboxSpec):
         raise TypeError(f"expected a SandboxSpec, got {type(spec).__name__}")
     if not spec.image or not isinstance(spec.image, str):
-        raise ValueError("SandboxSpec.image must name a docker image (see engine.ensure_base_image)")
+        raise ValueError("SandboxSpec.image must name a docker image (see images.ensure_base_image)")
     workdir = posixpath.normpath(spec.workdir)
     if not spec.workdir.startswith("/") or workdir in ("/", "/tmp", "/proc", "/sys", "/dev"):
         raise ValueError(f"SandboxSpec.workdir must be an absolute folder of its own, got {spec.workdir!r}")
@@ -212,7 +212,7 @@ def start_container(client: Any, spec: SandboxSpec, labels: dict[str, str] | Non
         container = client.containers.create(**container_config(spec, labels))
     except docker.errors.ImageNotFound as exc:
         raise SandboxError(
-            f"image {spec.image!r} not found; build it (engine.ensure_base_image / derive_image)"
+            f"image {spec.image!r} not found; build it (images.ensure_base_image / derive_image)"
         ) from exc
     except docker.errors.APIError as exc:
         raise SandboxError(f"docker could not create a sandbox from {spec.image!r}: {exc}") from exc

@@ -310,7 +310,8 @@ def test_derive_image_builds_once_and_reports_failures(base_image: str, client: 
 
 def test_engine_status_and_doctor(base_image: str, capsys: pytest.CaptureFixture[str]) -> None:
     from horizongym.sandboxes.cli import add_sandbox_commands, doctor
-    from horizongym.sandboxes.engine import base_image_tag, engine_status
+    from horizongym.sandboxes.engine import engine_status
+    from horizongym.sandboxes.images import base_image_tag
 
     status = engine_status()
     assert status.engine_answers and status.docker_sdk and status.usable

@@ -37,7 +37,7 @@ from horizongym.envs.swe.packages import (
 )
 from horizongym.envs.swe.types import SWEEnvironment, SWEInstance
 from horizongym.sandboxes import tar_files
-from horizongym.sandboxes.engine import DEFAULT_PATH
+from horizongym.sandboxes.images import DEFAULT_PATH
 
 PREPARE_VERSION = "1"
 """Bumped when the starting files of the same recipe change (it is part of their cache key)."""
@@ -120,7 +120,8 @@ def environment_image(environment: SWEEnvironment) -> str:
     with _images_lock:
         if name in _images:
             return _images[name]
-        from horizongym.sandboxes.engine import derive_image, engine_status, ensure_base_image
+        from horizongym.sandboxes.engine import engine_status
+        from horizongym.sandboxes.images import derive_image, ensure_base_image
 
         if not engine_status().usable:
             return name
