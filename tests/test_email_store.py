@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from horizongym.envs.email.importers import load_emails_csv, load_enron_jsonl, load_maildir
-from horizongym.envs.email.store import EmailStore, QueryError, split_keywords
+from horizongym.envs.email.query import QueryError, split_keywords
+from horizongym.envs.email.store import EmailStore
 from horizongym.envs.email.types import Email
 
 HOSTILE = [
@@ -118,7 +119,7 @@ def test_enron_other_inboxes_never_leak(enron_store: EmailStore) -> None:
 
 
 def test_enron_owner_tokens_are_not_searchable(enron_store: EmailStore) -> None:
-    from horizongym.envs.email.store import _token
+    from horizongym.envs.email.query import scope_token as _token
 
     other = _token("o", "skilling-j")
     assert enron_store.search("lay-k", [other]) == []

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from horizongym.envs.email.store import stable_message_id
+from horizongym.envs.email.query import stable_message_id
 from horizongym.envs.email.types import Email
 from horizongym.envs.jsonl import json_objects, open_text
 

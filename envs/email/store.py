@@ -51,145 +51,37 @@ while SQLite works. A store pickles as its path.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
 import sqlite3
 import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from horizongym.envs.email.query import (
+    QueryError,
+    clean_text,
+    date_bound,
+    fts_string,
+    normalize_address,
+    scope_token,
+    split_keywords,
+    stable_message_id,
+    utc_key,
+)
 from horizongym.envs.email.types import Email, Inbox, SearchHit
 
-__all__ = ["FORMAT", "EmailStore", "QueryError", "split_keywords", "stable_message_id"]
+__all__ = ["FORMAT", "EmailStore"]
 
 FORMAT = "horizongym-emails-v1"
 _TOKENIZER = "unicode61 remove_diacritics 2"
 _BATCH = 5000
 _MAX_LIMIT = 1000
 _SNIPPET_TOKENS = 24
-
-
-class QueryError(ValueError):
-    """A search the store cannot run as asked (no searchable keyword, a bad date or limit).
-
-    The message says what was wrong and how to fix it, in words meant for the agent.
-    """
-
-
-def stable_message_id(sender: str, date_: str, subject: str, body: str) -> str:
-    """An id for an email without a Message-ID: SHA-1 of ``[from, date, subject, body]`` (as JSON).
-
-    The same email gets the same id in every import (and the same hash the Enron sample's
-    de-duplication uses); ``hg-`` marks it as made up.
-    """
-    blob = json.dumps([sender, date_, subject, body], ensure_ascii=False).encode("utf-8", "surrogatepass")
-    return "hg-" + hashlib.sha1(blob).hexdigest()
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _token(kind: str, value: str) -> str:
-    """The FTS5 token for an owner (``o``), sender (``f``) or recipient (``t``): kind + 64-bit hash.
-
-    Cached: archives repeat a few thousand addresses over and over, and the build hashes each
-    sender and recipient of every email.
-    """
-    return kind + hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
-
-
-def normalize_address(address: str) -> str:
-    """Addresses compare lower-cased, without surrounding space or angle brackets."""
-    return address.strip().strip("<>").strip().lower()
-
-
-def _clean(text: str) -> str:
-    """``text`` safe to bind and to put in an FTS5 string: NUL → space, lone surrogates → U+FFFD."""
-    if "\x00" in text:
-        text = text.replace("\x00", " ")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def _indexable(text: str) -> bool:
-    """Whether FTS5's ``unicode61`` tokenizer finds a token in ``text`` (a letter, digit or private-use char).
-
-    Python's Unicode tables are newer than the tokenizer's (6.1): a letter added since then is kept
-    here but tokenizes to nothing in SQLite, so that keyword matches no email — an empty result,
-    never an error.
-    """
-    return any(unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) == "Co" for ch in text)
-
-
-def split_keywords(keywords: Iterable[Any] | str) -> tuple[list[str], list[str]]:
-    """``(kept, dropped)``: the keywords a search uses, and those with nothing to search for.
-
-    A single string counts as one keyword. Kept keywords are stripped; dropped ones are returned as given.
-    """
-    if isinstance(keywords, str):
-        keywords = [keywords]
-    kept: list[str] = []
-    dropped: list[str] = []
-    for keyword in keywords:
-        text = _clean(str(keyword)).strip()
-        if _indexable(text):
-            kept.append(text)
-        else:
-            dropped.append(str(keyword))
-    return kept, dropped
-
-
-def _fts_string(text: str) -> str:
-    """``text`` as an FTS5 string literal: everything inside is a phrase of its tokens, never syntax."""
-    return '"' + _clean(text).replace('"', '""') + '"'
-
-
-def _utc_key(value: str) -> str:
-    """The UTC sort key ``YYYY-MM-DDTHH:MM:SS`` of an ISO 8601 date ("" if empty or unparseable).
-
-    Dates without an offset are taken as UTC.
-    """
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return ""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _bound(name: str, value: str | date | None) -> str | None:
-    """A date filter as a UTC key, or :class:`QueryError` naming the filter and the expected form."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        text = _clean(str(value)).strip()
-        if text == "":
-            return None
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            shown = text if len(text) <= 40 else text[:40] + "…"
-            raise QueryError(
-                f"{name} {shown!r} is not a date: use YYYY-MM-DD (e.g. 2001-05-31) "
-                "or an ISO date-time such as 2001-05-31T14:00:00-07:00"
-            ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 _SCHEMA = f"""
@@ -235,19 +127,23 @@ _COLUMNS = "message_id, owner, folder, date, utc, sender, subject, body, rcpt"
 
 def _row(email: Email) -> tuple[str, ...]:
     """The staging row of one email: ``(utc, message_id, owner, folder, date, sender, subject, body, rcpt, meta)``."""
-    sender = _clean(email.sender).strip()
-    subject, body, date_ = _clean(email.subject), _clean(email.body), _clean(email.date)
-    message_id = _clean(email.message_id).strip() or stable_message_id(email.sender, email.date, email.subject, body)
+    sender = clean_text(email.sender).strip()
+    subject, body, date_ = clean_text(email.subject), clean_text(email.body), clean_text(email.date)
+    message_id = clean_text(email.message_id).strip() or stable_message_id(
+        email.sender, email.date, email.subject, body
+    )
     rcpt = [
-        [kind, _clean(address).strip(), normalize_address(_clean(address))]
+        [kind, clean_text(address).strip(), normalize_address(clean_text(address))]
         for kind, addresses in (("to", email.to), ("cc", email.cc), ("bcc", email.bcc))
         for address in addresses
         if address.strip()
     ]
-    scope = {_token("o", email.owner), _token("f", normalize_address(sender))} | {_token("t", r[2]) for r in rcpt}
+    scope = {scope_token("o", email.owner), scope_token("f", normalize_address(sender))} | {
+        scope_token("t", r[2]) for r in rcpt
+    }
     meta = " ".join(sorted(scope))
     return (
-        _utc_key(date_),
+        utc_key(date_),
         message_id,
         email.owner,
         email.folder,
@@ -285,7 +181,7 @@ class EmailStore:
                 "SELECT owner, address, count FROM inboxes ORDER BY owner"
             )
         }
-        self._scope = {owner: _fts_string(_token("o", owner)) for owner in self._inboxes}
+        self._scope = {owner: fts_string(scope_token("o", owner)) for owner in self._inboxes}
 
     # ----- opening and building -----------------------------------------------------------
     @classmethod
@@ -474,7 +370,8 @@ class EmailStore:
         row = (
             self._conn()
             .execute(
-                f"SELECT {_COLUMNS} FROM emails WHERE message_id = ? AND owner = ?", (_clean(str(message_id)), owner)
+                f"SELECT {_COLUMNS} FROM emails WHERE message_id = ? AND owner = ?",
+                (clean_text(str(message_id)), owner),
             )
             .fetchone()
         )
@@ -511,15 +408,15 @@ class EmailStore:
             )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _MAX_LIMIT:
             raise QueryError(f"limit must be a whole number from 1 to {_MAX_LIMIT}, not {limit!r}")
-        after, before = _bound("sent_after", sent_after), _bound("sent_before", sent_before)
+        after, before = date_bound("sent_after", sent_after), date_bound("sent_before", sent_before)
         terms = [scope]
         if from_addr is not None and from_addr.strip():
-            terms.append(_fts_string(_token("f", normalize_address(_clean(from_addr)))))
+            terms.append(fts_string(scope_token("f", normalize_address(clean_text(from_addr)))))
         if to_addr is not None and to_addr.strip():
-            terms.append(_fts_string(_token("t", normalize_address(_clean(to_addr)))))
+            terms.append(fts_string(scope_token("t", normalize_address(clean_text(to_addr)))))
         expression = "meta : (" + " AND ".join(terms) + ")"
         if kept:
-            expression += " AND {subject body} : (" + " AND ".join(_fts_string(k) for k in kept) + ")"
+            expression += " AND {subject body} : (" + " AND ".join(fts_string(k) for k in kept) + ")"
         conn = self._conn()
         low, high = 1, int(self.info["emails"])
         if after is not None or before is not None:
