@@ -21,7 +21,8 @@ import pytest
 
 from horizongym.envs.swe.diffs import file_diff
 from horizongym.envs.swe.environments import apply_patch, git_repository
-from horizongym.envs.swe.mining import EMBEDDED_INSTANCES, MiningReport, cheat_patch, mine_report
+from horizongym.envs.swe.mining import EMBEDDED_INSTANCES, cheat_patch, mine_report
+from horizongym.envs.swe.mining_report import MiningReport
 from horizongym.envs.swe.mutations import KINDS, Mutation, find_mutations, sample_mutations
 from horizongym.envs.swe.packages import DEFAULT_PACKAGES, detect_layout, embedded_source, read_archive
 from horizongym.envs.swe.reports import CodeIndex, problem_statement

@@ -32,7 +32,6 @@ only reads a file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import posixpath
@@ -44,13 +43,13 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from horizongym.cache import cached
+from horizongym.cache import cached, content_key
 from horizongym.envs.swe.diffs import file_diff, files_diff
 from horizongym.envs.swe.environments import environment_image, starting_files
+from horizongym.envs.swe.mining_report import Baseline, MiningError, MiningReport, MutantRun
 from horizongym.envs.swe.mutations import Mutation, find_mutations, sample_mutations
 from horizongym.envs.swe.packages import (
     DEFAULT_PACKAGES,
@@ -83,104 +82,26 @@ CONFTEST_SKIP_ALL = (
     "    for item in items:\n"
     '        item.add_marker(pytest.mark.skip(reason="skipped"))\n'
 )
-_CODE_FILES = (
-    "mining.py",
-    "mutations.py",
-    "packages.py",
-    "environments.py",
-    "diffs.py",
-    "linetrace.py",
-    "reports.py",
-    "harness.py",
-    "testrun.py",
-    "patches.py",
-    "types.py",
+_CODE_MODULES = tuple(
+    f"horizongym.envs.swe.{name}"
+    for name in (
+        "mining",
+        "mining_report",
+        "mutations",
+        "packages",
+        "environments",
+        "diffs",
+        "linetrace",
+        "reports",
+        "harness",
+        "testrun",
+        "patches",
+        "types",
+    )
 )
+"""The code a mining run's result depends on (its cache key hashes their source)."""
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-class MiningError(RuntimeError):
-    """The release's test suite could not be run (nothing to mine)."""
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The release's test suite before any mutation."""
-
-    tests: list[str]
-    """Node ids, in run order."""
-    passing: frozenset[str]
-    """Tests that passed with the tracer and without it."""
-    file_of: dict[str, str]
-    coverage: dict[str, dict[int, frozenset[str]]]
-    """Source file -> line -> passing tests that ran it."""
-    test_files: list[str]
-    seconds: float
-    """Wall time of the plain run of every test file."""
-
-
-@dataclass(frozen=True)
-class MutantRun:
-    """The tests of one mutant."""
-
-    mutation: Mutation
-    tests: list[str]
-    """The tests that run the mutated lines (only those are run: the others cannot notice)."""
-    outcomes: dict[str, str]
-    failures: dict[str, str]
-    """Failure text (short traceback) of each failing test."""
-    exit_code: int
-    timed_out: bool
-
-
-@dataclass
-class MiningReport:
-    """What a mining run produced, and what it threw away and why."""
-
-    source: str
-    instances: list[SWEInstance] = field(default_factory=list)
-    candidates: int = 0
-    """Mutation sites on covered lines."""
-    tried: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-    """Mutants or instances dropped, by reason (``survived``: no test failed)."""
-    validation: dict[str, dict[str, bool]] = field(default_factory=dict)
-    mutations: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Per kept instance: the bug put in (``kind``, ``path``, ``line``, ``description``)."""
-    """Per kept instance: was it resolved by the ``gold``, ``empty`` and ``cheat`` patches."""
-    seconds: float = 0.0
-    phases: dict[str, float] = field(default_factory=dict)
-    """Wall time of each step: ``setup`` (image, sandboxes), ``baseline``, ``mutants``, ``validation``."""
-    from_cache: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "instances": [item.model_dump() for item in self.instances],
-            "candidates": self.candidates,
-            "tried": self.tried,
-            "rejected": self.rejected,
-            "validation": self.validation,
-            "mutations": self.mutations,
-            "seconds": self.seconds,
-            "phases": self.phases,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> MiningReport:
-        return cls(
-            source=data["source"],
-            instances=[SWEInstance.model_validate(item) for item in data["instances"]],
-            candidates=data["candidates"],
-            tried=data["tried"],
-            rejected=data["rejected"],
-            validation=data["validation"],
-            mutations=data.get("mutations", {}),
-            seconds=data["seconds"],
-            phases=data.get("phases", {}),
-            from_cache=True,
-        )
 
 
 # ----- entry points --------------------------------------------------------------------------
@@ -216,10 +137,8 @@ def mine_report(
 
 def mining_key(release: SourceRelease, *, max_candidates: int, max_tasks: int, seed: int) -> str:
     """The cache key of a mining run: the release's hash, the parameters and the miner's code."""
-    here = Path(__file__).resolve().parent
-    code = hashlib.sha256(b"".join((here / name).read_bytes() for name in _CODE_FILES)).hexdigest()
-    parts = [MINER_VERSION, code, release.source, release.sha256, str(seed), str(max_candidates), str(max_tasks)]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    parts = [MINER_VERSION, release.source, release.sha256, str(seed), str(max_candidates), str(max_tasks)]
+    return content_key(*parts, modules=_CODE_MODULES, length=64)
 
 
 def embedded_instances() -> list[SWEInstance]:
