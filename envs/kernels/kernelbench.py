@@ -114,13 +114,13 @@ def _size_constants(path: Path, text: str) -> tuple[dict[str, int | float], str]
             continue
         try:
             value = ast.literal_eval(statement.value)
-        except ValueError:
+        except (ValueError, TypeError):  # not a literal
             continue
         if isinstance(value, int | float) and not isinstance(value, bool):
             constants[statement.targets[0].id] = value
             dropped.update(range(statement.lineno, (statement.end_lineno or statement.lineno) + 1))
-    lines = text.splitlines(keepends=True)
-    return constants, "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    lines = text.split("\n")
+    return constants, "\n".join(line for number, line in enumerate(lines, 1) if number not in dropped)
 
 
 def _sized(path: Path, text: str, cpu: Mapping[str, Any]) -> tuple[str, dict[str, dict[str, int | float]]]:

@@ -67,6 +67,5 @@ def _end_of_leading_imports(source: str) -> int:
             and isinstance(statement.value.value, str)
         )
         if not (is_docstring or isinstance(statement, ast.Import | ast.ImportFrom)):
-            lines = source.splitlines(keepends=True)
-            return sum(len(line) for line in lines[: statement.lineno - 1])
+            return sum(len(line) + 1 for line in source.split("\n")[: statement.lineno - 1])
     return len(source)
