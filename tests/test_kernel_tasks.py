@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import torch
 
-from horizongym.agents.experts.kernel_solutions import KERNELS, SOLUTIONS
-from horizongym.envs.kernels.catalog import TASKS, get_task, tasks_at
+from horizongym.agents.experts.kernel_solutions import KERNELS, SOLUTIONS, load_kernels, load_solutions
+from horizongym.envs.kernels.catalog import BUILTIN_ROOT, TASKS, get_task, tasks_at
 from horizongym.envs.kernels.kernelbench import load_kernelbench
 from horizongym.envs.kernels.types import KernelTask
 
@@ -66,6 +66,15 @@ def test_get_task_by_name_and_id() -> None:
         get_task("layer_nrom")
     with pytest.raises(ValueError):
         tasks_at(4)
+
+
+def test_builtin_files_are_the_gpu_reference_programs() -> None:
+    files = sorted(BUILTIN_ROOT.glob("level*/*.py"))
+    assert len(files) == len(TASKS)
+    by_file = {(int(path.parent.name.removeprefix("level")), path.stem.split("_", 1)[1]): path for path in files}
+    for task in TASKS:
+        assert task.render("cuda") == by_file[task.level, task.name].read_text()
+        assert "BATCH = " not in task.source and "class Model(nn.Module)" in task.source
 
 
 # -- KernelBench loader ------------------------------------------------------------------------
@@ -129,6 +138,64 @@ def test_kernelbench_loader_errors(tmp_path: Path) -> None:
         load_kernelbench(root)
 
 
+_SIZED = """import torch
+import torch.nn as nn
+import math
+
+N = 64
+SCALE = 0.5
+
+class Model(nn.Module):
+    def forward(self, a):
+        return a * SCALE * math.pi
+
+
+def get_inputs():
+    return [torch.randn(N, N)]
+
+
+def get_init_inputs():
+    return []
+"""
+
+
+def test_kernelbench_loader_reads_names_descriptions_and_cpu_sizes(tmp_path: Path) -> None:
+    root = tmp_path / "tasks"
+    _write(root / "level1" / "1_Scale.py", _SIZED)
+    _write(root / "level1" / "2_ReLU.py", _REFERENCE.format(expression="torch.relu(a)"))
+    toml = '["1_Scale"]\nname = "scale"\ndescription = "Scale by pi/2."\ncpu = { N = 8 }\n'
+    _write(root / "level1" / "tasks.toml", toml)
+    scale, relu = load_kernelbench(root)
+    assert (scale.id, scale.description) == ("L1/scale", "Scale by pi/2.")
+    assert (relu.id, relu.description) == ("L1/2_relu", "ReLU")
+    assert scale.sizes == {"cpu": {"N": 8, "SCALE": 0.5}, "cuda": {"N": 64, "SCALE": 0.5}}
+    assert "N = 64" not in scale.source and "import math" in scale.source
+    assert scale.render("cuda") == _SIZED
+    assert scale.render("cpu") == _SIZED.replace("N = 64", "N = 8")
+    namespace = _namespace(scale.render("cpu"))
+    assert namespace["get_inputs"]()[0].shape == (8, 8)
+
+
+@pytest.mark.parametrize(
+    ("toml", "match"),
+    [
+        ('["9_Missing"]\nname = "missing"\n', "not in"),
+        ('["1_Scale"]\ncpu = { M = 8 }\n', "not top-level number constants"),
+        ('["1_Scale"]\ncpu = { N = "big" }\n', "must be a number"),
+        ('["1_Scale"]\nsizes = 3\n', "unknown fields"),
+        ('["1_Scale"]\nname = "Big Scale"\n', "snake_case"),
+        ('["1_Scale"]\nname = "2_relu"\n', "both give the task name"),
+        ("[1_Scale\n", "not valid TOML"),
+    ],
+)
+def test_kernelbench_loader_rejects_a_bad_tasks_toml(tmp_path: Path, toml: str, match: str) -> None:
+    _write(tmp_path / "level1" / "1_Scale.py", _SIZED)
+    _write(tmp_path / "level1" / "2_ReLU.py", _REFERENCE.format(expression="torch.relu(a)"))
+    _write(tmp_path / "level1" / "tasks.toml", toml)
+    with pytest.raises(ValueError, match=match):
+        load_kernelbench(tmp_path)
+
+
 # -- expert solutions --------------------------------------------------------------------------
 
 
@@ -162,3 +229,28 @@ def test_cpp_expert_matches_reference(name: str) -> None:
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
         for before, after in zip(originals, inputs, strict=True):
             assert torch.equal(before, after), "the candidate modified an input"
+
+
+def test_solution_files_are_assembled_with_their_headers_inlined(tmp_path: Path) -> None:
+    _write(tmp_path / "common.h", "#include <cstdint>\n")
+    _write(tmp_path / "twice.cpp", '#include "common.h"\n#include <cmath>\n\nextern "C" void twice() {}\n')
+    _write(tmp_path / "twice.py", "class ModelNew(nn.Module):\n    pass\n")
+    kernels = load_kernels(tmp_path)
+    assert kernels == {"twice": {"cpp": '#include <cstdint>\n#include <cmath>\n\nextern "C" void twice() {}\n'}}
+    candidate = load_solutions(tmp_path)["twice"]["cpp"]
+    assert "#include <cstdint>" in candidate and "load_kernel(SOURCE, 'cpp')" in candidate
+    assert candidate.endswith("class ModelNew(nn.Module):\n    pass\n")
+
+
+def test_solution_files_errors(tmp_path: Path) -> None:
+    _write(tmp_path / "lonely.cu", 'extern "C" void lonely() {}\n')
+    with pytest.raises(FileNotFoundError, match=r"lonely\.py"):
+        load_kernels(tmp_path)
+    _write(tmp_path / "lonely.py", "class ModelNew(nn.Module):\n    pass\n")
+    _write(tmp_path / "unused.py", "class ModelNew(nn.Module):\n    pass\n")
+    with pytest.raises(ValueError, match=r"unused\.py"):
+        load_kernels(tmp_path)
+    (tmp_path / "unused.py").unlink()
+    _write(tmp_path / "lonely.cu", '#include "absent.h"\nextern "C" void lonely() {}\n')
+    with pytest.raises(FileNotFoundError, match=r"absent\.h"):
+        load_kernels(tmp_path)

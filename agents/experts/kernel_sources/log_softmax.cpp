@@ -1,0 +1,18 @@
+#include "fast_exp.h"
+
+extern "C" void log_softmax(const float* __restrict__ x, float* __restrict__ y, int64_t rows, int64_t dim) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* __restrict__ xr = x + r * dim;
+        float* __restrict__ yr = y + r * dim;
+        float m = -INFINITY;
+        #pragma omp simd reduction(max : m)
+        for (int64_t j = 0; j < dim; ++j) m = xr[j] > m ? xr[j] : m;
+        float s = 0.0f;
+        #pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < dim; ++j) s += exp_nonpositive(xr[j] - m);
+        const float shift = m + std::log(s);
+        #pragma omp simd
+        for (int64_t j = 0; j < dim; ++j) yr[j] = xr[j] - shift;
+    }
+}

@@ -1,0 +1,12 @@
+class ModelNew(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.randn(dim))
+
+    def forward(self, x):
+        x = x.contiguous()
+        y = torch.empty_like(x)
+        dim = x.shape[-1]
+        lib.rms_norm(x, self.weight, y, x.numel() // dim, dim, float(self.eps))
+        return y

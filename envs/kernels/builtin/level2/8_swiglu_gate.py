@@ -1,0 +1,23 @@
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BATCH = 4096
+DIM = 16384
+
+class Model(nn.Module):
+    """gate * sigmoid(gate) * up."""
+
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, gate, up):
+        return gate * torch.sigmoid(gate) * up
+
+
+def get_inputs():
+    return [torch.randn(BATCH, DIM), torch.randn(BATCH, DIM)]
+
+
+def get_init_inputs():
+    return []
