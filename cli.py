@@ -399,7 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=1024, help="completion limit when a request sets none")
     p.set_defaults(run=cmd_serve)
 
-    p = commands.add_parser("train", help="train a transformers model on an environment with RL")
+    p = commands.add_parser(
+        "train",
+        help="train a transformers model on an environment with RL",
+        usage="%(prog)s ENV_ID [--policy tiny|hf:PATH] [--out DIR] [--resume] [--SETTING VALUE ...]",
+    )
     p.add_argument("env_id")
     p.add_argument("--policy", default="tiny", help="tiny (a small random model built in OUT/init) or hf:PATH")
     add_config_flags(p, TrainConfig, skip=TRAIN_ENV_FIELDS, flags=TRAIN_FLAGS)

@@ -2,7 +2,7 @@
 
 ``tasks`` lists the kernel tasks (built-in catalog or a KernelBench folder); ``eval`` builds,
 checks and times a candidate file exactly as ``KernelGen-v0`` does, and prints what the agent
-would see (or the evaluation as JSON). A mistake (missing file, unknown task, bad backend) is
+would see (or the evaluation as JSON). A mistake (missing file, unknown task or task source, bad backend) is
 one line on stderr, ``horizongym: error: ...``, and exit status 2.
 
 :func:`add_kernel_commands` registers both under a ``kernels`` command of an argparse parser.
@@ -14,7 +14,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from horizongym.envs.kernels.types import KernelTask
 
 TASKS_HELP = "catalog (built in) or kernelbench:PATH"
 
@@ -25,11 +28,19 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def cmd_tasks(args: argparse.Namespace) -> None:
-    """Print one line per kernel task: its id and description."""
+def _load_tasks(spec: str, levels: list[int] | None) -> list[KernelTask]:
+    """The tasks of ``--tasks`` at ``levels``; a missing folder or a bad spec fails with one line."""
     from horizongym.envs.kernels.env import load_task_list
 
-    tasks = load_task_list(args.tasks, [args.level] if args.level else None)
+    try:
+        return load_task_list(spec, levels)
+    except (OSError, ValueError) as exc:
+        _fail(f"{exc} (--tasks takes {TASKS_HELP})")
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    """Print one line per kernel task: its id and description."""
+    tasks = _load_tasks(args.tasks, [args.level] if args.level else None)
     width = max(len(task.id) for task in tasks)
     for task in tasks:
         print(f"{task.id.ljust(width)}  {task.description}")
@@ -37,7 +48,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     """Build, check and time ``args.file`` for ``args.task``; print the feedback or the JSON evaluation."""
-    from horizongym.envs.kernels.env import evaluation_info, load_task_list
+    from horizongym.envs.kernels.env import evaluation_info
     from horizongym.envs.kernels.evaluator import KernelEvaluator
     from horizongym.envs.kernels.feedback import describe
     from horizongym.envs.kernels.rewards import make_scheme
@@ -45,7 +56,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     path = Path(args.file)
     if not path.is_file():
         _fail(f"no candidate file at {path}")
-    task = next((t for t in load_task_list(args.tasks, None) if args.task in (t.name, t.id)), None)
+    task = next((t for t in _load_tasks(args.tasks, None) if args.task in (t.name, t.id)), None)
     if task is None:
         _fail(f"no task {args.task!r}; see 'horizongym kernels tasks'")
     try:
