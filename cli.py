@@ -1,4 +1,9 @@
-"""The ``horizongym`` command: list, play, rollout, show, serve, train, kernels, sandbox, swe."""
+"""The ``horizongym`` command: list, play, rollout, show, serve, train, kernels, sandbox, swe.
+
+``kernels``, ``sandbox`` and ``swe`` live next to their packages (each module's ``add_*_commands``);
+``train`` takes its flags from :class:`~horizongym.training.config.TrainConfig`. Torch,
+transformers and the trainer load only inside ``serve`` and ``train``.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,24 @@ import importlib
 import inspect
 import json
 import sys
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from gymnasium.envs.registration import load_env_creator
+from pydantic import BaseModel, ValidationError
 
 import horizongym
 from horizongym.agents.base import PolicyError
 from horizongym.agents.human import HumanPolicy
 from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
+from horizongym.envs.kernels.cli import add_kernel_commands
+from horizongym.envs.swe.cli import add_swe_commands
 from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
+from horizongym.training.config import TrainConfig
 from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.summary import format_table, summarize
@@ -66,21 +77,23 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """--env-kwargs, with --data as a shorthand for its "data" entry."""
-    kwargs = _parse_kwargs(args.env_kwargs)
+    try:
+        kwargs = _parse_json_object(args.env_kwargs) if args.env_kwargs else {}
+    except ValueError as exc:
+        raise CommandError(f"--env-kwargs {exc}") from None
     if getattr(args, "data", None):
         kwargs["data"] = args.data
     return kwargs
 
 
-def _parse_kwargs(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
+def _parse_json_object(text: str) -> dict[str, Any]:
+    """The JSON object ``text``; a ValueError saying what is wrong otherwise."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"--env-kwargs is not valid JSON ({exc})") from None
+        raise ValueError(f"is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise CommandError("--env-kwargs must be a JSON object, e.g. '{\"max_turns\": 8}'")
+        raise ValueError("must be a JSON object, e.g. '{\"max_turns\": 8}'")
     return value
 
 
@@ -209,48 +222,103 @@ def _train_model(spec: str, out: Path, seed: int) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from pydantic import ValidationError
+TRAIN_ENV_FIELDS = frozenset({"env_id", "env_kwargs"})
+"""TrainConfig fields set by the options every env command shares: ENV_ID and --env-kwargs/--data."""
 
-    from horizongym.training.trainer import TrainConfig, Trainer
+TRAIN_FLAGS = {"group_size": "--group", "out_dir": "--out"}
+"""TrainConfig fields whose flag is not ``--kebab-case`` of the name (these are the names ``rollout`` uses)."""
+
+
+def config_flag(name: str, flags: Mapping[str, str]) -> str:
+    """The flag of the config field ``name``: ``flags[name]``, else ``--`` and the name in kebab-case."""
+    return flags.get(name, "--" + name.replace("_", "-"))
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, model: type[BaseModel], *, skip: Collection[str], flags: Mapping[str, str]
+) -> None:
+    """One flag per field of ``model`` (but ``skip``): its type, its default, its description as help.
+
+    ``X | None`` takes X; ``Literal`` values become choices; ``bool`` becomes ``--flag/--no-flag``;
+    a ``dict`` is read as a JSON object. The parsed value lands under the field's name.
+    """
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        default = field.get_default(call_default_factory=True)
+        help_text = _field_help(field.description or "", model, flags)
+        if default is not None and not isinstance(default, bool):  # argparse shows a bool's default itself
+            help_text = f"{help_text.removesuffix('.')} (default: {_shown(default)})"
+        options = _argument_options(f"{model.__name__}.{name}", field.annotation)
+        parser.add_argument(config_flag(name, flags), dest=name, default=default, help=help_text, **options)
+
+
+def _shown(default: Any) -> str:
+    """A default as the help text shows it: JSON for a dict, ``1e-05`` style for a float."""
+    if isinstance(default, dict):
+        return json.dumps(default)
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def _field_help(description: str, model: type[BaseModel], flags: Mapping[str, str]) -> str:
+    """``description`` on one line, each ````field```` of ``model`` named by its flag, ``%`` escaped for argparse."""
+    parts = description.split("``")
+    for i in range(1, len(parts), 2):
+        if parts[i] in model.model_fields:
+            parts[i] = config_flag(parts[i], flags)
+    return " ".join("".join(parts).split()).replace("%", "%%")
+
+
+def _argument_options(where: str, annotation: Any) -> dict[str, Any]:
+    """argparse options (type, choices, action, metavar) that read a value of type ``annotation``."""
+    if get_origin(annotation) in (Union, UnionType):
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        if len(kinds) != 1:
+            raise TypeError(f"{where}: no flag reads a {annotation}; use one type, or X | None")
+        annotation = kinds[0]
+    if get_origin(annotation) is Literal:
+        choices = get_args(annotation)
+        return {"choices": choices, "type": type(choices[0])}
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if get_origin(annotation) is dict or annotation is dict:
+        return {"type": _json_object, "metavar": "JSON"}
+    metavars: dict[Any, str] = {int: "N", float: "X", str: "TEXT"}
+    if annotation not in metavars:
+        raise TypeError(f"{where}: no flag reads a {annotation}; use int, float, str, bool, Literal or dict")
+    return {"type": annotation, "metavar": metavars[annotation]}
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """argparse type of dict fields: a JSON object."""
+    try:
+        return _parse_json_object(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``train`` arguments (one field per flag, env options merged)."""
+    values = {name: getattr(args, name) for name in TrainConfig.model_fields if name not in TRAIN_ENV_FIELDS}
+    try:
+        return TrainConfig(env_id=args.env_id, env_kwargs=_env_kwargs(args), **values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{config_flag(str(e['loc'][0]), TRAIN_FLAGS) if e['loc'] else 'settings'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise CommandError(f"bad training settings: {problems}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from horizongym.training.trainer import Trainer
 
     horizongym.spec(args.env_id)
-    out = Path(args.out)
-    try:
-        config = TrainConfig(
-            env_id=args.env_id,
-            env_kwargs=_env_kwargs(args),
-            advantage=args.advantage,
-            group_size=args.group,
-            tasks_per_step=args.tasks_per_step,
-            steps=args.steps,
-            lr=args.lr,
-            ppo_epochs=args.ppo_epochs,
-            micro_batch_size=args.micro_batch_size,
-            grad_accumulation=args.grad_accumulation,
-            clip_low=args.clip_low,
-            clip_high=args.clip_high,
-            ratio_level=args.ratio_level,
-            kl_coef=args.kl_coef,
-            lora_rank=args.lora_rank,
-            precision=args.precision,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            max_turns=args.max_turns,
-            system_prompt=args.system_prompt,
-            eval_every=args.eval_every,
-            eval_tasks=args.eval_tasks,
-            checkpoint_every=args.checkpoint_every,
-            seed=args.seed,
-            out_dir=str(out),
-            dp_size=args.dp_size,
-        )
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise CommandError(f"bad training settings: {problems}") from None
+    config = train_config(args)
+    out = Path(config.out_dir)
     if not args.resume and ((out / "metrics.jsonl").exists() or (out / "checkpoints").exists()):
         raise CommandError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
-    model, tokenizer = _train_model(args.policy, out, args.seed)
+    model, tokenizer = _train_model(args.policy, out, config.seed)
     trainer = Trainer(config, model, tokenizer, progress=not args.quiet)
     try:
         records = trainer.train(resume=args.resume)
@@ -263,42 +331,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"checkpoints: {out / 'checkpoints'}")
 
 
-def cmd_kernels_tasks(args: argparse.Namespace) -> None:
-    from horizongym.envs.kernels.env import load_task_list
-
-    tasks = load_task_list(args.tasks, [args.level] if args.level else None)
-    width = max(len(task.id) for task in tasks)
-    for task in tasks:
-        print(f"{task.id.ljust(width)}  {task.description}")
-
-
-def cmd_kernels_eval(args: argparse.Namespace) -> None:
-    from horizongym.envs.kernels.env import evaluation_info, load_task_list
-    from horizongym.envs.kernels.evaluator import KernelEvaluator
-    from horizongym.envs.kernels.feedback import describe
-    from horizongym.envs.kernels.rewards import make_scheme
-
-    path = Path(args.file)
-    if not path.is_file():
-        raise CommandError(f"no candidate file at {path}")
-    task = next((t for t in load_task_list(args.tasks, None) if args.task in (t.name, t.id)), None)
-    if task is None:
-        raise CommandError(f"no task {args.task!r}; see 'horizongym kernels tasks'")
-    try:
-        evaluator = KernelEvaluator(args.backend, trials=args.trials, threads=args.threads)
-        scheme = make_scheme(args.reward)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    result = evaluator.evaluate(task, path.read_text())
-    components = scheme.components(result)
-    if args.json:
-        print(json.dumps({**evaluation_info(result), "reward_components": components}, indent=2))
-    else:
-        print(describe(result, components, threads=evaluator.threads, turns_left=0))
-
-
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
+    parser.add_argument("--env-kwargs", metavar="JSON", help="JSON object of keyword arguments for the env")
     parser.add_argument("--data", help="the env's data source (same as --env-kwargs '{\"data\": ...}')")
     _add_import_option(parser)
 
@@ -313,32 +347,12 @@ def _add_import_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_swe_mine(args: argparse.Namespace) -> None:
-    from horizongym.envs.swe.mining import MiningError, mine_report
-    from horizongym.envs.swe.packages import SourceError
-    from horizongym.envs.swe.types import save_instances
-    from horizongym.sandboxes import SandboxError
-
-    try:
-        report = mine_report(
-            args.package,
-            max_candidates=args.max_candidates,
-            max_tasks=args.max_tasks,
-            seed=args.seed,
-            workers=args.workers,
-        )
-    except (MiningError, SourceError, SandboxError) as exc:
-        raise CommandError(str(exc)) from None
-    save_instances(args.out, report.instances)
-    print(
-        f"{report.source}: {report.candidates} mutation sites, {report.tried} mutants tried, "
-        f"rejected {json.dumps(report.rejected)}, {report.seconds:.0f} s{' (cached)' if report.from_cache else ''}"
-    )
-    print(f"{len(report.instances)} validated instances written to {args.out}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="horizongym", description=horizongym.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="horizongym",
+        description=(horizongym.__doc__ or "").partition("\n\n")[0],
+        epilog="'horizongym COMMAND --help' lists a command's options.",
+    )
     parser.add_argument("--version", action="version", version=horizongym.__version__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -385,68 +399,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=1024, help="completion limit when a request sets none")
     p.set_defaults(run=cmd_serve)
 
-    p = commands.add_parser("train", help="train a transformers model on an environment with RL")
+    p = commands.add_parser(
+        "train",
+        help="train a transformers model on an environment with RL",
+        usage="%(prog)s ENV_ID [--policy tiny|hf:PATH] [--out DIR] [--resume] [--SETTING VALUE ...]",
+    )
     p.add_argument("env_id")
     p.add_argument("--policy", default="tiny", help="tiny (a small random model built in OUT/init) or hf:PATH")
-    p.add_argument("--advantage", default="eapo", choices=("grpo", "eapo", "hcapo", "eapo+hcapo", "hca"))
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--group", type=int, default=4, help="episodes per task")
-    p.add_argument("--tasks-per-step", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--ppo-epochs", type=int, default=1)
-    p.add_argument("--micro-batch-size", type=int, default=4)
-    p.add_argument("--grad-accumulation", type=int, help="micro-batches per optimizer step (default: all)")
-    p.add_argument("--clip-low", type=float, default=0.2)
-    p.add_argument("--clip-high", type=float, default=0.2)
-    p.add_argument("--ratio-level", choices=("token", "sequence"), default="token", help="PPO or GSPO ratios")
-    p.add_argument("--kl-coef", type=float, default=0.0, help="weight of the KL penalty to the initial model")
-    p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank instead of every weight")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-turns", type=int, help="engine-side turn limit per episode")
-    p.add_argument("--system-prompt")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate on held-out tasks every K steps (0: never)")
-    p.add_argument("--eval-tasks", type=int, default=16)
-    p.add_argument("--checkpoint-every", type=int, default=0, help="checkpoint every K steps (0: at the end only)")
-    p.add_argument("--dp-size", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/train")
+    add_config_flags(p, TrainConfig, skip=TRAIN_ENV_FIELDS, flags=TRAIN_FLAGS)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_env_options(p)
     p.set_defaults(run=cmd_train)
 
-    kernels = commands.add_parser("kernels", help="KernelGen tasks, and evaluating a kernel file").add_subparsers(
-        dest="kernels_command", required=True
-    )
-    p = kernels.add_parser("tasks", help="list the kernel tasks")
-    p.add_argument("--level", type=int, choices=(1, 2, 3))
-    p.add_argument("--tasks", default="catalog", help="catalog (built in) or kernelbench:PATH")
-    p.set_defaults(run=cmd_kernels_tasks)
-    p = kernels.add_parser("eval", help="build, check and time a candidate file, as KernelGen-v0 does")
-    p.add_argument("task", help="task name or id, e.g. softmax or L1/softmax")
-    p.add_argument("file", help="Python file defining ModelNew")
-    p.add_argument("--backend", default="auto", help="auto, cpu, cuda or compile-only")
-    p.add_argument("--reward", default="kevin", help="kevin or milestones")
-    p.add_argument("--trials", type=int, default=200)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--tasks", default="catalog", help="catalog (built in) or kernelbench:PATH")
-    p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
-    p.set_defaults(run=cmd_kernels_eval)
-
+    add_kernel_commands(commands)
     add_sandbox_commands(commands)
-    swe = commands.add_parser("swe", help="SWE-v0 tasks: mine validated bugs from a package").add_subparsers(
-        dest="swe_command", required=True
-    )
-    p = swe.add_parser("mine", help="mine validated SWE tasks from NAME==VERSION (a PyPI sdist) or embedded:NAME")
-    p.add_argument("package", help="e.g. inflection==0.5.1, or embedded:textkit")
-    p.add_argument("--out", required=True, help="JSONL file for the instances")
-    p.add_argument("--max-candidates", type=int, default=60, help="mutants to try at most")
-    p.add_argument("--max-tasks", type=int, default=12, help="validated instances to keep at most")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="sandboxes used side by side")
-    p.set_defaults(run=cmd_swe_mine)
+    add_swe_commands(commands)
     return parser
 
 

@@ -1,6 +1,5 @@
 """Policies: scripted experts, random, OpenAI-compatible HTTP, local transformers, a person."""
 
-from horizongym.agents import experts as _experts  # noqa: F401  (registers the experts)
 from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy, PolicyError
 from horizongym.agents.scripted import RandomPolicy, ScriptedPolicy, expert_for, register_expert
 

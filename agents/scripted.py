@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 from collections.abc import Callable
 from typing import Any
 
 from horizongym.agents.base import Action, Message, Policy
+from horizongym.agents.experts import BUILTIN_EXPERTS
 from horizongym.tools import ToolCall
 
 
@@ -27,7 +29,8 @@ class ScriptedPolicy(Policy):
         return self.decide(messages, tools, seed)
 
 
-_EXPERTS: dict[str, Callable[[], ScriptedPolicy]] = {}
+_EXPERTS: dict[str, Callable[[], ScriptedPolicy] | str] = dict(BUILTIN_EXPERTS)
+"""Expert of each env id: a class (``register_expert``) or a ``"module:Class"`` not imported yet."""
 
 
 def register_expert(env_id: str) -> Callable[[type[ScriptedPolicy]], type[ScriptedPolicy]]:
@@ -41,15 +44,20 @@ def register_expert(env_id: str) -> Callable[[type[ScriptedPolicy]], type[Script
 
 
 def expert_for(env_id: str) -> ScriptedPolicy:
-    """A new instance of the expert registered for ``env_id``."""
+    """A new instance of the expert registered for ``env_id`` (a built-in one is imported now)."""
     key = env_id.removeprefix("horizongym/")
-    if key not in _EXPERTS:
+    entry = _EXPERTS.get(key)
+    if entry is None:
         known = ", ".join(sorted(_EXPERTS)) or "(none)"
         raise KeyError(f"no expert policy for '{env_id}'. Environments with an expert: {known}")
-    return _EXPERTS[key]()
+    if isinstance(entry, str):
+        module, _, name = entry.partition(":")
+        entry = _EXPERTS[key] = getattr(importlib.import_module(module), name)
+    return entry()
 
 
 def experts() -> list[str]:
+    """The env ids that have an expert."""
     return sorted(_EXPERTS)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,83 @@ def test_kernels_tasks_and_eval(tmp_path: Path) -> None:
     as_json = horizongym("kernels", "eval", "softmax", str(candidate), "--backend", "cpu", "--trials", "5", "--json")
     report = json.loads(as_json.stdout)
     assert report["status"] == "correct" and report["reward_components"]["correct"] == 0.3
+
+
+def test_train_flags_come_from_train_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from horizongym.cli import TRAIN_FLAGS, build_parser, config_flag, train_config
+    from horizongym.training.config import TrainConfig
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    help_text = capsys.readouterr().out
+    for name in TrainConfig.model_fields.keys() - {"env_id"}:
+        flag = re.escape(config_flag(name, TRAIN_FLAGS))
+        assert re.search(rf"^  {flag}[ ,\n]", help_text, re.MULTILINE), f"TrainConfig.{name} has no flag"
+    assert all(flag in help_text for flag in ("--policy", "--resume", "--quiet", "--data", "--import"))
+
+    defaults = parser.parse_args(["train", "KeyChain-v0"])
+    for name, field in TrainConfig.model_fields.items():
+        if name not in ("env_id", "env_kwargs"):
+            assert getattr(defaults, name) == field.get_default(call_default_factory=True), name
+    assert train_config(defaults) == TrainConfig(env_id="KeyChain-v0")
+
+    flags = ["--eval-env-kwargs", '{"split": "test"}', "--group", "2", "--out", "runs/x", "--no-deterministic"]
+    flags += ["--ratio-level", "sequence", "--grad-accumulation", "3", "--data", "d.jsonl"]
+    args = parser.parse_args(["train", "KeyChain-v0", *flags])
+    config = train_config(args)
+    assert config.eval_env_kwargs == {"split": "test"} and config.env_kwargs == {"data": "d.jsonl"}
+    assert (config.group_size, config.out_dir, config.deterministic) == (2, "runs/x", False)
+    assert (config.ratio_level, config.grad_accumulation) == ("sequence", 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--eval-env-kwargs", "[1]"), "--eval-env-kwargs: must be a JSON object"),
+        (("--lora-rank", "0"), "bad training settings: --lora-rank: Input should be greater than or equal to 1"),
+        (("--advantage", "ppo"), "unknown advantage 'ppo'"),
+        (("--ratio-level", "word"), "invalid choice: 'word'"),
+    ],
+)
+def test_bad_train_settings_name_the_flag(args: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
+    result = horizongym("train", "KeyChain-v0", "--out", str(tmp_path / "run"), *args)
+    assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_of_every_command_reads() -> None:
+    top = horizongym("--help")
+    assert top.returncode == 0 and "train" in top.stdout and "swe" in top.stdout
+    train = horizongym("train", "--help")
+    assert train.returncode == 0
+    assert "--eval-env-kwargs JSON" in train.stdout and "--deterministic, --no-deterministic" in train.stdout
+    assert "--lr X" in train.stdout and "(default: 0.0001)" in train.stdout
+    for command in (("kernels", "eval"), ("swe", "mine"), ("sandbox", "doctor")):
+        assert horizongym(*command, "--help").returncode == 0
+
+
+_NO_TORCH = """
+import sys
+from horizongym.cli import main
+
+codes = [
+    main(["rollout", "KeyChain-v0", "--policy", "random", "-n", "3", "--out", sys.argv[1], "--quiet"]),
+    main(["show", sys.argv[1]]),
+    main(["play", "KeyChain-v0"]),
+]
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "transformers", "peft", "docker"})
+print("codes", codes, "heavy", heavy)
+"""
+
+
+def test_rollout_show_and_play_import_no_torch(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, str(tmp_path / "e.jsonl")],
+        input="/quit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "codes [0, 0, 0] heavy []" in result.stdout

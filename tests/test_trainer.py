@@ -19,13 +19,14 @@ from horizongym import Task, TextEnv
 from horizongym.agents.hf import TransformersPolicy, encode_prompt
 from horizongym.agents.scripted import expert_for
 from horizongym.training.checkpoint import DataPosition, latest_checkpoint, load_checkpoint, save_checkpoint
+from horizongym.training.config import TrainConfig
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import completion_logprobs, ppo_loss
 from horizongym.training.rollouts import RolloutEngine, read_episodes
 from horizongym.training.rollouts.trajectory import Episode, Step
 from horizongym.training.samples import samples_from_episodes
 from horizongym.training.sft import sft_warm_start, step_contexts
-from horizongym.training.trainer import TrainConfig, Trainer
+from horizongym.training.trainer import Trainer
 
 
 class ToyEnv(TextEnv):

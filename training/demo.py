@@ -475,7 +475,8 @@ def run_rl(
     """
     import torch
 
-    from horizongym.training.trainer import TrainConfig, Trainer
+    from horizongym.training.config import TrainConfig
+    from horizongym.training.trainer import Trainer
 
     if threads > 0:
         torch.set_num_threads(threads)

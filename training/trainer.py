@@ -1,6 +1,6 @@
 """The RL trainer: rollouts with the live model, per-turn advantages, PPO updates, checkpoints.
 
-One training step:
+The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One training step:
 
 1. take the next ``tasks_per_step`` training task seeds (the data position) and run
    ``group_size`` episodes of each with the :class:`~horizongym.training.rollouts.engine.RolloutEngine`
@@ -42,17 +42,17 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from horizongym.agents.hf import TransformersPolicy
-from horizongym.training.advantages import ESTIMATORS, EpisodeCredit, downsample_to_multiple, estimate
+from horizongym.training.advantages import EpisodeCredit, downsample_to_multiple, estimate
 from horizongym.training.checkpoint import (
     DataPosition,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
+from horizongym.training.config import TrainConfig
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
 from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
@@ -65,68 +65,6 @@ HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
 
 RESUMABLE_CHANGES = frozenset({"steps", "eval_every", "eval_tasks", "checkpoint_every", "out_dir", "device"})
 """Config fields a resumed run may change; any other difference is refused."""
-
-
-class TrainConfig(BaseModel):
-    """Everything that defines a training run (saved with every checkpoint)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    env_id: str
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
-    eval_env_kwargs: dict[str, Any] | None = None
-    """Keyword arguments of the evaluation env (default: ``env_kwargs``)."""
-    advantage: str = "eapo"
-    advantage_options: dict[str, Any] = Field(default_factory=dict)
-    group_size: int = Field(default=4, ge=1)
-    tasks_per_step: int = Field(default=4, ge=1)
-    steps: int = Field(default=100, ge=0)
-    lr: float = Field(default=1e-4, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    warmup_steps: int = Field(default=0, ge=0)
-    """Linear LR warmup over this many optimizer steps; constant LR afterwards (0: constant)."""
-    ppo_epochs: int = Field(default=1, ge=1)
-    micro_batch_size: int = Field(default=4, ge=1)
-    grad_accumulation: int | None = Field(default=None, ge=1)
-    """Micro-batches per optimizer step; ``None`` accumulates the whole step's samples into one."""
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    clip_low: float = Field(default=0.2, ge=0)
-    clip_high: float = Field(default=0.2, ge=0)
-    ratio_level: Literal["token", "sequence"] = "token"
-    kl_coef: float = Field(default=0.0, ge=0)
-    lora_rank: int | None = Field(default=None, ge=1)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """``auto``: bf16 autocast on a CUDA device that supports it, fp32 otherwise."""
-    max_new_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=1.0, gt=0)
-    max_turns: int | None = Field(default=None, ge=1)
-    system_prompt: str | None = None
-    concurrency: int | None = Field(default=None, ge=1)
-    """Episodes run at once (default: all of a step's)."""
-    eval_every: int = Field(default=0, ge=0)
-    eval_tasks: int = Field(default=16, ge=0)
-    eval_seed_start: int = 1_000_000
-    """Held-out tasks are seeds ``eval_seed_start + i``; training seeds must stay below it."""
-    task_seed_start: int = Field(default=0, ge=0)
-    checkpoint_every: int = Field(default=0, ge=0)
-    """Checkpoint every k steps (0: only at the end)."""
-    seed: int = 0
-    """Seeds the global RNGs, the sample dropping and the rollouts' sampling (``policy_seed``)."""
-    out_dir: str = "runs/train"
-    dp_size: int = Field(default=1, ge=1)
-    """Data-parallel size: each step keeps a multiple of this many samples (EAPO's downsampling)."""
-    deterministic: bool | None = None
-    """Timing-independent rollouts and deterministic updates (default: on for CPU)."""
-    device: str | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        if self.advantage not in ESTIMATORS:
-            raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
-        last = self.task_seed_start + self.steps * self.tasks_per_step
-        if last > self.eval_seed_start:
-            raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")
-        return self
 
 
 class Trainer:

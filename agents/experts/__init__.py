@@ -1,18 +1,17 @@
-"""Per-environment expert policies. Importing this package registers them all."""
+"""Per-environment expert policies, one module each, loaded on first use.
 
-from horizongym.agents.experts.email import EmailExpert
-from horizongym.agents.experts.kernels import KernelExpert
-from horizongym.agents.experts.keychain import KeyChainExpert
-from horizongym.agents.experts.longchain import LongChainExpert
-from horizongym.agents.experts.search import SearchExpert
-from horizongym.agents.experts.swe import SWEDoNothing, SWEExpert
+:data:`BUILTIN_EXPERTS` names each built-in expert as ``"module:Class"``;
+:func:`horizongym.agents.scripted.expert_for` imports it the first time that env's expert is
+asked for, so ``import horizongym.agents`` loads no environment family (the SWE expert needs
+the SWE env and its sandboxes, the kernel expert the kernel tasks).
+"""
 
-__all__ = [
-    "EmailExpert",
-    "KernelExpert",
-    "KeyChainExpert",
-    "LongChainExpert",
-    "SWEDoNothing",
-    "SWEExpert",
-    "SearchExpert",
-]
+BUILTIN_EXPERTS: dict[str, str] = {
+    "EmailInbox-v0": "horizongym.agents.experts.email:EmailExpert",
+    "KernelGen-v0": "horizongym.agents.experts.kernels:KernelExpert",
+    "KeyChain-v0": "horizongym.agents.experts.keychain:KeyChainExpert",
+    "LongChain-v0": "horizongym.agents.experts.longchain:LongChainExpert",
+    "SearchJudge-v0": "horizongym.agents.experts.search:SearchExpert",
+    "SWE-v0": "horizongym.agents.experts.swe:SWEExpert",
+}
+"""The expert of each built-in environment, as ``"module:Class"``."""

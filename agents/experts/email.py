@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from horizongym.agents.base import Action, Message
-from horizongym.agents.scripted import ScriptedPolicy, register_expert
+from horizongym.agents.scripted import ScriptedPolicy
 from horizongym.tools import ToolCall
 
 _QUESTION = re.compile(r"Question: ([^\n]*)")
@@ -167,7 +167,6 @@ def code_of(question: str) -> str | None:
     return None
 
 
-@register_expert("EmailInbox-v0")
 class EmailExpert(ScriptedPolicy):
     """See the module docstring."""
 

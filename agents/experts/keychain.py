@@ -6,14 +6,13 @@ import re
 from typing import Any
 
 from horizongym.agents.base import Action, Message
-from horizongym.agents.scripted import ScriptedPolicy, last_content, register_expert
+from horizongym.agents.scripted import ScriptedPolicy, last_content
 from horizongym.tools import ToolCall
 
 _START = re.compile(r"Start key: (\w+)")
 _VALUE = re.compile(r"^(\w+) = (-> (\w+)|(\S+))$")
 
 
-@register_expert("KeyChain-v0")
 class KeyChainExpert(ScriptedPolicy):
     """Look up the start key, follow each ``-> key`` pointer, answer the first number."""
 

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from horizongym.agents.base import Action, Message
-from horizongym.agents.scripted import ScriptedPolicy, last_content, register_expert
+from horizongym.agents.scripted import ScriptedPolicy, last_content
 from horizongym.envs.workspace import REPORT_HEADER, RESULT_HEADER
 from horizongym.tools import ToolCall
 
@@ -43,7 +43,6 @@ def _report_section(text: str) -> str:
     return text.rsplit(marker, 1)[1] if marker in text else ""
 
 
-@register_expert("LongChain-v0")
 class LongChainExpert(ScriptedPolicy):
     """Look up the start key, follow each ``-> key`` pointer, answer the first number; in rounds inside a workspace."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from horizongym.agents.base import Action, Message
-from horizongym.agents.scripted import ScriptedPolicy, register_expert
+from horizongym.agents.scripted import ScriptedPolicy
 
 NAME = r"[A-Z][\w'’-]*(?: (?:of |in |the |on )?[A-Z][\w'’-]*)*"
 _QUESTION = re.compile(r"Question: (.*)\s*$", re.DOTALL)
@@ -198,7 +198,6 @@ def parse_reads(messages: list[Message]) -> list[Read]:
     return reads
 
 
-@register_expert("SearchJudge-v0")
 class SearchExpert(ScriptedPolicy):
     """See the module docstring."""
 

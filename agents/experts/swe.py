@@ -14,7 +14,7 @@ import shlex
 from typing import Any
 
 from horizongym.agents.base import Action, Message
-from horizongym.agents.scripted import ScriptedPolicy, register_expert
+from horizongym.agents.scripted import ScriptedPolicy
 from horizongym.envs.swe.env import known_instance
 from horizongym.envs.swe.patches import split_patch
 from horizongym.tools import ToolCall
@@ -60,7 +60,6 @@ def _instance_id(messages: list[Message]) -> str | None:
     return None
 
 
-@register_expert("SWE-v0")
 class SWEExpert(ScriptedPolicy):
     """Apply the gold patch hunk by hunk with the editor, run the tests, submit."""
 

@@ -1,0 +1,54 @@
+"""``horizongym swe mine``: mine validated SWE-v0 tasks from a package and write them as JSONL.
+
+A mining failure (unknown package, no source, no sandbox) is one line on stderr,
+``horizongym: error: ...``, and exit status 2.
+
+:func:`add_swe_commands` registers it under a ``swe`` command of an argparse parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def cmd_mine(args: argparse.Namespace) -> None:
+    """Mine ``args.package``, write its validated instances to ``args.out`` and print a summary."""
+    from horizongym.envs.swe.mining import MiningError, mine_report
+    from horizongym.envs.swe.packages import SourceError
+    from horizongym.envs.swe.types import save_instances
+    from horizongym.sandboxes import SandboxError
+
+    try:
+        report = mine_report(
+            args.package,
+            max_candidates=args.max_candidates,
+            max_tasks=args.max_tasks,
+            seed=args.seed,
+            workers=args.workers,
+        )
+    except (MiningError, SourceError, SandboxError) as exc:
+        print(f"horizongym: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    save_instances(args.out, report.instances)
+    print(
+        f"{report.source}: {report.candidates} mutation sites, {report.tried} mutants tried, "
+        f"rejected {json.dumps(report.rejected)}, {report.seconds:.0f} s{' (cached)' if report.from_cache else ''}"
+    )
+    print(f"{len(report.instances)} validated instances written to {args.out}")
+
+
+def add_swe_commands(subparsers: Any) -> None:
+    """Add ``swe mine`` to an argparse sub-parsers object."""
+    swe = subparsers.add_parser("swe", help="SWE-v0 tasks: mine validated bugs from a package")
+    commands = swe.add_subparsers(dest="swe_command", required=True)
+    p = commands.add_parser("mine", help="mine validated SWE tasks from NAME==VERSION (a PyPI sdist) or embedded:NAME")
+    p.add_argument("package", help="e.g. inflection==0.5.1, or embedded:textkit")
+    p.add_argument("--out", required=True, help="JSONL file for the instances")
+    p.add_argument("--max-candidates", type=int, default=60, help="mutants to try at most")
+    p.add_argument("--max-tasks", type=int, default=12, help="validated instances to keep at most")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="sandboxes used side by side")
+    p.set_defaults(run=cmd_mine)

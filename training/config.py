@@ -1,0 +1,102 @@
+"""``TrainConfig``: every setting of a training run, with its default and its meaning (no torch).
+
+The docstring under each field is its description (``use_attribute_docstrings``): the
+``horizongym train`` command derives its flags, defaults and help from these fields, so this
+class is the one place a training setting is declared.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainConfig(BaseModel):
+    """Everything that defines a training run (saved with every checkpoint)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    env_id: str
+    """The registered environment to train on, e.g. ``KeyChain-v0``."""
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the training env."""
+    eval_env_kwargs: dict[str, Any] | None = None
+    """Keyword arguments of the evaluation env (default: those of ``env_kwargs``)."""
+    advantage: str = "eapo"
+    """Per-turn advantage estimator: grpo, eapo, hcapo, eapo+hcapo or hca (``training.advantages``)."""
+    advantage_options: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the advantage estimator, e.g. ``{"gamma": 0.99}``."""
+    group_size: int = Field(default=4, ge=1)
+    """Episodes per task; advantages compare the episodes of one task."""
+    tasks_per_step: int = Field(default=4, ge=1)
+    """Tasks (consecutive seeds) per training step."""
+    steps: int = Field(default=100, ge=0)
+    """Training steps of the whole run."""
+    lr: float = Field(default=1e-4, gt=0)
+    """AdamW learning rate."""
+    weight_decay: float = Field(default=0.0, ge=0)
+    """AdamW weight decay."""
+    warmup_steps: int = Field(default=0, ge=0)
+    """Linear LR warmup over this many optimizer steps; constant LR afterwards (0: constant)."""
+    ppo_epochs: int = Field(default=1, ge=1)
+    """Passes over each step's samples."""
+    micro_batch_size: int = Field(default=4, ge=1)
+    """Samples per forward/backward pass."""
+    grad_accumulation: int | None = Field(default=None, ge=1)
+    """Micro-batches per optimizer step (default: all of a step's samples in one optimizer step)."""
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    """Gradients are clipped to this global norm before each optimizer step."""
+    clip_low: float = Field(default=0.2, ge=0)
+    """PPO's lower clip range: ratios under 1 minus this are clipped."""
+    clip_high: float = Field(default=0.2, ge=0)
+    """PPO's upper clip range: ratios over 1 plus this are clipped."""
+    ratio_level: Literal["token", "sequence"] = "token"
+    """Importance ratios per token (PPO) or per completion (GSPO)."""
+    kl_coef: float = Field(default=0.0, ge=0)
+    """Weight of the KL penalty to the initial model (0: none)."""
+    lora_rank: int | None = Field(default=None, ge=1)
+    """Train LoRA adapters of this rank instead of every weight."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """``auto``: bf16 autocast on a CUDA device that supports it, fp32 otherwise."""
+    max_new_tokens: int = Field(default=256, ge=1)
+    """Completion length limit per turn, in tokens."""
+    temperature: float = Field(default=1.0, gt=0)
+    """Sampling temperature of the training rollouts (evaluation is greedy)."""
+    max_turns: int | None = Field(default=None, ge=1)
+    """Engine-side turn limit per episode (default: the env's own)."""
+    system_prompt: str | None = None
+    """System message put before every episode's first observation."""
+    concurrency: int | None = Field(default=None, ge=1)
+    """Episodes run at once (default: all of a step's)."""
+    eval_every: int = Field(default=0, ge=0)
+    """Evaluate on held-out tasks every k steps (0: never)."""
+    eval_tasks: int = Field(default=16, ge=0)
+    """Held-out tasks per evaluation."""
+    eval_seed_start: int = 1_000_000
+    """Held-out tasks are seeds ``eval_seed_start`` + i; training seeds must stay below it."""
+    task_seed_start: int = Field(default=0, ge=0)
+    """Seed of the first training task; each step takes the next ``tasks_per_step`` seeds."""
+    checkpoint_every: int = Field(default=0, ge=0)
+    """Checkpoint every k steps (0: only at the end)."""
+    seed: int = 0
+    """Seeds the global RNGs, the sample dropping and the rollouts' sampling (``policy_seed``)."""
+    out_dir: str = "runs/train"
+    """Folder of the run: metrics.jsonl, episodes.jsonl, tb/, checkpoints/."""
+    dp_size: int = Field(default=1, ge=1)
+    """Data-parallel size: each step keeps a multiple of this many samples (EAPO's downsampling)."""
+    deterministic: bool | None = None
+    """Timing-independent rollouts and deterministic updates (default: on for CPU)."""
+    device: str | None = None
+    """Torch device to train on, e.g. ``cuda:1`` (default: cuda when available, else cpu)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        from horizongym.training.advantages import ESTIMATORS  # imports torch: only when a config is built
+
+        if self.advantage not in ESTIMATORS:
+            raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
+        last = self.task_seed_start + self.steps * self.tasks_per_step
+        if last > self.eval_seed_start:
+            raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")
+        return self
