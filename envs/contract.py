@@ -21,9 +21,10 @@ reason itself always stays one of the names above.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, TypedDict, cast, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, cast, get_args
 
-from horizongym.sandboxes.base import LimitName
+if TYPE_CHECKING:  # the type only: importing the sandboxes package is the envs' that run commands
+    from horizongym.sandboxes.base import LimitName
 
 TOOLS: Final = "tools"
 TASK_ID: Final = "task_id"
