@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from horizongym.cache import source_files
 from horizongym.envs.synthetic_names import (
     AffinePermutation,
     digits,
@@ -58,3 +62,17 @@ def test_spell_enumerates_the_product_of_the_pools() -> None:
     words = [spell(i, POOLS) for i in range(36)]
     assert len(set(words)) == 36 and words[0] == "balin" and words[1] == "dalin"
     assert digits(np.array([0, 1, 35]), [3, 2, 2, 3])[3].tolist() == [0, 0, 2]
+
+
+@pytest.mark.parametrize("package", ["horizongym.envs.search.world", "horizongym.envs.email.company"])
+def test_generator_cache_keys_cover_every_module_the_data_comes_from(package: str) -> None:
+    """``SOURCE_MODULES`` (what the cache keys hash) holds the whole package and every module it imports."""
+    source_modules = importlib.import_module(package).SOURCE_MODULES
+    hashed = {path for _, path in source_files(*source_modules)}
+    folder = Path(importlib.import_module(package).__file__ or "").parent
+    for path in folder.glob("*.py"):
+        assert path in hashed
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("horizongym."):
+                imported = Path(importlib.import_module(node.module or "").__file__ or "")
+                assert imported in hashed, f"{path.name} imports {node.module}, missing from SOURCE_MODULES"
