@@ -39,7 +39,12 @@ _MASK64 = (1 << 64) - 1
 
 
 def hash64(key: int, stream: int, idx: np.ndarray) -> np.ndarray:
-    """SplitMix64 of (key, stream, idx): independent-looking uint64s, one per index."""
+    """SplitMix64 of (key, stream, idx): independent-looking uint64s, one per index.
+
+    ``x = idx·0x9E3779B97F4A7C15 + offset(key, stream)`` (mod 2⁶⁴), then the SplitMix64
+    finaliser ``x ^= x >> 30; x *= 0xBF58476D1CE4E5B9; x ^= x >> 27; x *= 0x94D049BB133111EB;
+    x ^= x >> 31`` (Steele, Lea and Flood 2014, "Fast splittable pseudorandom number generators").
+    """
     offset = np.uint64((key * 0x632BE59BD9B4E019 + stream * 0xD1B54A32D192ED03 + 0x2545F4914F6CDD1D) & _MASK64)
     with np.errstate(over="ignore"):
         x = idx.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + offset
