@@ -25,9 +25,9 @@ limit 10, as the env's ``search_emails`` tool runs it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
+import sqlite3
 import tempfile
 import threading
 import time
@@ -37,8 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from horizongym.cache import cache_dir, cached
-from horizongym.envs.email import store as store_module
+from horizongym.cache import cache_dir, cached, content_key
 from horizongym.envs.email import synthetic_archive
 from horizongym.envs.email.importers import load_enron_jsonl
 from horizongym.envs.email.store import EmailStore
@@ -59,10 +58,12 @@ def emit(metric: str, value: float, unit: str, **params: Any) -> None:
 
 def synthetic_key(size: int) -> str:
     """Cache key of a synthetic store: its size and the code of the generator and the store."""
-    digest = hashlib.sha256()
-    for module in (synthetic_archive, store_module):
-        digest.update(Path(module.__file__ or "").read_bytes())
-    return f"email-bench-synthetic-{size}-0-{digest.hexdigest()[:16]}"
+    modules = (
+        "horizongym.envs.email.synthetic_archive",
+        "horizongym.envs.email.store",
+        "horizongym.envs.synthetic_names",
+    )
+    return f"email-bench-synthetic-{size}-0-{content_key(modules=modules, length=16)}"
 
 
 def build_timed(emails: Callable[[], Any], path: Path) -> tuple[EmailStore, float, float]:
@@ -92,7 +93,7 @@ def build_timed(emails: Callable[[], Any], path: Path) -> tuple[EmailStore, floa
 def sample_queries(store: EmailStore, count: int, seed: int = 0) -> list[tuple[str, list[str]]]:
     """``(owner, [word, word])`` pairs: the owner of a random email, words from random emails' text."""
     rng = random.Random(seed)
-    conn = store._conn()
+    conn = sqlite3.connect(store.path.resolve().as_uri() + "?mode=ro", uri=True)  # a read-only connection of our own
     total = len(store)
 
     def random_row(column: str) -> str:
@@ -107,6 +108,7 @@ def sample_queries(store: EmailStore, count: int, seed: int = 0) -> list[tuple[s
             if tokens:
                 words.append(rng.choice(tokens))
         queries.append((owner, words))
+    conn.close()
     return queries
 
 

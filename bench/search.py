@@ -42,6 +42,7 @@ import numpy as np
 from horizongym.cache import cache_dir, cached
 from horizongym.envs.search.bm25 import BM25Index, BM25Retriever, build_index, index_key
 from horizongym.envs.search.corpus import Corpus, cached_corpus
+from horizongym.envs.search.data import fictional_corpus_key
 from horizongym.envs.search.tokenize import tokenize, tokenize_many
 from horizongym.envs.search.types import QATask
 
@@ -83,23 +84,19 @@ def fictional_corpus(size: int, *, progress: bool) -> tuple[Corpus, list[QATask]
     from horizongym.envs.search import world
 
     generated = world.generate_world(size, 0)
-    source = hashlib.sha256(Path(world.__file__).read_bytes()).hexdigest()[:20]
-    corpus = cached_corpus(f"fictional-{size}-0-{source}", generated.iter_documents, progress=progress)
+    corpus = cached_corpus(fictional_corpus_key(size, 0), generated.iter_documents, progress=progress)
     return corpus, list(generated.tasks), f"fictional-{size // 1000}k" if size < FULL_SIZE else "fictional-1m"
 
 
 def fictional_is_cached(size: int) -> bool:
-    from horizongym.envs.search import world
-
-    source = hashlib.sha256(Path(world.__file__).read_bytes()).hexdigest()[:20]
-    folder = cache_dir() / f"corpus-fictional-{size}-0-{source}"
+    """Whether the world of ``size`` documents, its index and its ``bm25s`` index are all in the cache."""
+    folder = cache_dir() / f"corpus-{fictional_corpus_key(size, 0)}"
     if not folder.exists():
         return False
     corpus = Corpus.open(folder)
-    from horizongym.envs.search.retrievers import _bm25s_version
+    from horizongym.envs.search.retrievers import bm25s_index_key
 
-    bm25s_key = f"bm25s-{_bm25s_version()}-k1_1.5-b_0.75-{corpus.content_hash[:32]}"
-    return (cache_dir() / index_key(corpus)).exists() and (cache_dir() / bm25s_key).exists()
+    return (cache_dir() / index_key(corpus)).exists() and (cache_dir() / bm25s_index_key(corpus)).exists()
 
 
 def hotpotqa_corpus(path: Path) -> tuple[Corpus, list[QATask]]:

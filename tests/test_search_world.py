@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import tracemalloc
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from horizongym.envs.search.types import Document, QATask
-from horizongym.envs.search.world import (
-    _REAL_WORDS,
-    World,
-    _Generator,
-    default_world,
-    generate_world,
-)
+from horizongym.envs.search.world import World, default_world, generate_world
+from horizongym.envs.search.world.names import REAL_WORDS
 
 STOP = {"The", "of", "in"}
 
@@ -70,16 +65,17 @@ def test_ids_and_names_are_unique(docs: dict[str, Document]) -> None:
 
 
 def test_names_stay_unique_at_scale() -> None:
-    gen = _Generator(200_000, seed=1)
-    names = [name for kind in range(4) for name in gen.names(kind, np.arange(gen.count[kind]))]
-    assert len(names) == 200_000
-    assert len(set(names)) == len(names)
+    world = generate_world(200_000, seed=1, num_tasks=0)
+    titles = world.titles()
+    assert len(titles) == 200_000
+    assert len(set(titles)) == len(titles)
+    assert titles[:500] == [d.title for d in world.documents[:500]]
 
 
 def test_names_are_not_real_words(docs: dict[str, Document]) -> None:
-    gen = default_world()._gen
-    invented = {*gen.first, *gen.sur, *gen.places, *gen.countries}
-    assert not {w.lower() for w in invented} & _REAL_WORDS
+    invented = default_world().invented_words()
+    assert len(invented) > 500
+    assert not {w.lower() for w in invented} & REAL_WORDS
     try:  # a 151k-word English list, where the optional reasoning_gym package is installed
         from importlib.resources import files
 
@@ -191,6 +187,21 @@ def test_split_is_deterministic_stratified_and_recorded(world: World) -> None:
     assert 0.45 <= len(other_train) / len(world.tasks) <= 0.55
     with pytest.raises(ValueError):
         world.split(test_fraction=1.5)
+
+
+def test_new_questions_are_new_repeatable_and_answered_by_their_pages(world: World) -> None:
+    own = {t.question for t in world.tasks}
+    first = list(itertools.islice(world.new_questions(seed=1), 200))
+    assert [t.id for t in first] == [t.id for t in itertools.islice(world.new_questions(seed=1), 200)]
+    assert [t.question for t in first] == [t.question for t in itertools.islice(world.new_questions(seed=1), 200)]
+    assert len({t.question for t in first}) == 200 and not {t.question for t in first} & own
+    assert len({t.id for t in first}) == 200 and all(t.hops == 1 and t.kind == "single" for t in first)
+    for t in first[:50]:
+        assert t.answers[0] in world.document(t.gold_doc_ids[0]).text
+    bridges = list(itertools.islice(world.new_questions(seed=2, hops=3), 20))
+    assert all(t.hops == 3 and len(t.gold_doc_ids) == 3 for t in bridges)
+    with pytest.raises(ValueError, match="hops"):
+        next(world.new_questions(seed=1, hops=5))
 
 
 def test_invalid_sizes() -> None:

@@ -76,6 +76,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -213,21 +214,14 @@ QUICK = DemoSettings(
 def extra_questions(count: int, exclude: set[str], seed: int = 1) -> list[Any]:
     """``count`` new single-hop questions over the default world that name no entity in ``exclude``.
 
-    They come from the world's own task builder with another seed, so they read like its
+    They come from the world's own question builder with another seed, so they read like its
     questions. A question the world already asks is skipped, and so is one whose text holds an
     excluded name anywhere (also inside another name, as a place in a novel's title).
     """
-    from horizongym.envs.search.world import _TaskBuilder, default_world
+    from horizongym.envs.search.world import default_world
 
-    world = default_world()
-    builder = _TaskBuilder(world._gen, seed)
-    builder.seen.update(t.question for t in world.tasks)
-    questions: list[Any] = []
-    while len(questions) < count:
-        task = builder.chain(1)
-        if task is not None and not any(name in task.question for name in exclude):
-            questions.append(task)
-    return questions
+    fresh = default_world().new_questions(seed, hops=1)
+    return list(itertools.islice((t for t in fresh if not any(name in t.question for name in exclude)), count))
 
 
 def export_world(folder: Path, hops: Sequence[int], extra: int) -> str:

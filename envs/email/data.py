@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from horizongym.cache import cached
+from horizongym.cache import cached, content_key
 from horizongym.envs.email.store import EmailStore
 from horizongym.envs.email.types import Email, EmailQuestion
 from horizongym.envs.tasks import split
@@ -53,22 +53,20 @@ def question_split(question: EmailQuestion) -> str:
     return "test" if zlib.crc32(question.owner.encode()) % 1000 < TEST_FRACTION * 1000 else "train"
 
 
-def _hash_files(*paths: Path) -> str:
+# The code a store and its questions come from, besides the data (see ``horizongym.cache.content_key``).
+_STORE_MODULES = ("horizongym.envs.email.store", "horizongym.envs.email.importers", "horizongym.envs.email.questions")
+
+
+def _data_fingerprint(path: Path) -> str:
+    """A hash of the data at ``path``: a file's bytes, or a folder's file names, sizes and times."""
     digest = hashlib.sha256()
-    for path in paths:
-        if path.is_dir():
-            for item in sorted(p for p in path.rglob("*") if p.is_file()):
-                stat = item.stat()
-                digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-        else:
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:20]
-
-
-def _code_hash() -> str:
-    from horizongym.envs.email import importers, questions, store
-
-    return _hash_files(Path(store.__file__), Path(importers.__file__), Path(questions.__file__))
+    if path.is_dir():
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            stat = item.stat()
+            digest.update(f"{item.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    else:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _cached_dataset(
@@ -98,7 +96,7 @@ def _synthetic(size: int | None, seed: int) -> tuple[EmailStore, tuple[EmailQues
     def generated() -> company.Company:  # only called when the cache misses (default_company is cached)
         return company.default_company() if size is None and seed == 0 else company.generate_company(size or 5000, seed)
 
-    key = f"synthetic-{size}-{seed}-{_hash_files(Path(company.__file__))}-{_code_hash()}"
+    key = f"synthetic-{size}-{seed}-{content_key(modules=(*company.SOURCE_MODULES, *_STORE_MODULES))}"
     return _cached_dataset(key, lambda: generated().emails, lambda: list(generated().questions))
 
 
@@ -113,7 +111,7 @@ def _real(kind: str, path: Path) -> tuple[EmailStore, tuple[EmailQuestion, ...]]
         "maildir": importers.load_maildir,
         "csv": importers.load_emails_csv,
     }[kind]
-    key = f"{kind}-{_hash_files(path)}-{_code_hash()}"
+    key = f"{kind}-{content_key(_data_fingerprint(path), modules=_STORE_MODULES)}"
     return _cached_dataset(key, lambda: load(path), lambda: generate_questions(load(path)))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from horizongym.envs.email.types import Email
+from horizongym.envs.synthetic_names import fresh_word
 
 __all__ = ["archive_words", "generate_archive"]
 
@@ -32,15 +33,13 @@ _SPAN_S = 2 * 365 * 86400
 def archive_words(seed: int = 0, size: int = _VOCAB) -> list[str]:
     """The made-up vocabulary, most frequent word first (2–4 syllables each, all distinct)."""
     rng = np.random.default_rng([seed, 1])
-    words: list[str] = []
-    seen: set[str] = set()
-    while len(words) < size:
+
+    def make() -> str:
         n = int(rng.integers(2, 5))
-        word = "".join(_SYLLABLES[i] for i in rng.integers(0, len(_SYLLABLES), n))
-        if word not in seen:
-            seen.add(word)
-            words.append(word)
-    return words
+        return "".join(_SYLLABLES[i] for i in rng.integers(0, len(_SYLLABLES), n))
+
+    seen: set[str] = set()
+    return [fresh_word(make, seen) for _ in range(size)]
 
 
 def _zipf_cdf(size: int) -> np.ndarray:

@@ -15,17 +15,18 @@ Corpora and indexes are built once and cached on disk by content hash (:mod:`hor
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from horizongym.cache import content_key
 from horizongym.envs.search.corpus import Corpus, cached_corpus
 from horizongym.envs.search.types import QATask, Retriever
 from horizongym.envs.tasks import split
 
 TEST_FRACTION = 0.2
+_IMPORTERS = "horizongym.envs.search.importers"
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,11 @@ def task_split(task: QATask) -> str:
     return "test" if zlib.crc32(task.id.encode()) % 1000 < TEST_FRACTION * 1000 else "train"
 
 
-def _source_hash(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:20]
+def fictional_corpus_key(size: int, seed: int) -> str:
+    """The cache key of the corpus of the generated world ``(size, seed)``: its parameters and generator code."""
+    from horizongym.envs.search import world
+
+    return f"fictional-{size}-{seed}-{content_key(modules=world.SOURCE_MODULES)}"
 
 
 def _fictional(size: int, seed: int) -> tuple[Corpus, tuple[QATask, ...]]:
@@ -66,7 +67,7 @@ def _fictional(size: int, seed: int) -> tuple[Corpus, tuple[QATask, ...]]:
         generated = world.default_world()
     else:
         generated = world.generate_world(size, seed)
-    key = f"fictional-{size}-{seed}-{_source_hash(Path(world.__file__))}"
+    key = fictional_corpus_key(size, seed)
     corpus = cached_corpus(key, generated.iter_documents, progress=size >= 100_000)
     return corpus, tuple(generated.tasks)
 
@@ -77,14 +78,14 @@ def _hotpotqa(path: Path) -> tuple[Corpus, tuple[QATask, ...]]:
     if not path.is_file():
         raise FileNotFoundError(f"no HotpotQA file at {path}")
     documents, tasks = importers.load_hotpotqa(path)
-    key = f"hotpotqa-{_source_hash(path, Path(importers.__file__))}"
+    key = f"hotpotqa-{content_key(path.read_bytes(), modules=(_IMPORTERS,))}"
     return cached_corpus(key, lambda: documents), tuple(tasks)
 
 
 def _jsonl(corpus_path: Path, questions_path: Path) -> tuple[Corpus, tuple[QATask, ...]]:
     from horizongym.envs.search import importers
 
-    key = f"jsonl-{_source_hash(corpus_path, Path(importers.__file__))}"
+    key = f"jsonl-{content_key(corpus_path.read_bytes(), modules=(_IMPORTERS,))}"
     corpus = cached_corpus(key, lambda: importers.load_jsonl_corpus(corpus_path))
     return corpus, tuple(importers.load_jsonl_questions(questions_path))
 

@@ -34,10 +34,12 @@ class RetrieverError(RuntimeError):
 # ----- bm25s ----------------------------------------------------------------------------------
 
 
-def _bm25s_version() -> str:
+def bm25s_index_key(corpus: Corpus, *, k1: float = K1, b: float = B) -> str:
+    """The cache key of the ``bm25s`` index of ``corpus``: the library version, ``k1``, ``b``, the content hash."""
     import bm25s
 
-    return str(getattr(bm25s, "__version__", "0"))
+    version = str(getattr(bm25s, "__version__", "0"))
+    return f"bm25s-{version}-k1_{k1:g}-b_{b:g}-{corpus.content_hash[:32]}"
 
 
 def build_bm25s_index(corpus: Corpus, directory: Path, *, k1: float = K1, b: float = B, progress: bool = False) -> None:
@@ -63,7 +65,7 @@ class Bm25sRetriever:
 
         self.corpus = corpus
         self.k1, self.b = k1, b
-        key = f"bm25s-{_bm25s_version()}-k1_{k1:g}-b_{b:g}-{corpus.content_hash[:32]}"
+        key = bm25s_index_key(corpus, k1=k1, b=b)
 
         def build(tmp: Path) -> None:
             build_bm25s_index(corpus, tmp, k1=k1, b=b, progress=progress)
