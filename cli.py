@@ -65,10 +65,10 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """--env-kwargs, with --data as a shorthand for its "data" entry."""
+    """--env-kwargs, with --tasks as a shorthand for its "tasks" entry."""
     kwargs = _parse_kwargs(args.env_kwargs)
-    if getattr(args, "data", None):
-        kwargs["data"] = args.data
+    if getattr(args, "tasks", None):
+        kwargs["tasks"] = args.tasks
     return kwargs
 
 
@@ -264,16 +264,17 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_kernels_tasks(args: argparse.Namespace) -> None:
-    from horizongym.envs.kernels.env import load_task_list
+    from horizongym.envs.kernels.data import load_kernel_tasks
 
-    tasks = load_task_list(args.tasks, [args.level] if args.level else None)
+    tasks = load_kernel_tasks(args.tasks, [args.level] if args.level else None)
     width = max(len(task.id) for task in tasks)
     for task in tasks:
         print(f"{task.id.ljust(width)}  {task.description}")
 
 
 def cmd_kernels_eval(args: argparse.Namespace) -> None:
-    from horizongym.envs.kernels.env import evaluation_info, load_task_list
+    from horizongym.envs.kernels.data import load_kernel_tasks
+    from horizongym.envs.kernels.env import evaluation_info
     from horizongym.envs.kernels.evaluator import KernelEvaluator
     from horizongym.envs.kernels.feedback import describe
     from horizongym.envs.kernels.rewards import make_scheme
@@ -281,7 +282,7 @@ def cmd_kernels_eval(args: argparse.Namespace) -> None:
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"no candidate file at {path}")
-    task = next((t for t in load_task_list(args.tasks, None) if args.task in (t.name, t.id)), None)
+    task = next((t for t in load_kernel_tasks(args.tasks) if args.task in (t.name, t.id)), None)
     if task is None:
         raise CommandError(f"no task {args.task!r}; see 'horizongym kernels tasks'")
     try:
@@ -299,7 +300,7 @@ def cmd_kernels_eval(args: argparse.Namespace) -> None:
 
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-kwargs", help="JSON object of keyword arguments for the env")
-    parser.add_argument("--data", help="the env's data source (same as --env-kwargs '{\"data\": ...}')")
+    parser.add_argument("--tasks", help="the env's task source (same as --env-kwargs '{\"tasks\": ...}')")
     _add_import_option(parser)
 
 

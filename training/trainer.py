@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from horizongym.agents.hf import TransformersPolicy
+from horizongym.envs.tasklist import is_task_list_env
 from horizongym.training.advantages import ESTIMATORS, EpisodeCredit, downsample_to_multiple, estimate
 from horizongym.training.checkpoint import (
     DataPosition,
@@ -75,7 +76,8 @@ class TrainConfig(BaseModel):
     env_id: str
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     eval_env_kwargs: dict[str, Any] | None = None
-    """Keyword arguments of the evaluation env (default: ``env_kwargs``)."""
+    """Keyword arguments of the evaluation env (default: ``env_kwargs``, and for a task-list env
+    such as SearchJudge-v0 or SWE-v0 with ``split="test"``: evaluation plays held-out tasks)."""
     advantage: str = "eapo"
     advantage_options: dict[str, Any] = Field(default_factory=dict)
     group_size: int = Field(default=4, ge=1)
@@ -472,6 +474,8 @@ class Trainer:
         if kind not in self._engines:
             cfg = self.config
             kwargs = cfg.env_kwargs if kind == "train" or cfg.eval_env_kwargs is None else cfg.eval_env_kwargs
+            if kind == "eval" and cfg.eval_env_kwargs is None and is_task_list_env(cfg.env_id):
+                kwargs = {**cfg.env_kwargs, "split": "test"}
             self._engines[kind] = RolloutEngine(
                 EnvRecipe(cfg.env_id, dict(kwargs)),
                 self.policy if kind == "train" else self.eval_policy,
