@@ -40,11 +40,11 @@ demo: venv engine
 	$(BIN)/horizongym show $(DEMO_DIR)/expert.jsonl --html $(DEMO_DIR)/expert.html
 	$(BIN)/horizongym show $(DEMO_DIR)/search.jsonl --html $(DEMO_DIR)/search.html
 	$(BIN)/horizongym rollout KernelGen-v0 --policy expert -n 11 --concurrency 1 --out $(DEMO_DIR)/kernels.jsonl \
-		--env-kwargs '{"levels": [2], "task_order": "by_seed"}'
+		--env-kwargs '{"levels": [2], "split": "all", "task_order": "by_seed"}'
 	$(BIN)/horizongym show $(DEMO_DIR)/email.jsonl --html $(DEMO_DIR)/email.html
 	$(BIN)/horizongym show $(DEMO_DIR)/kernels.jsonl --html $(DEMO_DIR)/kernels.html
 	$(BIN)/horizongym rollout SWE-v0 --policy expert -n 8 --concurrency 4 --out $(DEMO_DIR)/swe.jsonl \
-		--env-kwargs '{"task_order": "by_seed"}'
+		--env-kwargs '{"split": "all", "task_order": "by_seed"}'
 	$(BIN)/horizongym show $(DEMO_DIR)/swe.jsonl --html $(DEMO_DIR)/swe.html
 	$(BIN)/python -m horizongym.training.demo --seeds $(SEEDS) --out $(DEMO_DIR)
 	@echo "Episodes are in $(DEMO_DIR)/; open $(DEMO_DIR)/*.html to read them."

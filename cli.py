@@ -76,13 +76,13 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """--env-kwargs, with --data as a shorthand for its "data" entry."""
+    """--env-kwargs, with --tasks as a shorthand for its "tasks" entry."""
     try:
         kwargs = _parse_json_object(args.env_kwargs) if args.env_kwargs else {}
     except ValueError as exc:
         raise CommandError(f"--env-kwargs {exc}") from None
-    if getattr(args, "data", None):
-        kwargs["data"] = args.data
+    if getattr(args, "tasks", None):
+        kwargs["tasks"] = args.tasks
     return kwargs
 
 
@@ -333,7 +333,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-kwargs", metavar="JSON", help="JSON object of keyword arguments for the env")
-    parser.add_argument("--data", help="the env's data source (same as --env-kwargs '{\"data\": ...}')")
+    parser.add_argument("--tasks", help="the env's task source (same as --env-kwargs '{\"tasks\": ...}')")
     _add_import_option(parser)
 
 

@@ -176,7 +176,7 @@ def expert_accuracy(data: str, limit: int | None) -> None:
     from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
     total = len(load_email_data(data).questions) if limit is None else limit
-    recipe = EnvRecipe("EmailInbox-v0", {"data": data, "split": "all", "task_order": "by_seed"})
+    recipe = EnvRecipe("EmailInbox-v0", {"tasks": data, "split": "all", "task_order": "by_seed"})
     with RolloutEngine(recipe, expert_for("EmailInbox-v0"), concurrency=4, progress=False) as engine:
         episodes = engine.run_sync(total)
     accuracy = sum(bool(e.success) for e in episodes) / len(episodes)

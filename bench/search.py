@@ -180,7 +180,7 @@ def env_overhead(
     """
     from horizongym.envs.search.env import SearchJudgeEnv
 
-    env = SearchJudgeEnv(tasks=tasks, search_backend=ours, top_k=k, max_searches=10**9, max_turns=10**9)
+    env = SearchJudgeEnv(tasks=tasks, split="all", search_backend=ours, top_k=k, max_searches=10**9, max_turns=10**9)
     env.reset(seed=0)
     queries = [t.question for t in tasks]
 
@@ -245,7 +245,7 @@ def expert_em(data: str, tasks: int) -> None:
     from horizongym.agents import expert_for
     from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
-    recipe = EnvRecipe("SearchJudge-v0", {"data": data, "split": "all", "task_order": "by_seed"})
+    recipe = EnvRecipe("SearchJudge-v0", {"tasks": data, "split": "all", "task_order": "by_seed"})
     with RolloutEngine(recipe, expert_for("SearchJudge-v0"), concurrency=4, progress=False) as engine:
         episodes = engine.run_sync(tasks)
     em = sum(e.steps[-1].info.get("answer_em", 0.0) for e in episodes if e.steps) / len(episodes)

@@ -139,7 +139,7 @@ def test_train_flags_come_from_train_config(capsys: pytest.CaptureFixture[str]) 
     for name in TrainConfig.model_fields.keys() - {"env_id"}:
         flag = re.escape(config_flag(name, TRAIN_FLAGS))
         assert re.search(rf"^  {flag}[ ,\n]", help_text, re.MULTILINE), f"TrainConfig.{name} has no flag"
-    assert all(flag in help_text for flag in ("--policy", "--resume", "--quiet", "--data", "--import"))
+    assert all(flag in help_text for flag in ("--policy", "--resume", "--quiet", "--tasks", "--import"))
 
     defaults = parser.parse_args(["train", "KeyChain-v0"])
     for name, field in TrainConfig.model_fields.items():
@@ -148,10 +148,10 @@ def test_train_flags_come_from_train_config(capsys: pytest.CaptureFixture[str]) 
     assert train_config(defaults) == TrainConfig(env_id="KeyChain-v0")
 
     flags = ["--eval-env-kwargs", '{"split": "test"}', "--group", "2", "--out", "runs/x", "--no-deterministic"]
-    flags += ["--ratio-level", "sequence", "--grad-accumulation", "3", "--data", "d.jsonl"]
+    flags += ["--ratio-level", "sequence", "--grad-accumulation", "3", "--tasks", "d.jsonl"]
     args = parser.parse_args(["train", "KeyChain-v0", *flags])
     config = train_config(args)
-    assert config.eval_env_kwargs == {"split": "test"} and config.env_kwargs == {"data": "d.jsonl"}
+    assert config.eval_env_kwargs == {"split": "test"} and config.env_kwargs == {"tasks": "d.jsonl"}
     assert (config.group_size, config.out_dir, config.deterministic) == (2, "runs/x", False)
     assert (config.ratio_level, config.grad_accumulation) == ("sequence", 3)
 

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from horizongym.envs.email.data import EmailDataset
 from horizongym.envs.email.env import EmailInboxEnv
 from horizongym.envs.email.store import EmailStore
 from horizongym.envs.email.types import Email, EmailQuestion
@@ -71,7 +70,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> EmailStore:
 
 
 def make_env(store: EmailStore, **options: Any) -> EmailInboxEnv:
-    env = EmailInboxEnv(dataset=EmailDataset("hand-made", store, (QUESTION,)), split="all", **options)
+    env = EmailInboxEnv(tasks=[QUESTION], store=store, split="all", **options)
     env.reset(seed=0)
     return env
 
@@ -87,7 +86,7 @@ def step(env: EmailInboxEnv, action: str) -> tuple[str, float, bool, bool, dict[
 
 
 def test_prompt_names_the_inbox_and_the_date(store: EmailStore) -> None:
-    env = EmailInboxEnv(dataset=EmailDataset("hand-made", store, (QUESTION,)), split="all")
+    env = EmailInboxEnv(tasks=[QUESTION], store=store, split="all")
     observation, info = env.reset(seed=0)
     assert "Today's date is 2001-05-10" in observation and QUESTION.question in observation
     assert sorted(t["function"]["name"] for t in info["tools"]) == [
@@ -108,7 +107,7 @@ def test_an_inbox_never_sees_another_inbox(store: EmailStore) -> None:
     assert observation.startswith("No emails matched")
     observation, *_ = step(env, call("read_email", message_id="m-secret"))
     assert "No email with id 'm-secret' in this inbox" in observation
-    assert env.episode is not None and env.episode.evidence.read_invalid
+    assert env.episode.evidence.read_invalid
 
 
 def test_correct_answer_with_sources_and_efficiency(store: EmailStore) -> None:
@@ -242,7 +241,7 @@ def test_play_from_the_terminal(data: str | None, enron_path: Path) -> None:
     import subprocess
     import sys
 
-    extra = ["--data", str(enron_path)] if data else []
+    extra = ["--tasks", str(enron_path)] if data else []
     actions = [
         call("search_emails", keywords=["the"]),
         call("read_email", message_id="no-such-id"),

@@ -121,8 +121,8 @@ def test_at_least_ten_exploits() -> None:
 
 
 def test_cuda_syntax_error_shows_nvcc_output_on_a_cpu_machine() -> None:
-    env = horizongym.make("KernelGen-v0", backend="compile-only")
-    observation, _ = env.reset(seed=0, options={"task": "relu"})
+    env = horizongym.make("KernelGen-v0", backend="compile-only", split="all")
+    observation, _ = env.reset(seed=0, options={"task_id": RELU_TASK.id})
     assert "Language: cuda" in observation
     code = HONEST.replace('extern "C" void relu', '__global__ void bad(float* y) { y[0] = }\nextern "C" void relu')
     observation, reward, *_, info = env.step("```python\n" + code + "\n```")
@@ -149,10 +149,10 @@ def test_every_cpp_expert_passes_the_evaluator(evaluator: KernelEvaluator) -> No
 
 def test_expert_episode_through_the_env() -> None:
     env = horizongym.make(
-        "KernelGen-v0", backend="cpu", trials=10, reward="milestones"
+        "KernelGen-v0", backend="cpu", trials=10, reward="milestones", split="all"
     )  # CPU: no torch.compile timing, so 1 or 2
     expert = expert_for("KernelGen-v0")
-    observation, info = env.reset(seed=0, options={"task": "softmax"})
+    observation, info = env.reset(seed=0, options={"task_id": get_task("softmax").id})
     messages = [{"role": "user", "content": observation}]
     action = expert.decide(messages, info["tools"], None)
     assert action.tool_calls[0].name == "submit"
@@ -168,8 +168,8 @@ def test_expert_episode_through_the_env() -> None:
 
 
 def test_turn_limit_ends_the_episode_with_discounted_returns() -> None:
-    env = horizongym.make("KernelGen-v0", backend="cpu", trials=5, max_turns=2)
-    env.reset(seed=0, options={"task": "relu"})
+    env = horizongym.make("KernelGen-v0", backend="cpu", trials=5, max_turns=2, split="all")
+    env.reset(seed=0, options={"task_id": RELU_TASK.id})
     observation, _, _, _, info = env.step("no code here")
     assert "no submission" in observation and info["reward_components"] == {"format": -0.1}
     observation, reward, terminated, truncated, info = env.step(f"```python\n{HONEST}```")

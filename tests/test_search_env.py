@@ -46,7 +46,7 @@ class WordOverlap:
 
 
 def make_env(**options: Any) -> SearchJudgeEnv:
-    env = SearchJudgeEnv(tasks=[TASK], search_backend=WordOverlap(), top_k=1, **options)
+    env = SearchJudgeEnv(tasks=[TASK], split="all", search_backend=WordOverlap(), top_k=1, **options)
     env.reset(seed=0)
     return env
 
@@ -58,7 +58,7 @@ def step(env: SearchJudgeEnv, action: str) -> tuple[str, float, bool, bool, dict
 
 
 def test_prompt_and_information_format() -> None:
-    env = SearchJudgeEnv(tasks=[TASK], search_backend=WordOverlap(), top_k=2)
+    env = SearchJudgeEnv(tasks=[TASK], split="all", search_backend=WordOverlap(), top_k=2)
     observation, info = env.reset(seed=0)
     assert observation.endswith("Question: " + TASK.question) and info["task_id"] == "t-lumo"
     assert sorted(t["function"]["name"] for t in info["tools"]) == ["answer", "judge", "search"]
@@ -68,7 +68,7 @@ def test_prompt_and_information_format() -> None:
 
 
 def test_without_instructions_the_prompt_is_the_question_line_and_the_protocol_is_unchanged() -> None:
-    env = SearchJudgeEnv(tasks=[TASK], search_backend=WordOverlap(), top_k=1, instructions=False)
+    env = SearchJudgeEnv(tasks=[TASK], split="all", search_backend=WordOverlap(), top_k=1, instructions=False)
     observation, _ = env.reset(seed=0)
     assert observation == "Question: " + TASK.question
     step(env, "<search>Lumo Varenko</search>")
@@ -244,10 +244,10 @@ def test_bad_input_never_raises(actions: list[str]) -> None:
 
 def test_task_selection_random_by_seed_and_by_option() -> None:
     other = QATask(id="t-taro", question="Where was Taro Brill born?", answers=("Vintmar",), gold_doc_ids=("d-taro",))
-    env = SearchJudgeEnv(tasks=[TASK, other], search_backend=WordOverlap())
+    env = SearchJudgeEnv(tasks=[TASK, other], split="all", search_backend=WordOverlap())
     assert env.reset(seed=5)[1]["task_id"] == env.reset(seed=5)[1]["task_id"]
     assert env.reset(seed=0, options={"task_id": "t-taro"})[1]["task_id"] == "t-taro"
-    ordered = SearchJudgeEnv(tasks=[TASK, other], search_backend=WordOverlap(), task_order="by_seed")
+    ordered = SearchJudgeEnv(tasks=[TASK, other], split="all", search_backend=WordOverlap(), task_order="by_seed")
     assert [ordered.reset(seed=s)[1]["task_id"] for s in range(4)] == ["t-lumo", "t-taro", "t-lumo", "t-taro"]
     with pytest.raises(ValueError, match="no task with id"):
         env.reset(seed=0, options={"task_id": "nope"})

@@ -49,7 +49,7 @@ def test_expert_answers_the_fictional_world_and_judges_correctly() -> None:
 
 
 def test_expert_plays_the_real_hotpotqa_sample_by_the_rules(hotpot_path: Path) -> None:
-    recipe = EnvRecipe("SearchJudge-v0", {"data": f"hotpotqa:{hotpot_path}", "split": "all", "task_order": "by_seed"})
+    recipe = EnvRecipe("SearchJudge-v0", {"tasks": f"hotpotqa:{hotpot_path}", "split": "all", "task_order": "by_seed"})
     with RolloutEngine(recipe, expert_for("SearchJudge-v0"), concurrency=4, progress=False) as engine:
         episodes = engine.run_sync(100)
     assert all(e.termination_reason == "terminated" for e in episodes)

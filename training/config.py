@@ -22,7 +22,8 @@ class TrainConfig(BaseModel):
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments of the training env."""
     eval_env_kwargs: dict[str, Any] | None = None
-    """Keyword arguments of the evaluation env (default: those of ``env_kwargs``)."""
+    """Keyword arguments of the evaluation env (default: ``env_kwargs``, and for a task-list env such as
+    SearchJudge-v0 or SWE-v0 with ``split="test"``: evaluation plays held-out tasks)."""
     advantage: str = "eapo"
     """Per-turn advantage estimator: grpo, eapo, hcapo, eapo+hcapo or hca (``training.advantages``)."""
     advantage_options: dict[str, Any] = Field(default_factory=dict)

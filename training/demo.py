@@ -13,8 +13,8 @@ demo's budget of 20 minutes on 2 CPU cores; one SFT run with all cores does.)
    ``<answer>``), so the tokenizer gets a plain ChatML template that does not render the tool
    schemas: they would add ~1,400 byte tokens to every prompt and teach nothing here.
 2. **Data.** The default fictional world (5,000 documents) is exported as a JSONL corpus and
-   question file and loaded through ``data="jsonl:CORPUS:QUESTIONS"``: the same documents, the
-   same BM25 retrieval, the same protocol and rewards as ``data="fictional"``. The questions are
+   question file and loaded through ``tasks="jsonl:CORPUS:QUESTIONS"``: the same documents, the
+   same BM25 retrieval, the same protocol and rewards as ``tasks="fictional"``. The questions are
    the world's single-hop questions with its own split (160 train, 40 held-out test) plus
    ``extra_questions`` (8,000) single-hop train questions that the world's own task builder
    generates with another seed, none of them naming an entity that a test question is about
@@ -156,7 +156,7 @@ class DemoSettings:
 
     def env_kwargs(self, data: str, split: str) -> dict[str, Any]:
         return {
-            "data": data,
+            "tasks": data,
             "split": split,
             "top_k": self.top_k,
             "max_observation_chars": self.max_observation_chars,
@@ -279,9 +279,9 @@ def copy_pages(data: str) -> list[str]:
 
 
 def split_size(data: str, split: str) -> int:
-    from horizongym.envs.search.data import load_search_data
+    from horizongym.envs.search.env import SearchJudgeEnv
 
-    return len(load_search_data(data).split(split))
+    return len(SearchJudgeEnv(tasks=data, split=split).tasks)
 
 
 # ----- model ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@ import torch
 from tqdm import tqdm
 
 from horizongym.agents.hf import TransformersPolicy
+from horizongym.envs.tasklist import is_task_list_env
 from horizongym.training.advantages import EpisodeCredit, downsample_to_multiple, estimate
 from horizongym.training.checkpoint import (
     DataPosition,
@@ -410,6 +411,8 @@ class Trainer:
         if kind not in self._engines:
             cfg = self.config
             kwargs = cfg.env_kwargs if kind == "train" or cfg.eval_env_kwargs is None else cfg.eval_env_kwargs
+            if kind == "eval" and cfg.eval_env_kwargs is None and is_task_list_env(cfg.env_id):
+                kwargs = {**cfg.env_kwargs, "split": "test"}
             self._engines[kind] = RolloutEngine(
                 EnvRecipe(cfg.env_id, dict(kwargs)),
                 self.policy if kind == "train" else self.eval_policy,

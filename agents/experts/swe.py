@@ -1,7 +1,7 @@
 """Scripted SWE-v0 policies: the expert applies the gold patch through the editor; another submits at once.
 
 :class:`SWEExpert` reads the instance id from the first observation, looks the instance up
-(:func:`horizongym.envs.swe.env.known_instance`), turns each hunk of its gold ``patch`` into
+(:func:`horizongym.envs.swe.data.known_instance`), turns each hunk of its gold ``patch`` into
 one ``str_replace_editor`` call (``create`` for a new file, ``bash rm`` for a deleted one),
 runs the tests once with ``bash``, and submits. It proves the tools, the diff, the hidden tests
 and the reward end to end. :class:`SWEDoNothing` submits the untouched repository: reward 0.
@@ -15,7 +15,7 @@ from typing import Any
 
 from horizongym.agents.base import Action, Message
 from horizongym.agents.scripted import ScriptedPolicy
-from horizongym.envs.swe.env import known_instance
+from horizongym.envs.swe.data import known_instance
 from horizongym.envs.swe.patches import split_patch
 from horizongym.tools import ToolCall
 

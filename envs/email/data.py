@@ -1,6 +1,7 @@
 """Data sources of the email environment, named by a short spec, loaded once per process.
 
-Specs (the ``data=`` option of ``EmailInbox-v0``; ``horizongym play EmailInbox-v0 --data X``):
+Specs (the ``tasks=`` option of ``EmailInbox-v0``; ``horizongym play EmailInbox-v0 --tasks X``; the
+env splits the questions, see :mod:`horizongym.envs.tasklist`):
 
 * ``synthetic`` — the embedded default: a generated company's mail and questions with exactly
   known answers; ``synthetic:N`` or ``synthetic:N:SEED`` for a company of N emails.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,9 +27,6 @@ from pathlib import Path
 from horizongym.cache import cached, content_key
 from horizongym.envs.email.store import EmailStore
 from horizongym.envs.email.types import Email, EmailQuestion
-from horizongym.envs.tasks import split
-
-TEST_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -39,18 +36,6 @@ class EmailDataset:
     name: str
     store: EmailStore
     questions: tuple[EmailQuestion, ...]
-
-    def split(self, name: str) -> list[EmailQuestion]:
-        """Questions of split ``train``, ``test`` or ``all``; splits are by inbox, never mixed."""
-        return split(self.questions, name, question_split)
-
-
-def question_split(question: EmailQuestion) -> str:
-    """The question's split: its own, else a stable hash of its inbox (an inbox is in one split)."""
-    declared = str(question.meta.get("split", "")).lower()
-    if declared in ("train", "test"):
-        return declared
-    return "test" if zlib.crc32(question.owner.encode()) % 1000 < TEST_FRACTION * 1000 else "train"
 
 
 # The code a store and its questions come from, besides the data (see ``horizongym.cache.content_key``).
@@ -159,7 +144,7 @@ def load_email_data(spec: str = "synthetic", questions: str | None = None) -> Em
                 store, asked = _real("csv", Path(spec).expanduser())
             else:
                 raise ValueError(
-                    f"unknown data {spec!r}: use 'synthetic', 'synthetic:N[:SEED]', 'enron:PATH' (JSONL), "
+                    f"unknown tasks={spec!r}: use 'synthetic', 'synthetic:N[:SEED]', 'enron:PATH' (JSONL), "
                     "'maildir:ROOT' or 'csv:PATH'"
                 )
             if questions is not None:

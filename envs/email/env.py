@@ -7,6 +7,12 @@ sources)``. Every tool is scoped to the episode's inbox: an email of another inb
 found or read, whatever the arguments. Keywords are literal text, never query syntax.
 Rewards follow ART·E (:mod:`horizongym.envs.email.rewards`); by default a malformed call
 ends the episode with its ART·E value, as in ART·E (``end_on_format_error=False`` keeps going).
+
+Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``): a spec
+of :mod:`horizongym.envs.email.data` (``"synthetic"``, the default; ``"enron:PATH"``...), whose
+questions ``questions=`` may replace with an ART·E file, or a list of
+:class:`~horizongym.envs.email.types.EmailQuestion` with the store they ask about as ``store=``.
+Splits are by inbox: all questions about one inbox are in the same split.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.email.judge import LLMJudge
 from horizongym.envs.email.rewards import FORMAT_OUTCOMES, ArtERewards, Evidence, is_dont_know, matches
+from horizongym.envs.email.store import EmailStore
 from horizongym.envs.email.types import Email, EmailQuestion
-from horizongym.envs.tasks import check_task_order, choose, seeded_options
+from horizongym.envs.tasklist import TaskListEnv, split_of
 from horizongym.tools import InvalidArguments, ToolCallError, tool
 
 MAX_BODY_CHARS = 8000
@@ -36,7 +42,7 @@ class InboxEpisode:
     evidence: Evidence = field(default_factory=Evidence)
 
 
-class EmailInboxEnv(TextEnv):
+class EmailInboxEnv(TaskListEnv[EmailQuestion, InboxEpisode]):
     """Answer a question about one person's mailbox by searching and reading emails (ART·E)."""
 
     description = "Answer a question about one person's mailbox by searching and reading emails (ART·E)."
@@ -46,49 +52,52 @@ class EmailInboxEnv(TextEnv):
     def __init__(
         self,
         *,
-        data: str = "synthetic",
-        questions: str | None = None,
+        tasks: str | list[EmailQuestion] = "synthetic",
         split: str = "train",
         task_order: str = "random",
+        questions: str | None = None,
+        store: EmailStore | None = None,
         judge: str | None = None,
         end_on_format_error: bool = True,
         rewards: ArtERewards | None = None,
-        dataset: Any = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        check_task_order(task_order)
-        if dataset is None:
+        if isinstance(tasks, str):
+            if store is not None:
+                raise ValueError("store= goes with a list of questions; a spec brings its own store")
             from horizongym.envs.email.data import load_email_data
 
-            dataset = load_email_data(data, questions)
-        self.dataset = dataset
-        self.questions: list[EmailQuestion] = dataset.split(split)
-        if not self.questions:
-            raise ValueError(f"no questions in split {split!r} of {data!r}")
-        self.store = dataset.store
-        self.task_order, self.end_on_format_error = task_order, end_on_format_error
+            dataset = load_email_data(tasks, questions)
+            task_list, store = list(dataset.questions), dataset.store
+        elif store is None or questions is not None:
+            raise ValueError("a list of questions needs store= (the mail they ask about) and no questions= file")
+        else:
+            task_list = tasks
+        super().__init__(tasks=task_list, split=split, task_order=task_order, **kwargs)
+        self.store = store
+        self.end_on_format_error = end_on_format_error
         self.rewards = rewards or ArtERewards()
         self.judge = LLMJudge(judge) if judge else None
-        self.episode: InboxEpisode | None = None
 
     # ----- task ------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        return super().reset(seed=seed, options=seeded_options(self.task_order, seed, options))
+    def task_id(self, task: EmailQuestion) -> str:
+        return task.id
 
-    def new_task(self, options: dict[str, Any]) -> Task:
-        question = choose(self.questions, options, self.np_random, lambda q: q.id)
-        address = self.store.address_of(question.owner)
-        self.episode = InboxEpisode(question, address)
+    def task_split(self, task: EmailQuestion) -> str:
+        """The data's own split, else the stable hash of the inbox (an inbox is in one split)."""
+        return split_of(task.owner, task.meta.get("split"))
+
+    def start_episode(self, task: EmailQuestion) -> tuple[InboxEpisode, str]:
+        address = self.store.address_of(task.owner)
         prompt = (
             f"You are an email assistant for {address}. Answer the user's question by searching and reading "
             f"the emails in their inbox with the tools below; if a search finds nothing, try other keywords. "
-            f"You have {self.max_turns} turns. Today's date is {question.query_date[:10]}. When you know the "
+            f"You have {self.max_turns} turns. Today's date is {task.query_date[:10]}. When you know the "
             "answer, call return_final_answer with the answer and the message ids of the emails that show it; "
             'if you cannot find it, answer "I don\'t know".\n'
-            f"Question: {question.question}"
+            f"Question: {task.question}"
         )
-        return Task(id=question.id, prompt=prompt)
+        return InboxEpisode(task, address), prompt
 
     # ----- tools ---------------------------------------------------------------------------
     @tool
@@ -111,7 +120,7 @@ class EmailInboxEnv(TextEnv):
             sent_before: only emails sent before this date (YYYY-MM-DD).
             max_results: how many results to return, at most 10.
         """
-        episode = self._episode()
+        episode = self.episode
         try:
             hits = self.store.search(
                 episode.question.owner,
@@ -150,7 +159,7 @@ class EmailInboxEnv(TextEnv):
         Args:
             message_id: the message_id of a search result.
         """
-        episode = self._episode()
+        episode = self.episode
         email = self.store.read(episode.question.owner, message_id.strip())
         if email is None:
             episode.evidence.read_invalid = True
@@ -167,7 +176,7 @@ class EmailInboxEnv(TextEnv):
             answer: the answer, or "I don't know".
             sources: message ids of the emails that show the answer.
         """
-        episode = self._episode()
+        episode = self.episode
         question, values = episode.question, self.rewards
         cited = {s.strip() for s in sources}
         cited_source = bool(cited & set(question.message_ids))
@@ -191,7 +200,7 @@ class EmailInboxEnv(TextEnv):
     # ----- outcomes --------------------------------------------------------------------
     def on_errors(self, errors: list[ToolCallError]) -> None:
         outcome = next((FORMAT_OUTCOMES[e.kind] for e in errors if e.kind in FORMAT_OUTCOMES), None)
-        if outcome is None or self.episode is None or self.state.terminated:
+        if outcome is None or self.state.terminated:
             return  # a failing tool is not the agent's fault
         self.add_reward("format", getattr(self.rewards, outcome))
         if self.end_on_format_error:
@@ -199,23 +208,18 @@ class EmailInboxEnv(TextEnv):
             self.end_episode(success=False)
 
     def on_turn_limit(self) -> None:
-        if self.episode is not None:
-            self.add_reward("answer", self.rewards.dont_know)
-            self.add_reward("partial", self.episode.evidence.partial_credit(False, self.rewards))
+        self.add_reward("answer", self.rewards.dont_know)
+        self.add_reward("partial", self.episode.evidence.partial_credit(False, self.rewards))
 
     def _correct(self, question: EmailQuestion, answer: str) -> bool:
         if self.judge is not None:
             return self.judge(question.question, question.answers[0], answer)
         return matches(answer, question.answers)
 
-    def _episode(self) -> InboxEpisode:
-        if self.episode is None:
-            raise InvalidArguments("the episode has not started; call reset() first")
-        return self.episode
-
     def close(self) -> None:
         if self.judge is not None:
             self.judge.close()
+        super().close()
 
 
 def _render(email: Email) -> str:

@@ -30,10 +30,10 @@ def _fail(message: str) -> NoReturn:
 
 def _load_tasks(spec: str, levels: list[int] | None) -> list[KernelTask]:
     """The tasks of ``--tasks`` at ``levels``; a missing folder or a bad spec fails with one line."""
-    from horizongym.envs.kernels.env import load_task_list
+    from horizongym.envs.kernels.data import load_kernel_tasks
 
     try:
-        return load_task_list(spec, levels)
+        return load_kernel_tasks(spec, levels)
     except (OSError, ValueError) as exc:
         _fail(f"{exc} (--tasks takes {TASKS_HELP})")
 

@@ -14,6 +14,10 @@ Reward components per turn follow the chosen scheme (:mod:`horizongym.envs.kerne
 ``kevin`` (``correct``, ``speedup``) or ``milestones`` (``milestone``); a malformed action costs
 ``format``. When the episode ends, ``info["turn_returns"]`` holds each turn's discounted credit
 and ``info["best_speedup"]`` the best correct speedup (``success`` = some submission correct).
+
+Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``):
+``"catalog"`` (the built-in operators, the default), ``"kernelbench:PATH"`` (see
+:mod:`horizongym.envs.kernels.data`) or a list of tasks; ``levels=`` keeps only those levels.
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, SupportsFloat
 
-from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.kernels.api import candidate_file
+from horizongym.envs.kernels.data import load_kernel_tasks
 from horizongym.envs.kernels.evaluator import EvalResult, KernelEvaluator
 from horizongym.envs.kernels.feedback import describe
 from horizongym.envs.kernels.rewards import make_scheme
 from horizongym.envs.kernels.types import KernelTask
-from horizongym.envs.tasks import check_task_order, choose, seeded_options
+from horizongym.envs.tasklist import TaskListEnv
 from horizongym.tools import NoToolCall, tool
 
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
@@ -77,27 +81,6 @@ RULES = (
 )
 
 
-def load_task_list(tasks: str | list[KernelTask], levels: list[int] | None) -> list[KernelTask]:
-    """``catalog`` (the built-in tasks), ``kernelbench:PATH`` (a KernelBench checkout) or a list of tasks."""
-    if isinstance(tasks, list):
-        chosen = tasks
-    elif tasks == "catalog":
-        from horizongym.envs.kernels.catalog import TASKS
-
-        chosen = list(TASKS)
-    elif tasks.startswith("kernelbench:"):
-        from horizongym.envs.kernels.kernelbench import load_kernelbench
-
-        chosen = load_kernelbench(tasks.removeprefix("kernelbench:"))
-    else:
-        raise ValueError(f"tasks must be 'catalog' or 'kernelbench:PATH', got {tasks!r}")
-    if levels is not None:
-        chosen = [task for task in chosen if task.level in levels]
-    if not chosen:
-        raise ValueError(f"no tasks in {tasks!r} at levels {levels}")
-    return chosen
-
-
 @dataclass
 class KernelEpisode:
     """Everything this env remembers about the running episode."""
@@ -113,7 +96,7 @@ class KernelEpisode:
         return max(speedups) if speedups else None
 
 
-class KernelGenEnv(TextEnv):
+class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
     """Write a faster kernel (CUDA or C++) for a PyTorch operator; rewarded by building, checking and timing it."""
 
     description = "Write a faster CUDA/C++ kernel for a PyTorch operator; rewarded by compiling, checking and timing."
@@ -124,8 +107,9 @@ class KernelGenEnv(TextEnv):
         self,
         *,
         tasks: str | list[KernelTask] = "catalog",
-        levels: list[int] | None = None,
+        split: str = "train",
         task_order: str = "random",
+        levels: list[int] | None = None,
         backend: str = "auto",
         reward: str = "kevin",
         gamma: float | None = None,
@@ -136,30 +120,18 @@ class KernelGenEnv(TextEnv):
         evaluator: KernelEvaluator | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        check_task_order(task_order)
-        self.tasks = load_task_list(tasks, levels)
-        self.task_order = task_order
+        super().__init__(tasks=load_kernel_tasks(tasks, levels), split=split, task_order=task_order, **kwargs)
         self.evaluator = evaluator or KernelEvaluator(
             backend, trials=trials, checks=checks, threads=threads, timeout_s=timeout_s
         )
         self.scheme = make_scheme(reward, gamma)
-        self.episode: KernelEpisode | None = None
 
     # ----- task ------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        return super().reset(seed=seed, options=seeded_options(self.task_order, seed, options))
+    def task_id(self, task: KernelTask) -> str:
+        return task.id
 
-    def new_task(self, options: dict[str, Any]) -> Task:
-        wanted = options.get("task")
-        if wanted is not None:
-            task = next((t for t in self.tasks if wanted in (t.id, t.name)), None)
-            if task is None:
-                raise ValueError(f"no task {wanted!r}; tasks are named like {self.tasks[0].name!r}")
-        else:
-            task = choose(self.tasks, options, self.np_random, lambda t: t.id)
-        self.episode = KernelEpisode(task)
-        return Task(id=task.id, prompt=self.prompt(task))
+    def start_episode(self, task: KernelTask) -> tuple[KernelEpisode, str]:
+        return KernelEpisode(task), self.prompt(task)
 
     def prompt(self, task: KernelTask) -> str:
         evaluator = self.evaluator
@@ -205,7 +177,7 @@ class KernelGenEnv(TextEnv):
         Args:
             code: the whole file: imports, kernel source given to load_kernel, and class ModelNew.
         """
-        episode = self._episode()
+        episode = self.episode
         result = self.evaluator.evaluate(episode.task, code)
         components = self.scheme.components(result)
         for name, value in components.items():
@@ -227,21 +199,16 @@ class KernelGenEnv(TextEnv):
         self._close_episode()
 
     def _close_episode(self) -> None:
-        self.state.success = any(r.correct for r in self._episode().results)
+        self.state.success = any(r.correct for r in self.episode.results)
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = super().step(action)
-        episode = self._episode()
+        episode = self.episode
         episode.rewards.append(float(reward))
         if terminated or truncated:
             info["turn_returns"] = self.scheme.returns(episode.rewards)
             info["best_speedup"] = episode.best_speedup
         return observation, reward, terminated, truncated, info
-
-    def _episode(self) -> KernelEpisode:
-        if self.episode is None:
-            raise RuntimeError("reset() first")
-        return self.episode
 
 
 def evaluation_info(result: EvalResult) -> dict[str, Any]:

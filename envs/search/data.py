@@ -1,11 +1,13 @@
 """Data sources of the search environment, named by a short spec, loaded once per process.
 
-Specs (the ``data=`` option of ``SearchJudge-v0``):
+Specs (the ``tasks=`` option of ``SearchJudge-v0``; the env splits the tasks, see
+:mod:`horizongym.envs.tasklist`):
 
 * ``fictional`` — the embedded default: a generated 5,000-document world (seed 0).
 * ``fictional:N`` or ``fictional:N:SEED`` — a generated world of N documents.
 * ``hotpotqa:PATH`` — HotpotQA questions in the official layout (JSON or JSONL, gzip or not);
-  the corpus is their context paragraphs, one document per title.
+  the corpus is their context paragraphs, one document per title. A question keeps its file's
+  split (``meta["split"]``: the dev set is the test split).
 * ``jsonl:CORPUS_PATH:QUESTIONS_PATH`` — your own corpus and questions (see ``importers``).
 
 The retriever (``retriever=``) is ``bm25`` (this package's index, the default), ``bm25s``, or
@@ -16,16 +18,12 @@ Corpora and indexes are built once and cached on disk by content hash (:mod:`hor
 from __future__ import annotations
 
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from horizongym.cache import content_key
 from horizongym.envs.search.corpus import Corpus, cached_corpus
 from horizongym.envs.search.types import QATask, Retriever
-from horizongym.envs.tasks import split
-
-TEST_FRACTION = 0.2
 _IMPORTERS = "horizongym.envs.search.importers"
 
 
@@ -37,20 +35,6 @@ class SearchDataset:
     tasks: tuple[QATask, ...]
     corpus: Corpus | None
     retriever: Retriever
-
-    def split(self, name: str) -> list[QATask]:
-        """The tasks of split ``train``, ``test`` or ``all``."""
-        return split(self.tasks, name, task_split)
-
-
-def task_split(task: QATask) -> str:
-    """A task's split: its own (HotpotQA's dev counts as test), else a stable 80/20 hash of its id."""
-    declared = str(task.meta.get("split", "")).lower()
-    if declared in ("train", "test"):
-        return declared
-    if declared in ("dev", "validation"):
-        return "test"
-    return "test" if zlib.crc32(task.id.encode()) % 1000 < TEST_FRACTION * 1000 else "train"
 
 
 def fictional_corpus_key(size: int, seed: int) -> str:
@@ -128,7 +112,7 @@ def load_search_data(spec: str = "fictional", retriever: str = "bm25") -> Search
                 corpus, tasks = _jsonl(Path(corpus_path).expanduser(), Path(questions_path).expanduser())
             else:
                 raise ValueError(
-                    f"unknown data {spec!r}: use 'fictional', 'fictional:N[:SEED]', 'hotpotqa:PATH' "
+                    f"unknown tasks={spec!r}: use 'fictional', 'fictional:N[:SEED]', 'hotpotqa:PATH' "
                     "or 'jsonl:CORPUS_PATH:QUESTIONS_PATH'"
                 )
             _loaded[key] = SearchDataset(spec, tasks, corpus, _retriever(retriever, corpus))

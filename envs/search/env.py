@@ -14,6 +14,11 @@ times ``answer_weight``), ``judge`` (see :mod:`horizongym.envs.search.rewards`, 
 ``judge_weight``) and ``format`` (the base class's penalty for an invalid action). With
 ``validation=True`` the reward is the answer's EM alone.
 
+Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``): a spec
+of :mod:`horizongym.envs.search.data` (``"fictional"``, the default; ``"hotpotqa:PATH"``...), whose
+retriever is ``retriever=``, or a list of :class:`~horizongym.envs.search.types.QATask` with the
+retriever over their documents as ``search_backend=``.
+
 ``instructions=False`` leaves the protocol paragraph out of the first message, which is then
 the ``Question: …`` line alone: for a policy that has already learned the protocol (a tiny
 model trained on it reads ~560 bytes less per round, and learns nothing from them).
@@ -24,7 +29,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.search.rewards import (
     JUDGE_REWARD_SETS,
     AnswerMetric,
@@ -35,7 +39,7 @@ from horizongym.envs.search.rewards import (
     judgment_reward,
 )
 from horizongym.envs.search.types import Hit, QATask, Retriever
-from horizongym.envs.tasks import check_task_order, choose, seeded_options
+from horizongym.envs.tasklist import TaskListEnv, split_of
 from horizongym.tools import NoToolCall, ToolCallError, tool
 
 MAX_QUERY_CHARS = 1000
@@ -68,7 +72,7 @@ class SearchEpisode:
     answer: str | None = None
 
 
-class SearchJudgeEnv(TextEnv):
+class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
     """Search a corpus, judge every result (ReSeek), and answer a multi-hop question."""
 
     description = "Search a corpus, judge each result's usefulness (ReSeek), answer a multi-hop question."
@@ -77,9 +81,11 @@ class SearchJudgeEnv(TextEnv):
     def __init__(
         self,
         *,
-        data: str = "fictional",
+        tasks: str | list[QATask] = "fictional",
         split: str = "train",
+        task_order: str = "random",
         retriever: str = "bm25",
+        search_backend: Retriever | None = None,
         top_k: int = 3,
         max_searches: int = 4,
         drop_rejected: bool = True,
@@ -90,28 +96,26 @@ class SearchJudgeEnv(TextEnv):
         judge_weight: float = 1.0,
         validation: bool = False,
         instructions: bool = True,
-        task_order: str = "random",
-        tasks: list[QATask] | None = None,
-        search_backend: Retriever | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("max_turns", 2 * max_searches + 2)
         if validation:
             kwargs["format_penalty"] = 0.0
-        super().__init__(**kwargs)
         if top_k < 1 or max_searches < 1:
             raise ValueError("top_k and max_searches must be at least 1")
-        check_task_order(task_order)
-        if (tasks is None) != (search_backend is None):
-            raise ValueError("pass both tasks= and search_backend=, or neither (then data= is used)")
-        if tasks is None or search_backend is None:
+        if isinstance(tasks, str):
+            if search_backend is not None:
+                raise ValueError("search_backend= goes with a list of tasks; a spec brings its own (see retriever=)")
             from horizongym.envs.search.data import load_search_data
 
-            dataset = load_search_data(data, retriever)
-            tasks, search_backend = dataset.split(split), dataset.retriever
-        if not tasks:
-            raise ValueError(f"no tasks in split {split!r} of {data!r}")
-        self.tasks, self.retriever = tasks, search_backend
+            dataset = load_search_data(tasks, retriever)
+            task_list, search_backend = list(dataset.tasks), dataset.retriever
+        elif search_backend is None:
+            raise ValueError("a list of tasks needs search_backend=, the retriever over their documents")
+        else:
+            task_list = tasks
+        super().__init__(tasks=task_list, split=split, task_order=task_order, **kwargs)
+        self.retriever = search_backend
         self.top_k, self.max_searches, self.drop_rejected = top_k, max_searches, drop_rejected
         self.max_observation_chars, self.answer_metric, self.validation = (
             max_observation_chars,
@@ -120,19 +124,20 @@ class SearchJudgeEnv(TextEnv):
         )
         self.judge_values = JUDGE_REWARD_SETS[judge_rewards] if isinstance(judge_rewards, str) else judge_rewards
         self.answer_weight, self.judge_weight = answer_weight, judge_weight
-        self.task_order, self.instructions = task_order, instructions
-        self.episode: SearchEpisode | None = None
+        self.instructions = instructions
 
     # ----- task ----------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        return super().reset(seed=seed, options=seeded_options(self.task_order, seed, options))
+    def task_id(self, task: QATask) -> str:
+        return task.id
 
-    def new_task(self, options: dict[str, Any]) -> Task:
-        task = choose(self.tasks, options, self.np_random, lambda t: t.id)
-        self.episode = SearchEpisode(task=task)
+    def task_split(self, task: QATask) -> str:
+        """The data's own split (HotpotQA's dev is test), else the stable hash of the id."""
+        return split_of(task.id, task.meta.get("split"))
+
+    def start_episode(self, task: QATask) -> tuple[SearchEpisode, str]:
         question = f"Question: {task.question}"
         if not self.instructions:
-            return Task(id=task.id, prompt=question)
+            return SearchEpisode(task=task), question
         prompt = (
             "Answer the question below. You may think inside <think> and </think> at any time. To look "
             "something up, write <search>query</search>; the top results come back inside <information> and "
@@ -141,7 +146,7 @@ class SearchJudgeEnv(TextEnv):
             f"{self.max_searches} times. When you know the answer, write only the answer inside <answer> and "
             "</answer>, for example <answer>Lisbon</answer>.\n" + question
         )
-        return Task(id=task.id, prompt=prompt)
+        return SearchEpisode(task=task), prompt
 
     def on_text(self, text: str) -> str:
         raise NoToolCall(
@@ -158,7 +163,7 @@ class SearchJudgeEnv(TextEnv):
         Args:
             query: what to look for, in a few words.
         """
-        episode = self._episode()
+        episode = self.episode
         if not query.strip():
             raise ProtocolError("the query is empty. Write what to look for: <search>your query</search>.")
         if len(episode.retrievals) >= self.max_searches:
@@ -182,7 +187,7 @@ class SearchJudgeEnv(TextEnv):
         Args:
             verdict: "Yes" if it helps, "No" if it does not.
         """
-        episode = self._episode()
+        episode = self.episode
         word = verdict.strip().strip(".!").lower()
         if word not in ("yes", "no"):
             raise ProtocolError(f"judge with Yes or No, e.g. <judge>Yes</judge> (got {verdict[:40]!r}).")
@@ -206,7 +211,7 @@ class SearchJudgeEnv(TextEnv):
         Args:
             answer: the answer only, as short as possible.
         """
-        episode = self._episode()
+        episode = self.episode
         if not episode.retrievals:
             raise ProtocolError("search before you answer: <search>query</search>.")
         note = self._settle_missing_judgment("answer")
@@ -233,14 +238,9 @@ class SearchJudgeEnv(TextEnv):
     def on_turn_limit(self) -> None:
         self._settle_missing_judgment("turn limit")
 
-    def _episode(self) -> SearchEpisode:
-        if self.episode is None:
-            raise ProtocolError("the episode has not started; call reset() first.")
-        return self.episode
-
     def _settle_missing_judgment(self, before: str) -> str:
         """Score an unjudged retrieval as a judgment error; return a note for the agent."""
-        episode = self._episode()
+        episode = self.episode
         if episode.pending is None:
             return ""
         episode.pending = None

@@ -21,25 +21,25 @@ Sandboxes come warm from the process's shared :class:`~horizongym.sandboxes.pool
 process killed, the workdir and /tmp emptied) and reloaded with the next instance's starting files.
 The hidden tests always run in a container of their own that no agent touched.
 
-Tasks (``instances=``): ``"embedded"`` (the default: bugs mined from a small library shipped
-with horizongym), ``"pypi"`` (bugs mined from real PyPI packages, see
-:mod:`horizongym.envs.swe.packages`), a JSONL file path, or a list of instances.
+Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``):
+``"embedded"`` (the default: bugs mined from a small library shipped with horizongym),
+``"pypi"`` (bugs mined from real PyPI packages), a JSONL file path (see
+:mod:`horizongym.envs.swe.data`), or a list of instances.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
-from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.contract import SANDBOX_LIMITS
+from horizongym.envs.swe.data import load_swe_tasks
 from horizongym.envs.swe.editor import Editor, EditorError
 from horizongym.envs.swe.harness import SWEEvaluation, evaluate_patch, sandbox_spec
-from horizongym.envs.swe.types import SWEInstance, load_instances
-from horizongym.envs.tasks import check_task_order, choose, seeded_options
+from horizongym.envs.swe.types import SWEInstance
+from horizongym.envs.tasklist import TaskListEnv
 from horizongym.sandboxes.base import LimitName, Sandbox, SandboxError
 from horizongym.tools import tool
 
@@ -47,31 +47,6 @@ if TYPE_CHECKING:
     from horizongym.sandboxes.pool import SandboxPool
 
 DIFF_COMMAND = "git add -A >/dev/null 2>&1 && git diff --cached --binary HEAD"
-
-_KNOWN: dict[str, SWEInstance] = {}
-"""Every instance an SWE env of this process has loaded, by id (scripted experts look gold patches up here)."""
-
-
-def known_instance(instance_id: str) -> SWEInstance | None:
-    """An instance some SWE env of this process loaded (for scripted policies), or None."""
-    return _KNOWN.get(instance_id)
-
-
-def load_instance_set(instances: str | list[SWEInstance]) -> list[SWEInstance]:
-    """Resolve ``instances=`` (see the module docstring) to a list."""
-    if isinstance(instances, list):
-        return instances
-    if instances == "embedded":
-        from horizongym.envs.swe.mining import embedded_instances
-
-        return embedded_instances()
-    if instances == "pypi":
-        from horizongym.envs.swe.mining import default_package_instances
-
-        return default_package_instances()
-    if Path(instances).is_file():
-        return load_instances(instances)
-    raise ValueError(f"instances must be 'embedded', 'pypi', a JSONL file or a list of SWEInstance; got {instances!r}")
 
 
 @dataclass
@@ -86,7 +61,7 @@ class SWEEpisode:
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
-class SWEEnv(TextEnv):
+class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
     """Fix a bug in a real Python project; hidden tests judge the diff (SWE-bench format)."""
 
     description = "fixes a bug in a Python project in a sandbox with bash and an editor; hidden tests judge the diff"
@@ -95,41 +70,34 @@ class SWEEnv(TextEnv):
 
     def __init__(
         self,
-        instances: str | list[SWEInstance] = "embedded",
         *,
+        tasks: str | list[SWEInstance] = "embedded",
+        split: str = "train",
+        task_order: str = "random",
         backend: Literal["auto", "docker", "local"] = "auto",
         command_timeout: float = 30.0,
         test_timeout: float = 300.0,
-        task_order: str = "random",
         warm_pool: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        check_task_order(task_order)
-        self.instances = load_instance_set(instances)
-        if not self.instances:
-            raise ValueError("no SWE instances to play")
-        for instance in self.instances:
-            _KNOWN[instance.instance_id] = instance
+        super().__init__(tasks=load_swe_tasks(tasks), split=split, task_order=task_order, **kwargs)
         self.backend = backend
         self.command_timeout = command_timeout
         self.test_timeout = test_timeout
-        self.task_order = task_order
         self.warm_pool = warm_pool
-        self.episode: SWEEpisode | None = None
 
     # ----- episodes -------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        return super().reset(seed=seed, options=seeded_options(self.task_order, seed, options))
+    def task_id(self, task: SWEInstance) -> str:
+        return task.instance_id
 
-    def new_task(self, options: dict[str, Any]) -> Task:
+    def start_episode(self, task: SWEInstance) -> tuple[SWEEpisode, str]:
         from horizongym.sandboxes import open_sandbox
 
-        self._release()
-        instance = choose(self.instances, options, self.np_random, lambda i: i.instance_id)
-        sandbox = open_sandbox(sandbox_spec(instance), backend=self.backend, pool=self._pool())
-        self.episode = SWEEpisode(instance, sandbox, Editor(sandbox))
-        return Task(id=instance.instance_id, prompt=self.prompt(instance, sandbox))
+        sandbox = open_sandbox(sandbox_spec(task), backend=self.backend, pool=self._pool())
+        return SWEEpisode(task, sandbox, Editor(sandbox)), self.prompt(task, sandbox)
+
+    def release_episode(self, episode: SWEEpisode) -> None:
+        episode.sandbox.close()
 
     def _pool(self) -> SandboxPool | None:
         """The process's shared warm pool, when episodes run in docker and ``warm_pool`` is on."""
@@ -153,20 +121,6 @@ class SWEEnv(TextEnv):
             f"changes to test files are ignored.{isolation}"
         )
 
-    def _episode(self) -> SWEEpisode:
-        if self.episode is None:
-            raise RuntimeError("no episode is running; call reset() first")
-        return self.episode
-
-    def _release(self) -> None:
-        if self.episode is not None:
-            self.episode.sandbox.close()
-            self.episode = None
-
-    def close(self) -> None:
-        self._release()
-        super().close()
-
     def _stop(self, limit: LimitName, detail: str) -> None:
         """End the episode as truncated: a containment limit was hit, or the sandbox died."""
         self.truncate_episode(SANDBOX_LIMITS[limit], detail)
@@ -179,7 +133,7 @@ class SWEEnv(TextEnv):
         Args:
             command: the command line, e.g. "grep -rn 'def parse' src | head".
         """
-        episode = self._episode()
+        episode = self.episode
         episode.commands += 1
         try:
             result = episode.sandbox.exec(command, timeout=self.command_timeout)
@@ -224,7 +178,7 @@ class SWEEnv(TextEnv):
             insert_line: the line after which new_str is inserted; 0 inserts at the top (insert).
             view_range: [first, last] lines to show, last = -1 for the end of the file (view).
         """
-        episode = self._episode()
+        episode = self.episode
         try:
             return episode.editor.run(
                 command,
@@ -244,7 +198,7 @@ class SWEEnv(TextEnv):
     @tool
     def submit(self) -> str:
         """Submit your changes to /work; hidden tests judge them and the episode ends."""
-        episode = self._episode()
+        episode = self.episode
         try:
             diff = episode.sandbox.exec(DIFF_COMMAND, timeout=60).output
         except SandboxError as error:
