@@ -24,6 +24,7 @@ from pathlib import Path
 from horizongym.cache import content_key
 from horizongym.envs.search.corpus import Corpus, cached_corpus
 from horizongym.envs.search.types import QATask, Retriever
+
 _IMPORTERS = "horizongym.envs.search.importers"
 
 
