@@ -1,0 +1,75 @@
+"""The demo's episodes: the scripted expert on the train questions (the SFT data) and the model's
+greedy evaluation on the held-out questions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from horizongym.training.demo.data import split_size
+from horizongym.training.demo.settings import ENV_ID, DemoSettings
+
+
+def expert_episodes(data: str, settings: DemoSettings, path: Path, split: str = "train") -> list[Any]:
+    """The scripted expert on the ``split`` questions (``sft_tasks`` of them), stored at ``path``."""
+    from horizongym.agents.scripted import expert_for
+    from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts.store import EpisodeStore
+
+    path.unlink(missing_ok=True)
+    count = split_size(data, split) if settings.sft_tasks is None else min(settings.sft_tasks, split_size(data, split))
+    with (
+        EpisodeStore(path) as store,
+        RolloutEngine(
+            EnvRecipe(ENV_ID, settings.env_kwargs(data, split)),
+            expert_for(ENV_ID),
+            concurrency=settings.concurrency,
+            store=store,
+            progress=False,
+        ) as engine,
+    ):
+        return sorted(engine.run_sync(count, 1, seed=0), key=lambda e: e.seed)
+
+
+def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path: Path) -> dict[str, Any]:
+    """Greedy episodes on the held-out questions (seeds ``0..n-1``), stored at ``path``."""
+    import numpy as np
+
+    from horizongym.agents.hf import TransformersPolicy
+    from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts.store import EpisodeStore
+
+    path.unlink(missing_ok=True)
+    count = split_size(data, "test") if settings.eval_tasks is None else settings.eval_tasks
+    policy = TransformersPolicy(
+        model,
+        tokenizer,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=0.0,
+        max_batch_size=settings.concurrency,
+    )
+
+    async def run(engine: RolloutEngine) -> list[Any]:
+        try:
+            return await engine.run(count, 1, seed=0)
+        finally:
+            await policy.aclose()
+
+    with (
+        EpisodeStore(path) as store,
+        RolloutEngine(
+            EnvRecipe(ENV_ID, settings.env_kwargs(data, "test")),
+            policy,
+            concurrency=settings.concurrency,
+            store=store,
+            progress=False,
+        ) as engine,
+    ):
+        episodes = asyncio.run(run(engine))
+    return {
+        "success": float(np.mean([bool(e.success) for e in episodes])),
+        "mean_reward": float(np.mean([e.total_reward for e in episodes])),
+        "episodes": len(episodes),
+        "episodes_path": str(path),
+    }
