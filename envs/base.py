@@ -167,7 +167,8 @@ class TextEnv(gym.Env[str, str]):
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         state = self.state
-        if state.task is None or state.terminated or state.truncated:
+        task = state.task
+        if task is None or state.terminated or state.truncated:
             raise gym.error.ResetNeeded("the episode has not started or has ended; call reset() first")
         state.turn += 1
         state.turn_ended = False
@@ -177,18 +178,19 @@ class TextEnv(gym.Env[str, str]):
         state.step_rewards = rewards
         info: StepInfo = {
             "tools": self._tool_schemas,
-            "task_id": state.task.id,
+            "task_id": task.id,
             "turn": state.turn,
             "reward_components": rewards,
         }
-        errors: list[ToolCallError]
+        errors: list[ToolCallError] = []
+        # the parser's fast path: text that cannot hold a call in any format goes straight to on_text
         plain = isinstance(action, str) and is_plain_text(action)
         parsed = None if plain else parse_action(action, self._tag_arguments)
         if parsed is not None and (parsed.calls or parsed.errors):
             observation, errors = self._run_calls(parsed, info)
         else:
             try:
-                observation, errors = self.on_text(action.strip() if parsed is None else parsed.text), []
+                observation = self.on_text(action.strip() if parsed is None else parsed.text)
             except ToolCallError as error:
                 observation, errors = error.observation(), [error]
         if errors:
@@ -206,8 +208,8 @@ class TextEnv(gym.Env[str, str]):
         record: dict[str, Any] = info  # type: ignore[assignment]  # a StepInfo is the dict Gymnasium returns
         if state.step_info:
             record.update(state.step_info)
-        # a timed-out tool still running in its thread writes into a dict nobody reads any more
-        state.step_rewards = {}
+        # a copy: a timed-out tool still running in its thread may yet write into ``rewards``,
+        # which stays ``state.step_rewards`` until the next step replaces it
         info["reward_components"] = components = dict(rewards)
         return self._emit(observation), sum(components.values()), state.terminated, state.truncated, record
 
