@@ -231,11 +231,8 @@ class RolloutEngine:
 
         self._closer.submit(close)
 
-    async def _call_env(
-        self, env: gym.Env[Any, Any], blocking: bool, fn: Callable[[], Any], deadline: float | None
-    ) -> Any:
-        if not blocking:
-            return fn()
+    async def _in_thread(self, fn: Callable[[], Any], deadline: float | None) -> Any:
+        """Run a blocking env call in the thread pool, within the episode's deadline."""
         future = asyncio.get_running_loop().run_in_executor(self._threads, fn)
         timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
         return await asyncio.wait_for(future, timeout)
@@ -260,7 +257,7 @@ class RolloutEngine:
         total_reward = 0.0
         try:
             if blocking:
-                observation, info = await self._call_env(env, blocking, lambda: env.reset(seed=seed), deadline)
+                observation, info = await self._in_thread(lambda: env.reset(seed=seed), deadline)
             else:
                 observation, info = env.reset(seed=seed)
             task_id = info.get(TASK_ID)
@@ -279,7 +276,7 @@ class RolloutEngine:
                     if deadline is None:
                         action: Action = await acting
                     else:
-                        action = await asyncio.wait_for(acting, max(0.0, deadline - turn_start))
+                        action = await asyncio.wait_for(acting, max(0.0, deadline - clock()))
                 except TimeoutError:
                     reason, error = "time_limit", "the policy ran past the episode's time limit"
                     break
@@ -300,10 +297,10 @@ class RolloutEngine:
                     env_action = action.text
                 pending = assistant  # in the record even if the step fails
                 if blocking:
-                    observation, reward, terminated, truncated, info = await self._call_env(
-                        env, blocking, functools.partial(env.step, env_action), deadline
+                    observation, reward, terminated, truncated, info = await self._in_thread(
+                        functools.partial(env.step, env_action), deadline
                     )
-                else:
+                else:  # a non-blocking env steps right here: no thread, no suspension
                     observation, reward, terminated, truncated, info = env.step(env_action)
                 env_end = clock()
                 turn += 1
@@ -339,8 +336,8 @@ class RolloutEngine:
                     if reason == "env_error":
                         error, success = detail, None
                     break
-                # the next turn starts where this step ended: its policy time includes the few
-                # microseconds spent recording this step, and the loop reads the clock once less
+                # the next turn starts where this step ended (one clock read less per turn): its
+                # policy_seconds include the few microseconds spent recording this step
                 turn_start = env_end
         except TimeoutError:
             reason, error, broken = "time_limit", "the environment ran past the episode's time limit", True
