@@ -208,8 +208,8 @@ class TextEnv(gym.Env[str, str]):
         record: dict[str, Any] = info  # type: ignore[assignment]  # a StepInfo is the dict Gymnasium returns
         if state.step_info:
             record.update(state.step_info)
-        # a copy: a timed-out tool still running in its thread may yet write into ``rewards``,
-        # which stays ``state.step_rewards`` until the next step replaces it
+        # a timed-out tool still running in its thread writes into a dict nobody reads any more
+        state.step_rewards = {}
         info["reward_components"] = components = dict(rewards)
         return self._emit(observation), sum(components.values()), state.terminated, state.truncated, record
 
