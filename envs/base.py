@@ -167,7 +167,8 @@ class TextEnv(gym.Env[str, str]):
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         state = self.state
-        if state.task is None or state.terminated or state.truncated:
+        task = state.task
+        if task is None or state.terminated or state.truncated:
             raise gym.error.ResetNeeded("the episode has not started or has ended; call reset() first")
         state.turn += 1
         state.turn_ended = False
@@ -177,18 +178,19 @@ class TextEnv(gym.Env[str, str]):
         state.step_rewards = rewards
         info: StepInfo = {
             "tools": self._tool_schemas,
-            "task_id": state.task.id,
+            "task_id": task.id,
             "turn": state.turn,
             "reward_components": rewards,
         }
-        errors: list[ToolCallError]
+        errors: list[ToolCallError] = []
+        # the parser's fast path: text that cannot hold a call in any format goes straight to on_text
         plain = isinstance(action, str) and is_plain_text(action)
         parsed = None if plain else parse_action(action, self._tag_arguments)
         if parsed is not None and (parsed.calls or parsed.errors):
             observation, errors = self._run_calls(parsed, info)
         else:
             try:
-                observation, errors = self.on_text(action.strip() if parsed is None else parsed.text), []
+                observation = self.on_text(action.strip() if parsed is None else parsed.text)
             except ToolCallError as error:
                 observation, errors = error.observation(), [error]
         if errors:

@@ -87,7 +87,7 @@ def test_the_base_env_emits_only_step_info_keys() -> None:
 def test_the_store_refuses_an_episode_it_could_not_read_back(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     good = Episode(env_id="KeyChain-v0", seed=0)
-    bad = Episode.trusted(env_id="KeyChain-v0", seed=1, termination_reason="timeout: killed")
+    bad = Episode.trusted({"env_id": "KeyChain-v0", "seed": 1, "termination_reason": "timeout: killed"})
     with EpisodeStore(path) as store:
         store.append(good)
         with pytest.raises(UnreadableEpisode, match="would not read back"):

@@ -328,3 +328,25 @@ def test_sampling_seed_gives_each_run_its_own_decoding_seeds() -> None:
     assert seeds_of(0) == seeds_of(0)
     assert not set(seeds_of(0)) & set(seeds_of(1))
     assert len(set(seeds_of(0))) == 6
+
+
+def test_every_turn_is_decoded_with_its_policy_seed(test_envs: None) -> None:
+    class Seeds(Policy):
+        def __init__(self) -> None:
+            self.seen: list[tuple[int, int | None]] = []
+
+        async def act(
+            self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None
+        ) -> Action:
+            turn = int(messages[-1]["content"].split()[1])  # MarkovEnv shows "round <turn>"
+            self.seen.append((turn, seed))
+            return Action(text="go on")
+
+    policy = Seeds()
+    big = 10**12  # large enough that the seeds wrap around their modulus
+    with RolloutEngine("TestMarkov-v0", policy, concurrency=2, progress=False, sampling_seed=big) as engine:
+        episodes = engine.run_sync(2, group_size=2, seed=5)
+    assert sorted(policy.seen) == sorted(
+        (turn, policy_seed(e.seed, e.sample, turn, big)) for e in episodes for turn in range(e.num_turns)
+    )
+    assert len(policy.seen) == 16

@@ -105,7 +105,7 @@ def _looks_like_openai(obj: Any) -> bool:
 def parse_action(action: Any, tag_arguments: Mapping[str, str] | None = None) -> ParsedAction:
     """Split ``action`` into text, tool calls and errors. Never raises."""
     try:
-        return _parse(action, dict(tag_arguments or {}))
+        return _parse(action, tag_arguments or {})
     except Exception as exc:  # a last guard: a parser bug must not crash an episode
         return ParsedAction(text="", errors=[MalformedToolCall(f"the action could not be read ({exc!r}).")])
 
@@ -115,7 +115,7 @@ def is_plain_text(action: str) -> bool:
     return "<" not in action and action.lstrip()[:1] not in ("{", "[")
 
 
-def _parse(action: Any, tag_arguments: dict[str, str]) -> ParsedAction:
+def _parse(action: Any, tag_arguments: Mapping[str, str]) -> ParsedAction:
     if isinstance(action, str) and is_plain_text(action):
         return ParsedAction(text=action.strip())
     if not isinstance(action, str):

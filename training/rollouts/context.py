@@ -63,7 +63,12 @@ class PolicyContext:
             self.messages = self._opening(observation)
             self._previous = (len(self.messages) - 1, len(self.messages))
             return [assistant, {"role": "user", "content": observation, FRESH_CONTEXT: True}]
-        replies = tool_messages(observation, call_ids, info) if call_ids else [{"role": "user", "content": observation}]
+        if not call_ids:
+            reply = {"role": "user", "content": observation}
+            messages.append(reply)
+            self._previous = (len(messages) - 1, len(messages))
+            return [assistant, reply]
+        replies = tool_messages(observation, call_ids, info)
         messages.extend(replies)
         self._previous = (len(messages) - len(replies), len(messages))
         return [assistant, *replies]

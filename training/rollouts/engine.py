@@ -26,7 +26,7 @@ import contextlib
 import functools
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +58,11 @@ from horizongym.training.rollouts.trajectory import Episode, Step
 _INFO_KEPT_ELSEWHERE = frozenset({TOOLS, REWARD_COMPONENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR})
 """``info`` keys a Step records in fields of its own (the rest go to ``Step.info``)."""
 
+# Bound once: looking up an attribute of a pydantic model class costs about 0.4 µs (its
+# metaclass's ``__getattr__`` hook), and a step record is built for every step.
+_step_record = Step.trusted
+_episode_record = Episode.trusted
+
 
 @dataclass(frozen=True)
 class EnvRecipe:
@@ -76,9 +81,16 @@ class _BrokenEnv(Exception):
     """The env raised or hung: discard it and build a fresh one."""
 
 
+_SEED_MODULUS = 2_147_483_647
+
+
 def policy_seed(seed: int, sample: int, turn: int, sampling_seed: int = 0) -> int:
-    """A distinct, reproducible sampling seed for each (task, sample, turn) of a run's ``sampling_seed``."""
-    return (((sampling_seed * 1_000_003 + seed) * 100_003 + sample) * 1_009 + turn) % 2_147_483_647
+    """A distinct, reproducible sampling seed for each (task, sample, turn) of a run's ``sampling_seed``.
+
+    Linear in ``turn``: ``policy_seed(s, g, t) == (policy_seed(s, g, 0) + t) % 2_147_483_647``,
+    which the engine uses to draw each turn's seed without a call.
+    """
+    return (((sampling_seed * 1_000_003 + seed) * 100_003 + sample) * 1_009 + turn) % _SEED_MODULUS
 
 
 class RolloutEngine:
@@ -149,11 +161,11 @@ class RolloutEngine:
         if resume and self.store is not None:
             done = self.store.finished_keys(self.recipe.env_id, self.recipe.kwargs)
             jobs = [job for job in jobs if job not in done]
-        queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
-        for job in jobs:
-            queue.put_nowait(job)
+        pending = iter(jobs)  # shared by the workers: each takes the next job when it is free
         finished: asyncio.Queue[Episode | None] = asyncio.Queue()
-        workers = [asyncio.create_task(self._worker(queue, finished)) for _ in range(min(self.concurrency, len(jobs)))]
+        workers = [
+            asyncio.create_task(self._worker(pending, finished)) for _ in range(min(self.concurrency, len(jobs)))
+        ]
         bar = tqdm(total=len(jobs), unit="ep", disable=not self.progress, dynamic_ncols=True, desc="rollout")
         reward_sum, count, remaining = 0.0, 0, len(workers)
         try:
@@ -175,13 +187,12 @@ class RolloutEngine:
             bar.close()
 
     # ----- internals ------------------------------------------------------------------
-    async def _worker(self, jobs: asyncio.Queue[tuple[int, int]], finished: asyncio.Queue[Episode | None]) -> None:
+    async def _worker(self, jobs: Iterator[tuple[int, int]], finished: asyncio.Queue[Episode | None]) -> None:
         env: gym.Env[Any, Any] | None = None
         in_episode: gym.Env[Any, Any] | None = None  # an env whose step may still be running in a thread
         last_yield = time.perf_counter()
         try:
-            while not jobs.empty():
-                seed, sample = jobs.get_nowait()
+            for seed, sample in jobs:
                 if env is None:
                     env = self._idle_envs.pop() if self._idle_envs else await self._build_env()
                 in_episode = env
@@ -220,11 +231,8 @@ class RolloutEngine:
 
         self._closer.submit(close)
 
-    async def _call_env(
-        self, env: gym.Env[Any, Any], blocking: bool, fn: Callable[[], Any], deadline: float | None
-    ) -> Any:
-        if not blocking:
-            return fn()
+    async def _in_thread(self, fn: Callable[[], Any], deadline: float | None) -> Any:
+        """Run a blocking env call in the thread pool, within the episode's deadline."""
         future = asyncio.get_running_loop().run_in_executor(self._threads, fn)
         timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
         return await asyncio.wait_for(future, timeout)
@@ -235,6 +243,8 @@ class RolloutEngine:
         start = clock()
         deadline = start + self.episode_timeout_s if self.episode_timeout_s else None
         blocking = self._blocking(env)
+        act, max_turns = self.policy.act, self.max_turns
+        first_turn_seed = policy_seed(seed, sample, 0, self.sampling_seed)
         steps: list[Step] = []
         transcript: list[Message] = []
         task_id: str | None = None
@@ -244,26 +254,29 @@ class RolloutEngine:
         detail: str | None = None
         pending: Message | None = None
         broken = False
+        total_reward = 0.0
         try:
-            observation, info = await self._call_env(env, blocking, lambda: env.reset(seed=seed), deadline)
+            if blocking:
+                observation, info = await self._in_thread(lambda: env.reset(seed=seed), deadline)
+            else:
+                observation, info = env.reset(seed=seed)
             task_id = info.get(TASK_ID)
             tools: list[dict[str, Any]] = info.get(TOOLS, [])
             context = PolicyContext(observation, self.system_prompt)
             transcript.extend(context.messages)
             turn = 0
+            turn_start = clock()
             while True:
-                if self.max_turns is not None and turn >= self.max_turns:
+                if max_turns is not None and turn >= max_turns:
                     reason = "max_turns"
                     break
-                turn_start = clock()
-                acting = self.policy.act(
-                    context.messages, tools, seed=policy_seed(seed, sample, turn, self.sampling_seed)
-                )
+                # (first_turn_seed + turn) % modulus is policy_seed(seed, sample, turn, sampling_seed)
+                acting = act(context.messages, tools, seed=(first_turn_seed + turn) % _SEED_MODULUS)
                 try:
                     if deadline is None:
                         action: Action = await acting
                     else:
-                        action = await asyncio.wait_for(acting, max(0.0, deadline - turn_start))
+                        action = await asyncio.wait_for(acting, max(0.0, deadline - clock()))
                 except TimeoutError:
                     reason, error = "time_limit", "the policy ran past the episode's time limit"
                     break
@@ -284,31 +297,35 @@ class RolloutEngine:
                     env_action = action.text
                 pending = assistant  # in the record even if the step fails
                 if blocking:
-                    observation, reward, terminated, truncated, info = await self._call_env(
-                        env, blocking, functools.partial(env.step, env_action), deadline
+                    observation, reward, terminated, truncated, info = await self._in_thread(
+                        functools.partial(env.step, env_action), deadline
                     )
-                else:
+                else:  # a non-blocking env steps right here: no thread, no suspension
                     observation, reward, terminated, truncated, info = env.step(env_action)
+                env_end = clock()
                 turn += 1
-                extra = info.keys() - _INFO_KEPT_ELSEWHERE
+                reward = float(reward)
+                total_reward += reward
                 components = info.get(REWARD_COMPONENTS)
                 steps.append(
-                    Step.trusted(
-                        turn=turn,
-                        action=env_action,
-                        tool_calls=tuple(info.get(TOOL_CALLS, ())),
-                        observation=observation,
-                        reward=float(reward),
-                        reward_components={"reward": float(reward)} if components is None else components,
-                        terminated=bool(terminated),
-                        truncated=bool(truncated),
-                        error=info.get(ERROR),
-                        prompt_token_ids=action.prompt_token_ids,
-                        token_ids=action.token_ids,
-                        logprobs=action.logprobs,
-                        policy_seconds=env_start - turn_start,
-                        env_seconds=clock() - env_start,
-                        info={k: info[k] for k in extra} if extra else {},
+                    _step_record(
+                        {
+                            "turn": turn,
+                            "action": env_action,
+                            "tool_calls": tuple(info.get(TOOL_CALLS, ())),
+                            "observation": observation,
+                            "reward": reward,
+                            "reward_components": {"reward": reward} if components is None else components,
+                            "terminated": bool(terminated),
+                            "truncated": bool(truncated),
+                            "error": info.get(ERROR),
+                            "prompt_token_ids": action.prompt_token_ids,
+                            "token_ids": action.token_ids,
+                            "logprobs": action.logprobs,
+                            "policy_seconds": env_start - turn_start,
+                            "env_seconds": env_end - env_start,
+                            "info": _other_info(info),
+                        }
                     )
                 )
                 pending = None
@@ -319,32 +336,45 @@ class RolloutEngine:
                     if reason == "env_error":
                         error, success = detail, None
                     break
+                # the next turn starts where this step ended (one clock read less per turn): its
+                # policy_seconds include the few microseconds spent recording this step
+                turn_start = env_end
         except TimeoutError:
             reason, error, broken = "time_limit", "the environment ran past the episode's time limit", True
         except Exception as exc:
             reason, error, broken = "env_error", _describe(exc, "reset" if task_id is None else "step"), True
         if pending is not None:
             transcript.append(pending)
-        episode = Episode.trusted(
-            env_id=self.recipe.env_id,
-            env_kwargs=dict(self.recipe.kwargs),
-            seed=seed,
-            sample=sample,
-            task_id=task_id,
-            policy=self.policy.name,
-            messages=transcript,
-            steps=steps,
-            total_reward=sum(s.reward for s in steps),
-            success=success,
-            terminated=reason == "terminated",
-            truncated=reason != "terminated",
-            termination_reason=reason,
-            termination_detail=detail,
-            error=error,
-            started_at=time.time() - (clock() - start),
-            seconds=clock() - start,
+        seconds = clock() - start
+        episode = _episode_record(
+            {
+                "env_id": self.recipe.env_id,
+                "env_kwargs": dict(self.recipe.kwargs),
+                "seed": seed,
+                "sample": sample,
+                "task_id": task_id,
+                "policy": self.policy.name,
+                "messages": transcript,
+                "steps": steps,
+                "total_reward": total_reward,
+                "success": success,
+                "terminated": reason == "terminated",
+                "truncated": reason != "terminated",
+                "termination_reason": reason,
+                "termination_detail": detail,
+                "error": error,
+                "started_at": time.time() - seconds,
+                "seconds": seconds,
+            }
         )
         return episode, broken
+
+
+def _other_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The ``info`` entries that a Step has no field of its own for (``Step.info``)."""
+    if info.keys() <= _INFO_KEPT_ELSEWHERE:  # the usual case, tested without building a set
+        return {}
+    return {key: value for key, value in info.items() if key not in _INFO_KEPT_ELSEWHERE}
 
 
 def _ending(info: dict[str, Any], *, terminated: bool) -> tuple[TerminationReason, str | None]:
