@@ -31,7 +31,7 @@ from horizongym.envs.swe.cli import add_swe_commands
 from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
 from horizongym.training.config import TrainConfig
-from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, read_episodes
+from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, RolloutError, read_episodes
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.summary import format_table, summarize
 
@@ -157,7 +157,7 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                 ) as engine,
             ):
                 await engine.run(args.n, args.group, seed=args.seed, resume=args.resume)
-        except PolicyError as exc:
+        except (PolicyError, RolloutError) as exc:
             raise CommandError(str(exc)) from None
         finally:
             await policy.aclose()

@@ -16,7 +16,14 @@ from horizongym.agents import Action, Policy, RandomPolicy, expert_for
 from horizongym.envs import Task, TextEnv
 from horizongym.envs.keychain import KeyChainEnv
 from horizongym.tools import ToolCall
-from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, policy_seed, read_episodes
+from horizongym.training.rollouts import (
+    EnvRecipe,
+    EpisodeStore,
+    RolloutEngine,
+    RolloutError,
+    policy_seed,
+    read_episodes,
+)
 
 
 class CrashingEnv(TextEnv):
@@ -350,3 +357,19 @@ def test_every_turn_is_decoded_with_its_policy_seed(test_envs: None) -> None:
         (turn, policy_seed(e.seed, e.sample, turn, big)) for e in episodes for turn in range(e.num_turns)
     )
     assert len(policy.seen) == 16
+
+
+def test_an_env_that_cannot_be_built_stops_the_run_with_the_reason() -> None:
+    engine = RolloutEngine(EnvRecipe("KeyChain-v0", {"no_such_option": 1}), RandomPolicy(), progress=False)
+    with engine, pytest.raises(RolloutError, match=r"could not build KeyChain-v0.*no_such_option"):
+        engine.run_sync(4)
+
+
+def test_a_store_that_refuses_an_episode_stops_the_run(tmp_path: Path) -> None:
+    class Refusing(EpisodeStore):
+        def append(self, episode: Any) -> None:
+            raise OSError("disk full")
+
+    engine = RolloutEngine("KeyChain-v0", RandomPolicy(), store=Refusing(tmp_path / "e.jsonl"), progress=False)
+    with engine, pytest.raises(RolloutError, match="could not store an episode: OSError: disk full"):
+        engine.run_sync(4)

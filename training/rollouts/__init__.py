@@ -1,7 +1,16 @@
 """Rollouts: the engine, its records and their store (no torch); the trainer builds on these."""
 
-from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine, policy_seed
+from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine, RolloutError, policy_seed
 from horizongym.training.rollouts.store import EpisodeStore, read_episodes
 from horizongym.training.rollouts.trajectory import Episode, Step
 
-__all__ = ["EnvRecipe", "Episode", "EpisodeStore", "RolloutEngine", "Step", "policy_seed", "read_episodes"]
+__all__ = [
+    "EnvRecipe",
+    "Episode",
+    "EpisodeStore",
+    "RolloutEngine",
+    "RolloutError",
+    "Step",
+    "policy_seed",
+    "read_episodes",
+]

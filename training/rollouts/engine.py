@@ -77,8 +77,8 @@ class EnvRecipe:
         return make(self.env_id, disable_env_checker=True, **self.kwargs)
 
 
-class _BrokenEnv(Exception):
-    """The env raised or hung: discard it and build a fresh one."""
+class RolloutError(RuntimeError):
+    """A run cannot go on: its env cannot be built, or its store refused an episode (the message says which)."""
 
 
 _SEED_MODULUS = 2_147_483_647
@@ -162,7 +162,7 @@ class RolloutEngine:
             done = self.store.finished_keys(self.recipe.env_id, self.recipe.kwargs)
             jobs = [job for job in jobs if job not in done]
         pending = iter(jobs)  # shared by the workers: each takes the next job when it is free
-        finished: asyncio.Queue[Episode | None] = asyncio.Queue()
+        finished: asyncio.Queue[Episode | RolloutError | None] = asyncio.Queue()
         workers = [
             asyncio.create_task(self._worker(pending, finished)) for _ in range(min(self.concurrency, len(jobs)))
         ]
@@ -174,6 +174,8 @@ class RolloutEngine:
                 if episode is None:
                     remaining -= 1
                     continue
+                if isinstance(episode, RolloutError):
+                    raise episode
                 count += 1
                 reward_sum += episode.total_reward
                 if self.progress:
@@ -187,14 +189,21 @@ class RolloutEngine:
             bar.close()
 
     # ----- internals ------------------------------------------------------------------
-    async def _worker(self, jobs: Iterator[tuple[int, int]], finished: asyncio.Queue[Episode | None]) -> None:
+    async def _worker(
+        self, jobs: Iterator[tuple[int, int]], finished: asyncio.Queue[Episode | RolloutError | None]
+    ) -> None:
         env: gym.Env[Any, Any] | None = None
         in_episode: gym.Env[Any, Any] | None = None  # an env whose step may still be running in a thread
         last_yield = time.perf_counter()
         try:
             for seed, sample in jobs:
                 if env is None:
-                    env = self._idle_envs.pop() if self._idle_envs else await self._build_env()
+                    try:
+                        env = self._idle_envs.pop() if self._idle_envs else await self._build_env()
+                    except Exception as exc:
+                        recipe = f"{self.recipe.env_id} with {self.recipe.kwargs}"
+                        finished.put_nowait(RolloutError(f"could not build {recipe}: {type(exc).__name__}: {exc}"))
+                        return
                 in_episode = env
                 episode, broken = await self._episode(env, seed, sample)
                 in_episode = None
@@ -202,7 +211,11 @@ class RolloutEngine:
                     self._discard_env(env)
                     env = None
                 if self.store is not None:
-                    await asyncio.get_running_loop().run_in_executor(self._writer, self.store.append, episode)
+                    try:
+                        await asyncio.get_running_loop().run_in_executor(self._writer, self.store.append, episode)
+                    except Exception as exc:
+                        finished.put_nowait(RolloutError(f"could not store an episode: {type(exc).__name__}: {exc}"))
+                        return
                 finished.put_nowait(episode)
                 if time.perf_counter() - last_yield > 0.02:  # instant policies never suspend: let others run
                     await asyncio.sleep(0)
