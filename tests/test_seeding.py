@@ -56,7 +56,9 @@ def test_the_state_words_are_numpys_and_other_requests_go_to_numpy(seed: int) ->
 def test_spawned_generators_are_gymnasiums() -> None:
     ours, theirs = np_random(123)[0].spawn(3), seeding.np_random(123)[0].spawn(3)
     assert [draws(g) for g in ours] == [draws(g) for g in theirs]
-    assert ours[0].bit_generator.seed_seq.spawn_key == theirs[0].bit_generator.seed_seq.spawn_key == (0,)
+    our_child, their_child = ours[0].bit_generator.seed_seq, theirs[0].bit_generator.seed_seq
+    assert isinstance(our_child, np.random.SeedSequence) and isinstance(their_child, np.random.SeedSequence)
+    assert our_child.spawn_key == their_child.spawn_key == (0,)
 
 
 def test_seeds_that_are_not_non_negative_ints_get_gymnasiums_answer() -> None:
