@@ -53,7 +53,7 @@ from horizongym.envs.contract import (
 )
 from horizongym.training.rollouts.context import PolicyContext
 from horizongym.training.rollouts.store import EpisodeStore
-from horizongym.training.rollouts.trajectory import Episode, Step
+from horizongym.training.rollouts.trajectory import EMPTY_DICT, Episode, Step
 
 _INFO_KEPT_ELSEWHERE = frozenset({TOOLS, REWARD_COMPONENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR})
 """``info`` keys a Step records in fields of its own (the rest go to ``Step.info``)."""
@@ -323,6 +323,10 @@ class RolloutEngine:
                 reward = float(reward)
                 total_reward += reward
                 components = info.get(REWARD_COMPONENTS)
+                if components is None:
+                    components = {"reward": reward}
+                elif not components:
+                    components = EMPTY_DICT  # shared: one dict less for the garbage collector per step
                 calls = info.get(TOOL_CALLS)
                 steps.append(
                     _step_record(
@@ -332,7 +336,7 @@ class RolloutEngine:
                             "tool_calls": tuple(calls) if calls else (),
                             "observation": observation,
                             "reward": reward,
-                            "reward_components": {"reward": reward} if components is None else components,
+                            "reward_components": components,
                             "terminated": bool(terminated),
                             "truncated": bool(truncated),
                             "error": info.get(ERROR),
@@ -342,7 +346,7 @@ class RolloutEngine:
                             "policy_seconds": env_start - turn_start,
                             "env_seconds": env_end - env_start,
                             # the usual case (no other keys) tested inline: a call costs more than the test
-                            "info": {} if info.keys() <= _INFO_KEPT_ELSEWHERE else _other_info(info),
+                            "info": EMPTY_DICT if info.keys() <= _INFO_KEPT_ELSEWHERE else _other_info(info),
                         }
                     )
                 )
