@@ -13,6 +13,7 @@ from typing import Any, ClassVar, SupportsFloat
 import gymnasium as gym
 
 from horizongym.envs.contract import StepInfo, TerminationReason, termination_reason
+from horizongym.envs.seeding import np_random
 from horizongym.envs.spaces import UnicodeText
 from horizongym.tools import (
     NoToolCall,
@@ -156,7 +157,8 @@ class TextEnv(gym.Env[str, str]):
 
     # ----- Gymnasium API -------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        super().reset(seed=seed)
+        if seed is not None:  # what Gymnasium's Env.reset does, with a faster-built generator
+            self._np_random, self._np_random_seed = np_random(seed)
         self.state = EpisodeState()
         task = self.new_task(dict(options or {}))
         self.state.task = task

@@ -373,3 +373,15 @@ def test_a_store_that_refuses_an_episode_stops_the_run(tmp_path: Path) -> None:
     engine = RolloutEngine("KeyChain-v0", RandomPolicy(), store=Refusing(tmp_path / "e.jsonl"), progress=False)
     with engine, pytest.raises(RolloutError, match="could not store an episode: OSError: disk full"):
         engine.run_sync(4)
+
+
+def test_steps_without_extra_info_share_one_frozen_empty_dict_that_stores_as_an_empty_object(tmp_path: Path) -> None:
+    with EpisodeStore(tmp_path / "e.jsonl") as store:
+        engine = RolloutEngine("KeyChain-v0", Echo(), progress=False, max_turns=3, store=store)
+        (episode,) = engine.run_sync(1)
+    step = episode.steps[0]
+    assert step.info == {} and step.info is episode.steps[1].info
+    with pytest.raises(TypeError, match="shared by many records"):
+        step.info["note"] = 1
+    (stored,) = read_episodes(tmp_path / "e.jsonl")
+    assert stored == episode and type(stored.steps[0].info) is dict

@@ -23,6 +23,20 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
+class _FrozenEmptyDict(dict[str, Any]):
+    """An empty dict that refuses every change (a TypeError says so)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("this empty dict is shared by many records and cannot change; copy it with dict(...) first")
+
+    __setitem__ = __delitem__ = __ior__ = update = setdefault = pop = popitem = clear = _refuse
+
+
+EMPTY_DICT: dict[str, Any] = _FrozenEmptyDict()
+"""The ``info`` and empty ``reward_components`` of the steps the engine records, shared rather
+than a new dict per step: fewer objects for the garbage collector to count and scan."""
+
+
 class _Layout(NamedTuple):
     """What ``trusted`` needs to know of a record class."""
 
