@@ -26,8 +26,10 @@ def _line(out: TextIO, ok: bool | None, what: str, fix: str = "") -> None:
     print(f"[{mark}] {what}" + (f"\n         fix: {fix}" if fix and not ok else ""), file=out)
 
 
-def doctor(out: TextIO = sys.stdout, *, try_sandbox: bool = True) -> int:
-    """Print what the docker backend has and lacks (with fixes); 0 if docker sandboxes work, else 1."""
+def doctor(out: TextIO | None = None, *, try_sandbox: bool = True) -> int:
+    """Print what the docker backend has and lacks (with fixes) to ``out`` (standard output when None,
+    looked up at call time); 0 if docker sandboxes work, else 1."""
+    out = out or sys.stdout
     status = engine_status()
     _line(out, status.docker_sdk, "docker SDK for Python", "pip install 'docker>=7'")
     _line(out, status.dockerd_installed, "docker engine installed (dockerd)", "sudo apt-get install -y docker.io")
@@ -90,14 +92,14 @@ def _try_sandbox(out: TextIO, image: str) -> bool:
         return False
 
 
-def build_image(out: TextIO = sys.stdout, *, mirror: str | None = None) -> str:
-    """Ensure an engine and the base image; print and return its tag."""
+def build_image(out: TextIO | None = None, *, mirror: str | None = None) -> str:
+    """Ensure an engine and the base image; print its tag to ``out`` (standard output when None) and return it."""
     client = ensure_engine()
     tag = base_image_tag(mirror)
     if not image_exists(client, tag):
         print(f"building {tag} with debootstrap (about two minutes, once per machine)...", file=sys.stderr)
     tag = ensure_base_image(client, mirror=mirror)
-    print(tag, file=out)
+    print(tag, file=out or sys.stdout)
     return tag
 
 
