@@ -95,7 +95,9 @@ def wait_for_busy_containers(
     """The running containers of ``owner`` in which ``command`` runs, once there are ``count`` of them."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline and child.poll() is None:
-        running = client.containers.list(filters={"label": f"{LABEL}={owner}", "status": "running"})
+        # ignore_removed: the SDK inspects each listed container, and a pool may remove one meanwhile
+        filters = {"label": f"{LABEL}={owner}", "status": "running"}
+        running = client.containers.list(filters=filters, ignore_removed=True)
         busy = [c for c in running if runs_command(c, command)]
         if len(busy) >= count:
             return busy
