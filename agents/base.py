@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from horizongym.failures import InfrastructureError
 from horizongym.tools import ToolCall, render_tool_calls
 
 Message = dict[str, Any]
@@ -53,6 +54,10 @@ class Action:
 
 class PolicyError(RuntimeError):
     """A policy could not produce an action (unreachable server, bad model path...)."""
+
+
+class PolicyUnavailable(PolicyError, InfrastructureError):
+    """The policy's server could not be reached or kept failing (an infrastructure failure, retryable)."""
 
 
 class ContextLengthExceeded(PolicyError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy, PolicyError
+from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy, PolicyError, PolicyUnavailable
 from horizongym.tools import ToolCall, parse_openai_tool_calls
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -73,7 +73,7 @@ class OpenAIPolicy(Policy):
         try:
             response = await self._connection()[0].get(f"{self.base_url}/models")
         except httpx.HTTPError as exc:
-            raise PolicyError(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}") from exc
+            raise PolicyUnavailable(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
             raise PolicyError(f"{self.base_url}/models answered HTTP {response.status_code}: {response.text[:200]}")
         return [str(item.get("id")) for item in response.json().get("data", [])]
@@ -111,7 +111,7 @@ class OpenAIPolicy(Policy):
                     response = await client.post(url, json=body)
                 except (httpx.TransportError, httpx.TimeoutException) as exc:
                     if last:
-                        raise PolicyError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
+                        raise PolicyUnavailable(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
                     await asyncio.sleep(self._delay(attempt, None))
                     continue
                 if response.status_code in RETRY_STATUS and not last:
@@ -121,6 +121,8 @@ class OpenAIPolicy(Policy):
                     message = f"{url} answered HTTP {response.status_code}: {response.text[:300]}"
                     if "context_length_exceeded" in response.text:
                         raise ContextLengthExceeded(message)
+                    if response.status_code in RETRY_STATUS or response.status_code >= 500:
+                        raise PolicyUnavailable(f"{message} (after {attempt + 1} tries)")
                     raise PolicyError(message)
                 result: dict[str, Any] = response.json()
                 return result

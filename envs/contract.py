@@ -13,7 +13,12 @@ never both for one reason"):
   limit, the policy's context window;
 * ``command_timeout``, ``memory_limit``, ``process_limit``, ``file_size_limit``,
   ``sandbox_died``: a containment limit stopped a tool's command (see :data:`SANDBOX_LIMITS`);
-* ``env_error``, ``policy_error``: the env or the policy raised.
+* ``env_error``, ``policy_error``: the env or the policy raised;
+* ``infra_error``: what runs the episode failed (see :mod:`horizongym.failures`).
+
+Each reason has one :data:`~horizongym.failures.Outcome` (:data:`OUTCOME_OF_REASON`): whose doing
+the end was. ``sandbox_died`` is an infrastructure failure: a container cannot kill its own init
+process, and running out of memory is ``memory_limit``.
 
 The words about one case (which command, what limit) go to ``termination_detail``, so the
 reason itself always stays one of the names above.
@@ -22,6 +27,8 @@ reason itself always stays one of the names above.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, cast, get_args
+
+from horizongym.failures import Outcome
 
 if TYPE_CHECKING:  # the type only: importing the sandboxes package is the envs' that run commands
     from horizongym.sandboxes.base import LimitName
@@ -52,9 +59,26 @@ TerminationReason = Literal[
     "file_size_limit",
     "sandbox_died",
     "env_error",
+    "infra_error",
     "policy_error",
 ]
 TERMINATION_REASONS: Final[frozenset[str]] = frozenset(get_args(TerminationReason))
+
+OUTCOME_OF_REASON: Final[dict[TerminationReason, Outcome]] = {
+    "terminated": "completed",
+    "max_turns": "truncated",
+    "time_limit": "truncated",
+    "context_limit": "truncated",
+    "command_timeout": "truncated",
+    "memory_limit": "truncated",
+    "process_limit": "truncated",
+    "file_size_limit": "truncated",
+    "sandbox_died": "infra_error",
+    "env_error": "env_error",
+    "infra_error": "infra_error",
+    "policy_error": "policy_error",
+}
+"""The outcome of an episode that ended for each reason."""
 
 SANDBOX_LIMITS: Final[dict[LimitName, TerminationReason]] = {
     "timeout": "command_timeout",

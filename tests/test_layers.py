@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIPPED = {".venv", "tests", "build", "runs", "embedded", ".git"}
 
 LAYERS: list[tuple[str, ...]] = [
-    ("horizongym.cache",),
+    ("horizongym.cache", "horizongym.failures"),
     ("horizongym.tools",),
     ("horizongym.sandboxes",),
     ("horizongym.envs", "horizongym"),

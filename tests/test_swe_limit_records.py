@@ -47,7 +47,7 @@ class KillsItsSandbox(CountsTurns):
 
     def decide(self, messages: list[Message], tools: list[dict[str, Any]], seed: int | None) -> Action:
         self.turns += 1
-        if self.turns == 1:
+        if not any(m["role"] == "assistant" for m in messages):  # the first turn of each attempt
             return Action(tool_calls=[ToolCall("bash", {"command": "hostname"})])
         hostname = str(messages[-1]["content"]).strip()
         docker.from_env().containers.get(hostname).kill()
@@ -73,7 +73,11 @@ def test_limit_stopped_episodes_round_trip_and_are_not_run_again(tmp_path: Path)
     assert [stored[seed].termination_reason for seed in range(len(policies))] == list(policies)
     for episode in stored.values():
         assert episode.termination_detail, episode.termination_reason
-        assert episode.success is False and episode.error is None
+        assert episode.error is None
+        if episode.termination_reason == "sandbox_died":  # killed on every try: an infrastructure failure
+            assert episode.outcome == "infra_error" and episode.success is None and len(episode.attempts) == 2
+        else:
+            assert episode.outcome == "truncated" and episode.success is False
 
     shown = subprocess.run(
         [sys.executable, "-m", "horizongym", "show", str(path)], capture_output=True, text=True, check=True

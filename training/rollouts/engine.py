@@ -11,7 +11,11 @@ manager, to release them.
 
 The engine keeps the chat history, runs blocking env steps in a thread pool, enforces
 per-episode turn and wall-clock limits, and turns an env that raises into a truncated
-episode with the error recorded; the run goes on. The policy's context is built by
+episode with the error recorded; the run goes on. Every episode gets an outcome
+(:mod:`horizongym.failures`): an :class:`~horizongym.failures.InfrastructureError` from the env
+or the policy (a dead container, a lost server), or a ``sandbox_died`` end, is an
+``infra_error``; a retryable one is played again, same seed, on a freshly built env, up to
+``max_attempts`` tries, and the episode is stored once with its failed attempts listed. The policy's context is built by
 :class:`~horizongym.training.rollouts.context.PolicyContext` (the env steers it through
 ``fresh_context`` and ``redact_previous_observation``; the stored transcript keeps everything).
 An episode's end is held to :mod:`horizongym.envs.contract`: a termination reason outside
@@ -38,6 +42,7 @@ from horizongym.agents.base import Action, ContextLengthExceeded, Message, Polic
 from horizongym.envs import make
 from horizongym.envs.contract import (
     ERROR,
+    OUTCOME_OF_REASON,
     REWARD_COMPONENTS,
     SUCCESS,
     TASK_ID,
@@ -51,9 +56,10 @@ from horizongym.envs.contract import (
     UnknownTerminationReason,
     termination_reason,
 )
+from horizongym.failures import infrastructure_cause
 from horizongym.training.rollouts.context import PolicyContext
 from horizongym.training.rollouts.store import EpisodeStore
-from horizongym.training.rollouts.trajectory import EMPTY_DICT, Episode, Step
+from horizongym.training.rollouts.trajectory import EMPTY_DICT, Episode, FailedAttempt, Step
 
 _INFO_KEPT_ELSEWHERE = frozenset({TOOLS, REWARD_COMPONENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR})
 """``info`` keys a Step records in fields of its own (the rest go to ``Step.info``)."""
@@ -111,7 +117,10 @@ class RolloutEngine:
         progress: bool = True,
         env_factory: Callable[[], gym.Env[Any, Any]] | None = None,
         sampling_seed: int = 0,
+        max_attempts: int = 3,
     ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.recipe = env if isinstance(env, EnvRecipe) else EnvRecipe(env)
         self.policy = policy
         self.concurrency = max(1, concurrency)
@@ -121,6 +130,7 @@ class RolloutEngine:
         self.system_prompt = system_prompt
         self.progress = progress
         self.sampling_seed = sampling_seed
+        self.max_attempts = max_attempts
         self._env_factory = env_factory or self.recipe.build
         self._idle_envs: list[gym.Env[Any, Any]] = []
         # room for steps left running by timed-out episodes, so they do not starve the others
@@ -206,12 +216,26 @@ class RolloutEngine:
                         recipe = f"{self.recipe.env_id} with {self.recipe.kwargs}"
                         finished.put_nowait(RolloutError(f"could not build {recipe}: {type(exc).__name__}: {exc}"))
                         return
-                in_episode = env
-                episode, broken = await self._episode(env, seed, sample)
-                in_episode = None
-                if broken:
-                    self._discard_env(env)
-                    env = None
+                attempts: list[FailedAttempt] = []
+                while True:
+                    in_episode = env
+                    episode, broken = await self._episode(env, seed, sample)
+                    in_episode = None
+                    retry = episode.retryable and len(attempts) + 1 < self.max_attempts
+                    if broken or (retry and episode.outcome == "infra_error"):
+                        self._discard_env(env)  # an infrastructure failure leaves nothing worth reusing
+                        env = None
+                    if not retry:
+                        break
+                    attempts.append(_failed_attempt(episode))
+                    try:
+                        env = await self._build_env()
+                    except Exception as exc:
+                        recipe = f"{self.recipe.env_id} with {self.recipe.kwargs}"
+                        finished.put_nowait(RolloutError(f"could not build {recipe}: {type(exc).__name__}: {exc}"))
+                        return
+                if attempts:
+                    episode.attempts = attempts
                 if self.store is not None:
                     try:
                         await asyncio.get_running_loop().run_in_executor(self._writer, self.store.append, episode)
@@ -265,6 +289,7 @@ class RolloutEngine:
         task_id: str | None = None
         success: bool | None = None
         reason: TerminationReason = "terminated"
+        retryable = False
         error: str | None = None
         detail: str | None = None
         pending: Message | None = None
@@ -299,7 +324,9 @@ class RolloutEngine:
                     reason, error = "context_limit", str(exc)
                     break
                 except Exception as exc:
-                    reason, error = "policy_error", _describe(exc, "policy")
+                    infra = infrastructure_cause(exc)
+                    reason, error = ("policy_error" if infra is None else "infra_error"), _describe(exc, "policy")
+                    retryable = infra is not None and infra.retryable
                     break
                 env_start = clock()
                 if action.tool_calls:
@@ -328,12 +355,14 @@ class RolloutEngine:
                 elif not components:
                     components = EMPTY_DICT  # shared: one dict less for the garbage collector per step
                 calls = info.get(TOOL_CALLS)
+                results = info.get(TOOL_RESULTS)
                 steps.append(
                     _step_record(
                         {
                             "turn": turn,
                             "action": env_action,
                             "tool_calls": tuple(calls) if calls else (),
+                            "tool_results": tuple(results) if results else (),
                             "observation": observation,
                             "reward": reward,
                             "reward_components": components,
@@ -357,6 +386,8 @@ class RolloutEngine:
                     reason, detail = _ending(info, terminated=bool(terminated))
                     if reason == "env_error":
                         error, success = detail, None
+                    elif OUTCOME_OF_REASON[reason] == "infra_error":  # e.g. the container died: try again
+                        retryable, success = True, None
                     break
                 # the next turn starts where this step ended (one clock read less per turn): its
                 # policy_seconds include the few microseconds spent recording this step
@@ -364,7 +395,10 @@ class RolloutEngine:
         except TimeoutError:
             reason, error, broken = "time_limit", "the environment ran past the episode's time limit", True
         except Exception as exc:
-            reason, error, broken = "env_error", _describe(exc, "reset" if task_id is None else "step"), True
+            infra = infrastructure_cause(exc)
+            reason = "env_error" if infra is None else "infra_error"
+            error, broken = _describe(exc, "reset" if task_id is None else "step"), True
+            retryable = infra is not None and infra.retryable
         if pending is not None:
             transcript.append(pending)
         seconds = clock() - start
@@ -385,11 +419,26 @@ class RolloutEngine:
                 "termination_reason": reason,
                 "termination_detail": detail,
                 "error": error,
+                "outcome": OUTCOME_OF_REASON[reason],
+                "retryable": retryable,
+                "attempts": [],
                 "started_at": time.time() - seconds,
                 "seconds": seconds,
             }
         )
         return episode, broken
+
+
+def _failed_attempt(episode: Episode) -> FailedAttempt:
+    """The record of a failed try, kept in the episode that was finally stored."""
+    return FailedAttempt(
+        termination_reason=episode.termination_reason or "infra_error",
+        detail=episode.termination_detail,
+        error=episode.error,
+        turns=episode.num_turns,
+        started_at=episode.started_at,
+        seconds=episode.seconds,
+    )
 
 
 def _other_info(info: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from horizongym.envs.contract import TerminationReason
+from horizongym.envs.contract import OUTCOME_OF_REASON, TerminationReason
+from horizongym.failures import POLICY_OUTCOMES, Outcome
 
 # pydantic's BaseModel keeps a record's state in four slots; ``trusted`` fills them through
 # their descriptors, looked up once here (it runs for every step of every episode).
@@ -93,6 +94,8 @@ class Step(Record):
     turn: int
     action: str
     tool_calls: tuple[dict[str, Any], ...] = ()
+    tool_results: tuple[dict[str, Any], ...] = ()
+    """One per call run: ``name``, ``id``, ``content``, ``error`` (what the tool answered)."""
     observation: str = ""
     reward: float = 0.0
     reward_components: dict[str, float] = Field(default_factory=dict)
@@ -105,6 +108,17 @@ class Step(Record):
     policy_seconds: float = 0.0
     env_seconds: float = 0.0
     info: dict[str, Any] = Field(default_factory=dict)
+
+
+class FailedAttempt(BaseModel):
+    """An earlier try at an episode that failed for infrastructure reasons and was run again."""
+
+    termination_reason: TerminationReason
+    detail: str | None = None
+    error: str | None = None
+    turns: int = 0
+    started_at: float = 0.0
+    seconds: float = 0.0
 
 
 class Episode(Record):
@@ -126,8 +140,25 @@ class Episode(Record):
     termination_detail: str | None = None
     """Which limit, what command: the words about this episode's end (the reason stays a name)."""
     error: str | None = None
+    outcome: Outcome | None = None
+    """Whose doing the end was (:mod:`horizongym.failures`); derived from the reason when a record lacks it."""
+    retryable: bool = False
+    """For an ``infra_error``: whether another try on a fresh env may succeed."""
+    attempts: list[FailedAttempt] = Field(default_factory=list)
+    """The failed tries before this one (infrastructure failures the engine retried), oldest first."""
     started_at: float = 0.0
     seconds: float = 0.0
+
+    @model_validator(mode="after")
+    def _derive_outcome(self) -> Self:
+        if self.outcome is None and self.termination_reason is not None:
+            self.outcome = OUTCOME_OF_REASON[self.termination_reason]
+        return self
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the policy earned this episode's reward (completed or truncated): what a trainer learns from."""
+        return self.outcome in POLICY_OUTCOMES
 
     @property
     def key(self) -> tuple[int, int]:
