@@ -64,6 +64,13 @@ class TrainConfig(BaseModel):
     """Completion length limit per turn, in tokens."""
     temperature: float = Field(default=1.0, gt=0)
     """Sampling temperature of the training rollouts (evaluation is greedy)."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Tries per episode when infrastructure fails (a dead container, a lost server): each retry on a fresh env."""
+    infra_failures: Literal["reroll", "drop"] = "reroll"
+    """A task group still holding an infrastructure failure is played again whole (``reroll``, up to
+    ``max_rerolls`` times, then dropped) or left out of the step whole (``drop``): never trained on."""
+    max_rerolls: int = Field(default=2, ge=0)
+    """Times a group with an infrastructure failure is played again before it is dropped."""
     max_turns: int | None = Field(default=None, ge=1)
     """Engine-side turn limit per episode (default: the env's own)."""
     system_prompt: str | None = None

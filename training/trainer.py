@@ -59,6 +59,7 @@ from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
 from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
 from horizongym.training.rollouts.store import EpisodeStore
 from horizongym.training.rollouts.trajectory import Episode
+from horizongym.training.failed_groups import settle_infra_failures
 from horizongym.training.samples import TurnSample, samples_from_episodes
 
 HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
@@ -190,14 +191,18 @@ class Trainer:
         """One training step (rollouts, advantages, update); returns its metrics."""
         cfg, start = self.config, time.perf_counter()
         seed = self.position.next_seed
-        episodes = sorted(
-            self._run(self._engine("train"), self.policy, cfg.tasks_per_step, cfg.group_size, seed),
-            key=lambda e: e.key,
+        engine = self._engine("train")
+        settled = settle_infra_failures(
+            self._run(engine, self.policy, cfg.tasks_per_step, cfg.group_size, seed),
+            lambda seeds: [e for s, n in _runs(seeds) for e in self._run(engine, self.policy, n, cfg.group_size, s)],
+            mode=cfg.infra_failures,
+            max_rerolls=cfg.max_rerolls,
         )
         rollout_s = time.perf_counter() - start
         if store is not None:
-            for episode in episodes:
+            for episode in sorted([*settled.kept, *settled.dropped], key=lambda e: e.key):
                 store.append(episode)
+        episodes = [e for e in settled.kept if e.trainable]
         advantages = self.advantages(episodes)
         sample_set = samples_from_episodes(episodes, advantages)
         samples = downsample_to_multiple(sample_set.samples, cfg.dp_size, self.rng)
@@ -206,7 +211,7 @@ class Trainer:
         self.position = DataPosition(
             step=self.position.step + 1,
             next_seed=seed + cfg.tasks_per_step,
-            episodes_consumed=self.position.episodes_consumed + len(episodes),
+            episodes_consumed=self.position.episodes_consumed + len(settled.kept) + len(settled.dropped),
         )
         rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
         tokens = sum(e.num_generated_tokens for e in episodes)
@@ -218,6 +223,8 @@ class Trainer:
             "success_rate": float(np.mean([bool(e.success) for e in episodes])) if episodes else 0.0,
             "turns_mean": float(np.mean([e.num_turns for e in episodes])) if episodes else 0.0,
             "advantage_abs_mean": float(np.mean(np.abs(flat))) if flat else 0.0,
+            **settled.counts(),
+            "untrainable_episodes": len(settled.kept) - len(episodes),
             **update,
             "samples": len(samples),
             "skipped_steps": sample_set.skipped_steps,
@@ -234,8 +241,9 @@ class Trainer:
     def advantages(self, episodes: Sequence[Episode]) -> list[list[float]]:
         """Per-turn advantages of ``episodes`` (sorted by key), estimated per task group.
 
-        Episodes that ended before their first turn have nothing to train on and stay out of
-        their group's statistics.
+        Episodes that ended before their first turn have nothing to train on, and episodes the
+        policy did not earn (an ``infra_error``, ``env_error`` or ``policy_error`` outcome): both
+        stay out of their group's statistics, with advantages of 0.
         """
         cfg = self.config
         hindsight: dict[tuple[tuple[int, int], int], float] = {}
@@ -256,10 +264,10 @@ class Trainer:
             for sample, value in zip(scored, values, strict=True):
                 hindsight[(sample.episode, sample.turn)] = value
                 policy_means[(sample.episode, sample.turn)] = float(np.mean(sample.old_logprobs))
-        result: dict[tuple[int, int], list[float]] = {e.key: [] for e in episodes}
+        result: dict[tuple[int, int], list[float]] = {e.key: [0.0] * e.num_turns for e in episodes}
         groups: dict[int, list[Episode]] = {}
         for episode in episodes:
-            if episode.num_turns:
+            if episode.num_turns and episode.trainable:
                 groups.setdefault(episode.seed, []).append(episode)
         for members in groups.values():
             credits = [self._credit(e, hindsight, policy_means) for e in members]
@@ -392,15 +400,28 @@ class Trainer:
         return [self.config.eval_seed_start + i for i in range(self.config.eval_tasks)]
 
     def evaluate(self, seeds: Sequence[int]) -> dict[str, float]:
-        """Greedy episodes on ``seeds``: success rate, mean reward, mean turns."""
+        """Greedy episodes on ``seeds``: success rate, mean reward, mean turns.
+
+        Episodes the policy did not earn (infrastructure, env or policy errors) are counted as
+        ``failed_episodes`` and left out of the figures, never scored as a zero reward.
+        """
         engine = self._engine("eval")
-        episodes: list[Episode] = []
+        played: list[Episode] = []
         for start, count in _runs(seeds):
-            episodes.extend(self._run(engine, self.eval_policy, count, 1, start))
+            played.extend(self._run(engine, self.eval_policy, count, 1, start))
+        episodes = [e for e in played if e.trainable]
+        failed = float(len(played) - len(episodes))
         if not episodes:
-            return {"episodes": 0.0, "success_rate": 0.0, "reward_mean": 0.0, "turns_mean": 0.0}
+            return {
+                "episodes": 0.0,
+                "failed_episodes": failed,
+                "success_rate": 0.0,
+                "reward_mean": 0.0,
+                "turns_mean": 0.0,
+            }
         return {
             "episodes": float(len(episodes)),
+            "failed_episodes": failed,
             "success_rate": float(np.mean([bool(e.success) for e in episodes])),
             "reward_mean": float(np.mean([e.total_reward for e in episodes])),
             "turns_mean": float(np.mean([e.num_turns for e in episodes])),
@@ -421,6 +442,7 @@ class Trainer:
                 system_prompt=cfg.system_prompt,
                 progress=False,
                 sampling_seed=cfg.seed,
+                max_attempts=cfg.max_attempts,
             )
         return self._engines[kind]
 

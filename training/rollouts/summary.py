@@ -1,4 +1,9 @@
-"""Summaries of stored episodes: the table ``horizongym show`` prints."""
+"""Summaries of stored episodes: the table ``horizongym show`` prints.
+
+Reward, success, turns and tokens are the policy's figures: they count only the episodes whose
+outcome the policy earned (completed or truncated). Episodes that failed otherwise (infrastructure,
+env or policy errors) are counted by outcome, never averaged in as zero rewards.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ class Summary:
     step_errors: int
     episode_errors: int
     reasons: dict[str, int]
+    outcomes: dict[str, int]
 
 
 def summarize(episodes: list[Episode]) -> list[Summary]:
@@ -33,8 +39,9 @@ def summarize(episodes: list[Episode]) -> list[Summary]:
         groups.setdefault((episode.env_id, episode.policy), []).append(episode)
     summaries = []
     for (env_id, policy), group in groups.items():
-        rewards = [e.total_reward for e in group]
-        judged = [e.success for e in group if e.success is not None]
+        earned = [e for e in group if e.trainable]
+        rewards = [e.total_reward for e in earned] or [0.0]
+        judged = [e.success for e in earned if e.success is not None]
         summaries.append(
             Summary(
                 env_id=env_id,
@@ -43,11 +50,12 @@ def summarize(episodes: list[Episode]) -> list[Summary]:
                 success_rate=sum(judged) / len(judged) if judged else None,
                 mean_reward=statistics.fmean(rewards),
                 std_reward=statistics.pstdev(rewards),
-                mean_turns=statistics.fmean(e.num_turns for e in group),
-                mean_tokens=statistics.fmean(e.num_generated_tokens for e in group),
+                mean_turns=statistics.fmean([e.num_turns for e in earned] or [0]),
+                mean_tokens=statistics.fmean([e.num_generated_tokens for e in earned] or [0]),
                 step_errors=sum(1 for e in group for s in e.steps if s.error),
                 episode_errors=sum(1 for e in group if e.error),
                 reasons=dict(Counter(e.termination_reason or "?" for e in group)),
+                outcomes=dict(Counter(e.outcome or "?" for e in group)),
             )
         )
     return summaries
@@ -65,6 +73,7 @@ def format_table(summaries: list[Summary]) -> str:
         "tokens",
         "step errors",
         "ep errors",
+        "outcome",
         "ended by",
     ]
     rows = [header]
@@ -80,6 +89,7 @@ def format_table(summaries: list[Summary]) -> str:
                 f"{s.mean_tokens:.1f}",
                 str(s.step_errors),
                 str(s.episode_errors),
+                ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items())),
                 ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items())),
             ]
         )
