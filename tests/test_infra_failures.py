@@ -178,7 +178,8 @@ def test_settling_rerolls_a_failed_group_whole_then_drops_what_still_fails() -> 
 
     settled = settle_infra_failures(first, rerun)
     assert calls == [[1]]
-    assert [(e.key, e.total_reward) for e in settled.kept] == [((0, 0), 1.0), ((0, 1), 0.0), ((1, 0), 0.5), ((1, 1), 0.5)]
+    kept = [(e.key, e.total_reward) for e in settled.kept]
+    assert kept == [((0, 0), 1.0), ((0, 1), 0.0), ((1, 0), 0.5), ((1, 1), 0.5)]
     assert settled.counts() == {"infra_episodes": 1, "groups_rerolled": 1, "groups_dropped": 0}
 
     always = settle_infra_failures(first, lambda seeds: [episode(s, 0, 0.0, "infra_error") for s in seeds])

@@ -54,12 +54,12 @@ from horizongym.training.checkpoint import (
     save_checkpoint,
 )
 from horizongym.training.config import TrainConfig
+from horizongym.training.failed_groups import settle_infra_failures
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
 from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
 from horizongym.training.rollouts.store import EpisodeStore
 from horizongym.training.rollouts.trajectory import Episode
-from horizongym.training.failed_groups import settle_infra_failures
 from horizongym.training.samples import TurnSample, samples_from_episodes
 
 HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
