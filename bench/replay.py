@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer episodes; finishes in well under a minute")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is reported")
     args = parser.parse_args(argv)
-    episodes = 100 if args.quick else 1000
+    episodes = 200 if args.quick else 1000
     lines = []
     for env_id, (env_kwargs, reward_kwargs) in ENVS.items():
         run = played(env_id, env_kwargs, episodes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
@@ -16,7 +16,7 @@ import horizongym
 from horizongym.agents import Action, Message, Policy, RandomPolicy, expert_for
 from horizongym.agents.experts.swe import SWEExpert
 from horizongym.cli import main
-from horizongym.envs import UnicodeText
+from horizongym.envs import UnicodeText, full_id
 from horizongym.envs.base import REPLAY_COMPARES
 from horizongym.envs.keychain import KeyChainEnv
 from horizongym.envs.swe.env import SWEEnv
@@ -116,6 +116,15 @@ def test_workspace_episodes_replay_through_the_same_factory(policy: str, tmp_pat
     assert sum(v.steps for v in verdicts) == sum(e.num_turns for e in played)
 
 
+def test_an_episode_the_engine_ended_is_compared_up_to_its_last_step() -> None:
+    with RolloutEngine("KeyChain-v0", expert_for("KeyChain-v0"), max_turns=2, progress=False) as engine:
+        played = engine.run_sync(3)
+    assert {e.termination_reason for e in played} == {"max_turns"} and all(e.num_turns == 2 for e in played)
+    verdicts = list(replay_episodes(played))
+    assert [(v.status, v.steps) for v in verdicts] == [("match", 2)] * 3
+    assert verdicts[0].note == "ended by max_turns, outside the env: the steps before were compared"
+
+
 # ----- a changed env is caught where it changed ------------------------------------------------
 class DriftingKeyChain(KeyChainEnv):
     """KeyChain-v0, but a test can change what it answers from a given turn on (its observation,
@@ -146,12 +155,8 @@ class DriftingKeyChain(KeyChainEnv):
         return {name: value + 0.5 for name, value in values.items()} if self.drift_reward else values
 
 
-if "DriftingKeyChain-v0" not in horizongym.registry:
-    horizongym.register("DriftingKeyChain-v0", DriftingKeyChain)
-
-
 @pytest.fixture
-def drifting_run(tmp_path: Path) -> tuple[Path, list[Episode]]:
+def drifting_run(registered: None, tmp_path: Path) -> tuple[Path, list[Episode]]:
     path = tmp_path / "run.jsonl"
     return path, rollout(path, "DriftingKeyChain-v0", expert_for("KeyChain-v0"))
 
@@ -196,7 +201,7 @@ def test_a_changed_env_is_caught_at_the_first_differing_step(
 
 
 def test_a_step_that_raised_is_run_again_and_must_raise_the_same(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    registered: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setattr(DriftingKeyChain, "crash", "disk on fire")
     path = tmp_path / "run.jsonl"
@@ -233,12 +238,21 @@ class EchoEnv(gym.Env[str, str]):
         return f"echo {action[:20]} {digit}", float(len(action) % 3), self.turn >= 3, False, {}
 
 
-if "EchoText-v0" not in horizongym.registry:
-    horizongym.register("EchoText-v0", EchoEnv)
+@pytest.fixture
+def registered() -> Iterator[None]:
+    """The test envs of this module in the registry, for this test only (other modules list every env)."""
+    added = []
+    for env_id, entry_point in (("DriftingKeyChain-v0", DriftingKeyChain), ("EchoText-v0", EchoEnv)):
+        if env_id not in horizongym.registry:
+            horizongym.register(env_id, entry_point)
+            added.append(env_id)
+    yield
+    for env_id in added:
+        del gym.registry[full_id(env_id)]
 
 
 def test_an_env_that_is_not_a_text_env_replays_and_refuses_a_rescore(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    registered: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     played = rollout(tmp_path / "run.jsonl", "EchoText-v0", RandomPolicy())
     assert all(e.num_turns == 3 and e.rng_state for e in played)

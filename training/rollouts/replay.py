@@ -237,10 +237,12 @@ def _compare_ending(
 def _uncompared_ending(episode: Episode) -> str | None:
     """What of a matching episode's end was not compared: an end the env did not make."""
     last = episode.steps[-1] if episode.steps else None
-    if (last is not None and (last.terminated or last.truncated)) or episode.outcome == "env_error":
+    if (last is not None and (last.terminated or last.truncated)) or episode.termination_reason is None:
         return None
-    if episode.termination_reason is None:
-        return None
+    if episode.outcome == "env_error":
+        if episode.unfinished_action is not None or episode.task_id is None:  # run again, or the reset raised
+            return None
+        return "the action whose step raised is not in the record: the steps before were compared"
     return f"ended by {episode.termination_reason}, outside the env: the steps before were compared"
 
 

@@ -62,14 +62,16 @@ def rescore_episodes(
     """
     pricers: dict[str, Any] = {}
     rescored = []
-    for episode in episodes:
-        recipe = EnvRecipe(episode.env_id, {**episode.env_kwargs, **(env_kwargs or {}), **reward_kwargs})
-        key = json.dumps([recipe.env_id, recipe.kwargs], sort_keys=True, default=str)
-        if key not in pricers:
-            pricers[key] = _pricer(recipe, reward_kwargs)
-        rescored.append(rescore_episode(episode, pricers[key], reward_kwargs))
-    for env in pricers.values():
-        env.close()
+    try:
+        for episode in episodes:
+            recipe = EnvRecipe(episode.env_id, {**episode.env_kwargs, **(env_kwargs or {}), **reward_kwargs})
+            key = json.dumps([recipe.env_id, recipe.kwargs], sort_keys=True, default=str)
+            if key not in pricers:
+                pricers[key] = _pricer(recipe, reward_kwargs)
+            rescored.append(rescore_episode(episode, pricers[key], reward_kwargs))
+    finally:
+        for env in pricers.values():
+            env.close()
     return rescored
 
 
