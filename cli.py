@@ -32,6 +32,7 @@ from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
 from horizongym.training.config import TrainConfig
 from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, RolloutError, read_episodes
+from horizongym.training.rollouts.cli import add_replay_commands
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.summary import format_table, summarize
 
@@ -415,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_kernel_commands(commands)
     add_sandbox_commands(commands)
     add_swe_commands(commands)
+    add_replay_commands(commands)
     return parser
 
 

@@ -3,16 +3,30 @@
 A subclass writes :meth:`TextEnv.new_task` and marks its tools with ``@tool``; the base
 class parses actions, runs tools, turns every malformed call into a corrective observation
 with a format penalty, counts turns, and fills ``info`` as DESIGN.md's contract says.
+
+Recorded episodes can be replayed and rescored (``horizongym replay``):
+
+* **Reward events.** A reward paid through :meth:`TextEnv.score` is an *event*: its name and
+  the facts that price it (``score("answer", correct=True)``) go to ``info["reward_events"]``,
+  and its value, :meth:`TextEnv.event_rewards` of the event, to the reward components. The
+  value is a pure function of the event and the env's reward settings, so a stored episode's
+  rewards can be recomputed under other settings without running a tool. An env whose
+  rewards are all events names the constructor keywords that change only rewards in
+  :attr:`TextEnv.reward_settings`; the format penalty is the base class's ``format`` event.
+* **Replay.** :attr:`TextEnv.replay_compares` names what a replay of the recorded actions
+  compares step by step (:data:`REPLAY_COMPARES` by default: everything an env answers); an
+  env whose raw output is not reproducible (command output, timings) names the parts that are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, SupportsFloat
+from typing import Any, ClassVar, Final, SupportsFloat
 
 import gymnasium as gym
 
-from horizongym.envs.contract import StepInfo, TerminationReason, termination_reason
+from horizongym.envs.contract import REWARD_EVENTS, StepInfo, TerminationReason, termination_reason
 from horizongym.envs.seeding import np_random
 from horizongym.envs.spaces import UnicodeText
 from horizongym.tools import (
@@ -24,6 +38,26 @@ from horizongym.tools import (
     is_plain_text,
     parse_action,
 )
+
+REPLAY_COMPARES: Final[tuple[str, ...]] = (
+    "observation",
+    "reward",
+    "reward_components",
+    "reward_events",
+    "terminated",
+    "truncated",
+    "tool_calls",
+    "tool_results",
+    "error",
+    "info",
+)
+"""What a replay compares at each step by default: every field of the step record
+(:class:`~horizongym.training.rollouts.trajectory.Step`) that the env's answer fills; ``info``
+is the rest of the step's ``info``. The reset's observation is compared when ``observation`` is."""
+
+
+class UnknownRewardEvent(ValueError):
+    """A reward event that the env has no value for."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +78,7 @@ class EpisodeState:
     truncated: bool = False
     success: bool | None = None
     step_rewards: dict[str, float] = field(default_factory=dict)
+    step_events: list[dict[str, Any]] = field(default_factory=list)
     turn_ended: bool = False
     step_info: dict[str, Any] = field(default_factory=dict)
     termination_reason: TerminationReason | None = None
@@ -57,9 +92,12 @@ class TextEnv(gym.Env[str, str]):
     Subclass contract:
 
     * :meth:`new_task` draws a task with ``self.np_random`` and returns a :class:`Task`.
-    * Methods marked ``@tool`` are the tools; inside them call :meth:`add_reward` and
-      :meth:`end_episode`.
+    * Methods marked ``@tool`` are the tools; inside them call :meth:`score` (or
+      :meth:`add_reward`) and :meth:`end_episode`.
     * Optionally override :meth:`on_text` to accept actions that hold no tool call.
+    * An env that pays every reward through :meth:`score` prices its events in
+      :meth:`event_rewards` and names its reward keywords in :attr:`reward_settings`; then
+      ``horizongym replay --rescore`` can recompute its rewards (see the module docstring).
 
     Class attributes set defaults that constructor keywords override.
     """
@@ -68,6 +106,13 @@ class TextEnv(gym.Env[str, str]):
     description: ClassVar[str] = ""
     blocking: ClassVar[bool] = True
     """True if ``step`` may block (I/O, subprocesses): the rollout engine then runs it in a thread."""
+    reward_settings: ClassVar[frozenset[str] | None] = None
+    """The constructor keywords that change only the rewards, when every reward is a reward event
+    (:meth:`score`): what ``replay --rescore --reward-kwargs`` may set. None: some reward is paid
+    otherwise (:meth:`add_reward` directly), and the env's episodes cannot be rescored."""
+    replay_compares: ClassVar[tuple[str, ...]] = REPLAY_COMPARES
+    """What a replay compares at each step (:data:`REPLAY_COMPARES`): fields of the step record,
+    else keys of its ``info``; ``a.b`` is key ``b`` of the info value ``a``."""
 
     max_turns: int = 16
     format_penalty: float = -0.1
@@ -86,6 +131,8 @@ class TextEnv(gym.Env[str, str]):
         if max_turns is not None:
             self.max_turns = max_turns
         if format_penalty is not None:
+            if isinstance(format_penalty, bool) or not isinstance(format_penalty, int | float):
+                raise ValueError(f"format_penalty must be a number, got {format_penalty!r}")
             self.format_penalty = format_penalty
         if max_text_length is not None:
             self.max_text_length = max_text_length
@@ -116,8 +163,32 @@ class TextEnv(gym.Env[str, str]):
         )
 
     def add_reward(self, component: str, value: float) -> None:
-        """Add ``value`` to the named reward component of the current step."""
+        """Add ``value`` to the named reward component of the current step (prefer :meth:`score`)."""
         self.state.step_rewards[component] = self.state.step_rewards.get(component, 0.0) + float(value)
+
+    def score(self, event: str, **facts: Any) -> None:
+        """Pay the reward of ``event``: record ``{"event": event, **facts}`` in this step's
+        ``info["reward_events"]`` and add its value, :meth:`event_rewards`, to the reward components.
+
+        ``facts`` are plain JSON values: everything the value depends on besides the env's
+        reward settings (whether the answer was right, the turn it came in...).
+        """
+        record = {"event": event, **facts}
+        self.state.step_events.append(record)
+        for component, value in self.event_rewards(record).items():
+            self.add_reward(component, value)
+
+    def event_rewards(self, event: Mapping[str, Any]) -> dict[str, float]:
+        """The reward components that ``event`` (a recorded ``{"event": name, **facts}``) is worth.
+
+        A pure function of the event and the env's reward settings: no tool, no episode state
+        (a rescore calls it on an env that was never reset). The base class prices ``format``
+        (a malformed or failing call): ``format_penalty``. A subclass prices its own events and
+        hands the rest to ``super()``.
+        """
+        if event["event"] == "format":
+            return {"format": self.format_penalty} if self.format_penalty else {}
+        raise UnknownRewardEvent(f"{type(self).__name__} has no value for the reward event {event['event']!r}")
 
     def end_episode(self, *, success: bool | None = None) -> None:
         """Mark the task as finished (``terminated``) after this step."""
@@ -144,9 +215,9 @@ class TextEnv(gym.Env[str, str]):
         self.state.step_info[key] = value
 
     def on_errors(self, errors: list[ToolCallError]) -> None:
-        """Called when an action held malformed or failing calls; the default charges ``format_penalty``."""
-        if self.format_penalty:
-            self.add_reward("format", self.format_penalty)
+        """Called when an action held malformed or failing calls; the default scores a ``format`` event
+        (worth ``format_penalty``), with the errors' kinds as its fact."""
+        self.score("format", errors=[error.kind for error in errors])
 
     def on_turn_limit(self) -> None:
         """Called when the turn limit truncates the episode, before the step returns (a hook)."""
@@ -176,6 +247,8 @@ class TextEnv(gym.Env[str, str]):
         state.turn_ended = False
         if state.step_info:
             state.step_info = {}
+        if state.step_events:  # left by a timed-out tool of the last step, still running in its thread
+            state.step_events = []
         rewards: dict[str, float] = {}
         state.step_rewards = rewards
         info: StepInfo = {
@@ -210,6 +283,9 @@ class TextEnv(gym.Env[str, str]):
         record: dict[str, Any] = info  # type: ignore[assignment]  # a StepInfo is the dict Gymnasium returns
         if state.step_info:
             record.update(state.step_info)
+        if state.step_events:
+            record[REWARD_EVENTS] = state.step_events
+            state.step_events = []
         # a timed-out tool still running in its thread writes into a dict nobody reads any more
         state.step_rewards = {}
         info["reward_components"] = components = dict(rewards)

@@ -13,12 +13,14 @@ the store are (:meth:`ChainEnv.draw_size`), and what the task says (:meth:`Chain
 (:mod:`horizongym.envs.longchain`: generated names, chains of thousands) are the two configurations.
 
 Reward components: ``answer`` (1 for the right number, 0 otherwise) and ``format`` (the base
-class's penalty for a malformed call).
+class's penalty for a malformed call). Both are reward events (``answer`` with the fact
+``correct``), so stored episodes can be rescored; the reward setting is ``format_penalty``.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from horizongym.envs.base import Task, TextEnv
@@ -29,6 +31,7 @@ class ChainEnv(TextEnv):
     """Follow a chain of keys through a key-value store and answer the number at its end."""
 
     blocking = False
+    reward_settings: ClassVar[frozenset[str] | None] = frozenset({"format_penalty"})
     key_space: ClassVar[int] = 0
     """How many distinct keys exist: keys are ``key_name(i)`` for ``i < key_space``."""
 
@@ -86,6 +89,12 @@ class ChainEnv(TextEnv):
             value: the number at the end of the chain.
         """
         correct = value.strip() == self.answer_value
-        self.add_reward("answer", 1.0 if correct else 0.0)
+        self.score("answer", correct=correct)
         self.end_episode(success=correct)
         return "Correct." if correct else "Wrong answer."
+
+    def event_rewards(self, event: Mapping[str, Any]) -> dict[str, float]:
+        """``answer``: 1 if ``correct``, else 0; ``format``: the base class's penalty."""
+        if event["event"] == "answer":
+            return {"answer": 1.0 if event["correct"] else 0.0}
+        return super().event_rewards(event)

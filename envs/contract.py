@@ -39,6 +39,8 @@ TURN: Final = "turn"
 REWARD_COMPONENTS: Final = "reward_components"
 TOOL_CALLS: Final = "tool_calls"
 TOOL_RESULTS: Final = "tool_results"
+REWARD_EVENTS: Final = "reward_events"
+"""What the step's rewards were paid for, with the facts that priced them (``TextEnv.score``)."""
 ERROR: Final = "error"
 SUCCESS: Final = "success"
 TERMINATION_REASON: Final = "termination_reason"
@@ -103,6 +105,8 @@ class StepInfo(TypedDict, total=False):
     """The calls parsed from the action: ``name``, ``arguments``, ``id``."""
     tool_results: list[dict[str, Any]]
     """One per call run: ``name``, ``id``, ``content``, ``error`` (its kind, or None)."""
+    reward_events: list[dict[str, Any]]
+    """The step's reward events, ``{"event": name, **facts}`` each (see ``TextEnv.score``)."""
     error: str
     """What was wrong with the action (malformed or failing calls), when something was."""
     success: bool | None

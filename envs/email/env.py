@@ -7,6 +7,10 @@ sources)``. Every tool is scoped to the episode's inbox: an email of another inb
 found or read, whatever the arguments. Keywords are literal text, never query syntax.
 Rewards follow ART·E (:mod:`horizongym.envs.email.rewards`); by default a malformed call
 ends the episode with its ART·E value, as in ART·E (``end_on_format_error=False`` keeps going).
+Every reward is a reward event (``final_answer``, ``format``, ``turn_limit``, with the facts
+of the evidence gathered), so a stored episode can be rescored under other ``rewards=``
+(an :class:`~horizongym.envs.email.rewards.ArtERewards` or a mapping of some of its values)
+without searching or reading again.
 
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``): a spec
 of :mod:`horizongym.envs.email.data` (``"synthetic"``, the default; ``"enron:PATH"``...), whose
@@ -18,8 +22,9 @@ Splits are by inbox: all questions about one inbox are in the same split.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -48,6 +53,7 @@ class EmailInboxEnv(TaskListEnv[EmailQuestion, InboxEpisode]):
     description = "Answer a question about one person's mailbox by searching and reading emails (ART·E)."
     max_turns = 10
     format_penalty = 0.0  # replaced by ART·E's values in on_errors
+    reward_settings: ClassVar[frozenset[str] | None] = frozenset({"rewards"})
 
     def __init__(
         self,
@@ -59,7 +65,7 @@ class EmailInboxEnv(TaskListEnv[EmailQuestion, InboxEpisode]):
         store: EmailStore | None = None,
         judge: str | None = None,
         end_on_format_error: bool = True,
-        rewards: ArtERewards | None = None,
+        rewards: ArtERewards | Mapping[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(tasks, str):
@@ -76,7 +82,7 @@ class EmailInboxEnv(TaskListEnv[EmailQuestion, InboxEpisode]):
         super().__init__(tasks=task_list, split=split, task_order=task_order, **kwargs)
         self.store = store
         self.end_on_format_error = end_on_format_error
-        self.rewards = rewards or ArtERewards()
+        self.rewards = _reward_values(rewards)
         self.judge = LLMJudge(judge) if judge else None
 
     # ----- task ------------------------------------------------------------------------
@@ -177,23 +183,21 @@ class EmailInboxEnv(TaskListEnv[EmailQuestion, InboxEpisode]):
             sources: message ids of the emails that show the answer.
         """
         episode = self.episode
-        question, values = episode.question, self.rewards
+        question = episode.question
         cited = {s.strip() for s in sources}
-        cited_source = bool(cited & set(question.message_ids))
+        facts = {
+            "cited_source": bool(cited & set(question.message_ids)),
+            "cited_all_sources": set(question.message_ids) <= cited,
+            "turn": self.state.turn,
+            "max_turns": self.max_turns,
+            **asdict(episode.evidence),
+        }
         if is_dont_know(answer):
-            self.add_reward("answer", values.dont_know)
-            self.add_reward("partial", episode.evidence.partial_credit(cited_source, values))
+            self.score("final_answer", answer="dont_know", **facts)
             self.end_episode(success=False)
             return "Answer recorded: you did not know."
         correct = self._correct(question, answer)
-        if correct:
-            self.add_reward("answer", values.correct)
-            if set(question.message_ids) <= cited:
-                self.add_reward("sources", values.sources)
-            self.add_reward("efficiency", values.efficiency * (1 - self.state.turn / self.max_turns))
-        else:
-            self.add_reward("answer", values.wrong)
-            self.add_reward("partial", episode.evidence.partial_credit(cited_source, values))
+        self.score("final_answer", answer="correct" if correct else "wrong", **facts)
         self.end_episode(success=correct)
         return "Correct." if correct else "Answer recorded."
 
@@ -202,14 +206,39 @@ class EmailInboxEnv(TaskListEnv[EmailQuestion, InboxEpisode]):
         outcome = next((FORMAT_OUTCOMES[e.kind] for e in errors if e.kind in FORMAT_OUTCOMES), None)
         if outcome is None or self.state.terminated:
             return  # a failing tool is not the agent's fault
-        self.add_reward("format", getattr(self.rewards, outcome))
+        self.score("format", outcome=outcome, ends=self.end_on_format_error, **asdict(self.episode.evidence))
         if self.end_on_format_error:
-            self.add_reward("partial", self.episode.evidence.partial_credit(False, self.rewards))
             self.end_episode(success=False)
 
     def on_turn_limit(self) -> None:
-        self.add_reward("answer", self.rewards.dont_know)
-        self.add_reward("partial", self.episode.evidence.partial_credit(False, self.rewards))
+        self.score("turn_limit", **asdict(self.episode.evidence))
+
+    def event_rewards(self, event: Mapping[str, Any]) -> dict[str, float]:
+        """ART·E's value of each reward event under ``rewards`` (see :mod:`horizongym.envs.email.rewards`).
+
+        ``final_answer`` (``answer``: correct, wrong or dont_know; the sources cited; the turn);
+        ``format`` (the malformed call's ``outcome``, and whether it ``ends`` the episode, which
+        earns partial credit); ``turn_limit`` (no answer: "I don't know" with partial credit).
+        """
+        values, name = self.rewards, event["event"]
+        evidence = Evidence(event["found_source"], event["read_source"], event["read_invalid"])
+        if name == "final_answer":
+            if event["answer"] == "correct":
+                rewards = {"answer": values.correct}
+                if event["cited_all_sources"]:
+                    rewards["sources"] = values.sources
+                rewards["efficiency"] = values.efficiency * (1 - event["turn"] / event["max_turns"])
+                return rewards
+            outcome = values.dont_know if event["answer"] == "dont_know" else values.wrong
+            return {"answer": outcome, "partial": evidence.partial_credit(event["cited_source"], values)}
+        if name == "format":
+            rewards = {"format": getattr(values, event["outcome"])}
+            if event["ends"]:
+                rewards["partial"] = evidence.partial_credit(False, values)
+            return rewards
+        if name == "turn_limit":
+            return {"answer": values.dont_know, "partial": evidence.partial_credit(False, values)}
+        return super().event_rewards(event)
 
     def _correct(self, question: EmailQuestion, answer: str) -> bool:
         if self.judge is not None:
@@ -220,6 +249,17 @@ class EmailInboxEnv(TaskListEnv[EmailQuestion, InboxEpisode]):
         if self.judge is not None:
             self.judge.close()
         super().close()
+
+
+def _reward_values(rewards: ArtERewards | Mapping[str, float] | None) -> ArtERewards:
+    """``rewards`` as :class:`ArtERewards`: the values, a mapping of some of them (the rest ART·E's), or None."""
+    if rewards is None or isinstance(rewards, ArtERewards):
+        return rewards or ArtERewards()
+    known = set(ArtERewards.__dataclass_fields__)
+    unknown = sorted(set(rewards) - known)
+    if unknown:
+        raise ValueError(f"rewards has no value {unknown}; its values: {sorted(known)}")
+    return ArtERewards(**{name: float(value) for name, value in rewards.items()})
 
 
 def _render(email: Email) -> str:

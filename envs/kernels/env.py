@@ -14,6 +14,8 @@ Reward components per turn follow the chosen scheme (:mod:`horizongym.envs.kerne
 ``kevin`` (``correct``, ``speedup``) or ``milestones`` (``milestone``); a malformed action costs
 ``format``. When the episode ends, ``info["turn_returns"]`` holds each turn's discounted credit
 and ``info["best_speedup"]`` the best correct speedup (``success`` = some submission correct).
+A replay of an episode compares the calls and each evaluation's status, correctness, rule
+violations and backend, not its timings or the rewards made of them (a speedup is measured anew).
 
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``):
 ``"catalog"`` (the built-in operators, the default), ``"kernelbench:PATH"`` (see
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, SupportsFloat
+from typing import Any, ClassVar, SupportsFloat
 
 from horizongym.envs.kernels.api import candidate_file
 from horizongym.envs.kernels.data import load_kernel_tasks
@@ -102,6 +104,14 @@ class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
     description = "Write a faster CUDA/C++ kernel for a PyTorch operator; rewarded by compiling, checking and timing."
     blocking = True
     max_turns = 4
+    replay_compares: ClassVar[tuple[str, ...]] = (
+        "tool_calls",
+        "error",
+        "evaluation.status",
+        "evaluation.correct",
+        "evaluation.violations",
+        "evaluation.backend",
+    )
 
     def __init__(
         self,

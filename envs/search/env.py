@@ -12,7 +12,10 @@ semantics; the rollout engine applies it).
 Rewards (components of ``info["reward_components"]``): ``answer`` (EM by default, or F1,
 times ``answer_weight``), ``judge`` (see :mod:`horizongym.envs.search.rewards`, times
 ``judge_weight``) and ``format`` (the base class's penalty for an invalid action). With
-``validation=True`` the reward is the answer's EM alone.
+``validation=True`` the reward is the answer's EM alone. Every reward is a reward event
+(``judge`` with ``verdict`` and ``useful``, ``missing_judgment``, ``answer`` with ``em``, ``f1``
+and ``useful_yes``, ``format``), so a stored episode can be rescored under other
+:attr:`~SearchJudgeEnv.reward_settings` without searching again.
 
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``): a spec
 of :mod:`horizongym.envs.search.data` (``"fictional"``, the default; ``"hotpotqa:PATH"``...), whose
@@ -26,8 +29,9 @@ model trained on it reads ~560 bytes less per round, and learns nothing from the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, get_args
 
 from horizongym.envs.search.rewards import (
     JUDGE_REWARD_SETS,
@@ -77,6 +81,9 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
 
     description = "Search a corpus, judge each result's usefulness (ReSeek), answer a multi-hop question."
     tool_instructions = False
+    reward_settings: ClassVar[frozenset[str] | None] = frozenset(
+        {"format_penalty", "answer_metric", "judge_rewards", "answer_weight", "judge_weight", "validation"}
+    )
 
     def __init__(
         self,
@@ -91,7 +98,7 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
         drop_rejected: bool = True,
         max_observation_chars: int = 3000,
         answer_metric: AnswerMetric = "em",
-        judge_rewards: str | JudgeRewards = "reseek",
+        judge_rewards: str | JudgeRewards | Mapping[str, float] = "reseek",
         answer_weight: float = 1.0,
         judge_weight: float = 1.0,
         validation: bool = False,
@@ -103,6 +110,9 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
             kwargs["format_penalty"] = 0.0
         if top_k < 1 or max_searches < 1:
             raise ValueError("top_k and max_searches must be at least 1")
+        if answer_metric not in get_args(AnswerMetric):
+            raise ValueError(f"answer_metric must be one of {get_args(AnswerMetric)}, got {answer_metric!r}")
+        judge_values = _judge_values(judge_rewards)
         if isinstance(tasks, str):
             if search_backend is not None:
                 raise ValueError("search_backend= goes with a list of tasks; a spec brings its own (see retriever=)")
@@ -122,7 +132,7 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
             answer_metric,
             validation,
         )
-        self.judge_values = JUDGE_REWARD_SETS[judge_rewards] if isinstance(judge_rewards, str) else judge_rewards
+        self.judge_values = judge_values
         self.answer_weight, self.judge_weight = answer_weight, judge_weight
         self.instructions = instructions
 
@@ -195,10 +205,7 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
             raise ProtocolError("there is no information to judge. Judge right after a search's <information>.")
         retrieval, episode.pending = episode.pending, None
         retrieval.verdict = word == "yes"
-        if not self.validation:
-            self.add_reward(
-                "judge", self.judge_weight * judgment_reward(retrieval.verdict, retrieval.useful, self.judge_values)
-            )
+        self.score("judge", verdict=retrieval.verdict, useful=retrieval.useful)
         if not retrieval.verdict and self.drop_rejected:
             self.set_info("redact_previous_observation", REJECTED_NOTE)
             return "Judged not useful: that information is removed from your context."
@@ -217,22 +224,35 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
         note = self._settle_missing_judgment("answer")
         episode.answer = answer.strip()
         answers = episode.task.answers
-        em = exact_match(episode.answer, answers)
-        score = em if self.answer_metric == "em" else f1_score(episode.answer, answers)
-        if self.validation:
-            self.add_reward("answer", em)
-        else:
-            self.add_reward("answer", self.answer_weight * score)
-            useful_yes = sum(1 for r in episode.retrievals if r.verdict is True and r.useful)
-            bonus = answer_bonus(useful_yes, em == 1.0, self.judge_values)
-            if bonus:
-                self.add_reward("judge", self.judge_weight * bonus)
+        em, f1 = exact_match(episode.answer, answers), f1_score(episode.answer, answers)
+        useful_yes = sum(1 for r in episode.retrievals if r.verdict is True and r.useful)
+        self.score("answer", em=em, f1=f1, useful_yes=useful_yes)
         judged = [r for r in episode.retrievals if r.verdict is not None]
         self.set_info("answer_em", em)
-        self.set_info("answer_f1", f1_score(episode.answer, answers))
+        self.set_info("answer_f1", f1)
         self.set_info("judge_accuracy", sum(r.verdict == r.useful for r in judged) / len(judged) if judged else None)
         self.end_episode(success=em == 1.0)
         return note + ("Correct." if em == 1.0 else "Answer recorded.")
+
+    # ----- rewards -------------------------------------------------------------------
+    def event_rewards(self, event: Mapping[str, Any]) -> dict[str, float]:
+        """The value of each reward event under this env's settings (module docstring; ``validation``: EM alone)."""
+        name = event["event"]
+        if name == "judge":
+            if self.validation:
+                return {}
+            return {"judge": self.judge_weight * judgment_reward(event["verdict"], event["useful"], self.judge_values)}
+        if name == "missing_judgment":
+            return {} if self.validation else {"judge": self.judge_weight * self.judge_values.missing}
+        if name == "answer":
+            if self.validation:
+                return {"answer": event["em"]}
+            rewards = {"answer": self.answer_weight * (event["em"] if self.answer_metric == "em" else event["f1"])}
+            bonus = answer_bonus(event["useful_yes"], event["em"] == 1.0, self.judge_values)
+            if bonus:
+                rewards["judge"] = self.judge_weight * bonus
+            return rewards
+        return super().event_rewards(event)
 
     # ----- helpers -------------------------------------------------------------------
     def on_turn_limit(self) -> None:
@@ -244,8 +264,7 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
         if episode.pending is None:
             return ""
         episode.pending = None
-        if not self.validation:
-            self.add_reward("judge", self.judge_weight * self.judge_values.missing)
+        self.score("missing_judgment", before=before)
         return f"(You did not judge the last information before your {before}: counted as a judgment error.)\n"
 
     def _information(self, hits: list[Hit]) -> str:
@@ -257,3 +276,20 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
             text = hit.document.text if len(hit.document.text) <= budget else hit.document.text[:budget] + "…"
             lines.append(f"Doc {rank}(Title: {hit.document.title}) {text}")
         return "<information>" + "\n".join(lines) + "</information>"
+
+
+def _judge_values(judge_rewards: str | JudgeRewards | Mapping[str, float]) -> JudgeRewards:
+    """``judge_rewards`` as values: a set's name (``reseek``, ``symmetric``), the values, or some of them by name."""
+    if isinstance(judge_rewards, JudgeRewards):
+        return judge_rewards
+    if isinstance(judge_rewards, str):
+        if judge_rewards not in JUDGE_REWARD_SETS:
+            raise ValueError(
+                f"judge_rewards must be one of {sorted(JUDGE_REWARD_SETS)} or a mapping, not {judge_rewards!r}"
+            )
+        return JUDGE_REWARD_SETS[judge_rewards]
+    known = sorted(JudgeRewards.__dataclass_fields__)
+    unknown = sorted(set(judge_rewards) - set(known))
+    if unknown:
+        raise ValueError(f"judge_rewards has no value {unknown}; its values: {known}")
+    return JudgeRewards(**{name: float(value) for name, value in judge_rewards.items()})

@@ -10,7 +10,9 @@ answers) holding the project at ``/work`` as a git repository, with three tools:
   fresh sandbox (:mod:`horizongym.envs.swe.harness`).
 
 Reward: 1 if every ``FAIL_TO_PASS`` and ``PASS_TO_PASS`` test passes after the submission,
-else 0 (component ``resolved``); ``info["evaluation"]`` holds every test's outcome. A command
+else 0 (component ``resolved``); ``info["evaluation"]`` holds every test's outcome. A replay of
+an episode compares the calls, the rewards, the submitted diff (``info["patch"]``) and the test
+results, not the commands' raw output (timings, process ids, dates differ from run to run). A command
 stopped by a containment limit (wall-clock timeout, memory, processes, file size) or a sandbox
 that dies ends the episode as truncated, with the limit in ``info["termination_reason"]``
 (``command_timeout``, ``memory_limit``, ``process_limit``, ``file_size_limit``, ``sandbox_died``)
@@ -30,7 +32,7 @@ Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -67,6 +69,14 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
     description = "fixes a bug in a Python project in a sandbox with bash and an editor; hidden tests judge the diff"
     max_turns = 40
     blocking = True
+    replay_compares: ClassVar[tuple[str, ...]] = (
+        "reward",
+        "reward_components",
+        "tool_calls",
+        "error",
+        "patch",
+        "evaluation",
+    )
 
     def __init__(
         self,

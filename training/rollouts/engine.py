@@ -21,6 +21,11 @@ or the policy (a dead container, a lost server), or a ``sandbox_died`` end, is a
 An episode's end is held to :mod:`horizongym.envs.contract`: a termination reason outside
 it makes the episode an ``env_error``, so nothing is stored that cannot be read back. Every
 finished episode is appended to the store (fsynced), so a killed run resumes where it stopped.
+
+What a replay needs is recorded on the way (:mod:`horizongym.training.rollouts.replay`): each
+step's action, tool calls and results, reward components and reward events; each episode's seed,
+the env's generator state at its end (:mod:`~horizongym.training.rollouts.rng`, one read per
+episode) and the action of a step that never returned.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from horizongym.envs.contract import (
     ERROR,
     OUTCOME_OF_REASON,
     REWARD_COMPONENTS,
+    REWARD_EVENTS,
     SUCCESS,
     TASK_ID,
     TERMINATION_DETAIL,
@@ -58,10 +64,13 @@ from horizongym.envs.contract import (
 )
 from horizongym.failures import infrastructure_cause
 from horizongym.training.rollouts.context import PolicyContext
+from horizongym.training.rollouts.rng import generator_state
 from horizongym.training.rollouts.store import EpisodeStore
 from horizongym.training.rollouts.trajectory import EMPTY_DICT, Episode, FailedAttempt, Step
 
-_INFO_KEPT_ELSEWHERE = frozenset({TOOLS, REWARD_COMPONENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR})
+INFO_KEPT_ELSEWHERE = frozenset(
+    {TOOLS, REWARD_COMPONENTS, REWARD_EVENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR}
+)
 """``info`` keys a Step records in fields of its own (the rest go to ``Step.info``)."""
 _NO_CALL_IDS: tuple[str, ...] = ()
 """The call ids of a text action: one shared empty tuple rather than a new list per step."""
@@ -281,7 +290,8 @@ class RolloutEngine:
         clock = time.perf_counter
         start = clock()
         deadline = start + self.episode_timeout_s if self.episode_timeout_s else None
-        blocking = self._blocking(env)
+        unwrapped = env.unwrapped
+        blocking = self._blocking(unwrapped)
         act, max_turns = self.policy.act, self.max_turns
         first_turn_seed = policy_seed(seed, sample, 0, self.sampling_seed)
         steps: list[Step] = []
@@ -293,6 +303,7 @@ class RolloutEngine:
         error: str | None = None
         detail: str | None = None
         pending: Message | None = None
+        env_action = ""
         broken = False
         total_reward = 0.0
         try:
@@ -356,6 +367,7 @@ class RolloutEngine:
                     components = EMPTY_DICT  # shared: one dict less for the garbage collector per step
                 calls = info.get(TOOL_CALLS)
                 results = info.get(TOOL_RESULTS)
+                events = info.get(REWARD_EVENTS)
                 steps.append(
                     _step_record(
                         {
@@ -366,6 +378,7 @@ class RolloutEngine:
                             "observation": observation,
                             "reward": reward,
                             "reward_components": components,
+                            "reward_events": tuple(events) if events else (),
                             "terminated": bool(terminated),
                             "truncated": bool(truncated),
                             "error": info.get(ERROR),
@@ -375,7 +388,7 @@ class RolloutEngine:
                             "policy_seconds": env_start - turn_start,
                             "env_seconds": env_end - env_start,
                             # the usual case (no other keys) tested inline: a call costs more than the test
-                            "info": EMPTY_DICT if info.keys() <= _INFO_KEPT_ELSEWHERE else _other_info(info),
+                            "info": EMPTY_DICT if info.keys() <= INFO_KEPT_ELSEWHERE else _other_info(info),
                         }
                     )
                 )
@@ -383,7 +396,7 @@ class RolloutEngine:
                 transcript.extend(context.add_turn(assistant, observation, info, call_ids))
                 if terminated or truncated:
                     success = info.get(SUCCESS)
-                    reason, detail = _ending(info, terminated=bool(terminated))
+                    reason, detail = step_ending(info, terminated=bool(terminated))
                     if reason == "env_error":
                         error, success = detail, None
                     elif OUTCOME_OF_REASON[reason] == "infra_error":  # e.g. the container died: try again
@@ -399,7 +412,7 @@ class RolloutEngine:
             reason = "env_error" if infra is None else "infra_error"
             error, broken = _describe(exc, "reset" if task_id is None else "step"), True
             retryable = infra is not None and infra.retryable
-        if pending is not None:
+        if pending is not None:  # the step of this action raised or ran past the time limit
             transcript.append(pending)
         seconds = clock() - start
         episode = _episode_record(
@@ -422,6 +435,8 @@ class RolloutEngine:
                 "outcome": OUTCOME_OF_REASON[reason],
                 "retryable": retryable,
                 "attempts": [],
+                "unfinished_action": None if pending is None else env_action,
+                "rng_state": generator_state(unwrapped),
                 "started_at": time.time() - seconds,
                 "seconds": seconds,
             }
@@ -443,10 +458,10 @@ def _failed_attempt(episode: Episode) -> FailedAttempt:
 
 def _other_info(info: dict[str, Any]) -> dict[str, Any]:
     """The ``info`` entries that a Step has no field of its own for (``Step.info``)."""
-    return {key: value for key, value in info.items() if key not in _INFO_KEPT_ELSEWHERE}
+    return {key: value for key, value in info.items() if key not in INFO_KEPT_ELSEWHERE}
 
 
-def _ending(info: dict[str, Any], *, terminated: bool) -> tuple[TerminationReason, str | None]:
+def step_ending(info: dict[str, Any], *, terminated: bool) -> tuple[TerminationReason, str | None]:
     """The reason and detail of an episode's last step, held to the contract.
 
     An env that reports a reason outside :data:`~horizongym.envs.contract.TerminationReason`

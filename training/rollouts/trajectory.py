@@ -99,6 +99,8 @@ class Step(Record):
     observation: str = ""
     reward: float = 0.0
     reward_components: dict[str, float] = Field(default_factory=dict)
+    reward_events: tuple[dict[str, Any], ...] = ()
+    """What the rewards were paid for, with their facts (``TextEnv.score``): what a rescore reprices."""
     terminated: bool = False
     truncated: bool = False
     error: str | None = None
@@ -146,6 +148,13 @@ class Episode(Record):
     """For an ``infra_error``: whether another try on a fresh env may succeed."""
     attempts: list[FailedAttempt] = Field(default_factory=list)
     """The failed tries before this one (infrastructure failures the engine retried), oldest first."""
+    unfinished_action: str | None = None
+    """The action whose step raised or ran past the time limit (it is in no step: the step never
+    returned), so a replay can run it again."""
+    rng_state: dict[str, Any] | None = None
+    """The env's random generator state when the episode ended (Gymnasium's
+    ``np_random.bit_generator.state``; None when the env has no generator): a replay that ends
+    in the same state drew the same random numbers."""
     started_at: float = 0.0
     seconds: float = 0.0
 
