@@ -5,6 +5,7 @@ real processes, real signals; KernelGen-v0 episodes through the rollout engine."
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from horizongym.agents.base import Action, Message
 from horizongym.agents.scripted import ScriptedPolicy
 from horizongym.envs.kernels import evaluator as evaluator_module
 from horizongym.envs.kernels.catalog import get_task
+from horizongym.envs.kernels.cli import add_kernel_commands
 from horizongym.envs.kernels.evaluator import EvaluatorError, KernelEvaluator
 from horizongym.failures import infrastructure_cause
 from horizongym.tools import ToolCall
@@ -185,3 +187,19 @@ def test_an_evaluator_that_cannot_work_here_ends_the_episode_unscored(tmp_path: 
     assert episode.outcome == "infra_error" and not episode.retryable and not episode.attempts
     assert episode.error is not None and "no-such-g" in episode.error and episode.total_reward == 0.0
     assert len(policy.codes) == 2  # played once: another try could not help
+
+
+def test_kernels_eval_says_in_one_line_that_the_evaluator_cannot_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    candidate = tmp_path / "relu.py"
+    candidate.write_text(relu_candidate(HONEST_LOOP))
+    monkeypatch.setenv("HORIZONGYM_CXX", str(tmp_path / "no-such-g++"))
+    parser = argparse.ArgumentParser()
+    add_kernel_commands(parser.add_subparsers())
+    args = parser.parse_args(["kernels", "eval", "relu", str(candidate), "--backend", "cpu"])
+    with pytest.raises(SystemExit) as exited:
+        args.run(args)
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("horizongym: error: the evaluator failed") and "no-such-g++" in line and "Fix" in line
