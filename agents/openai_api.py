@@ -1,4 +1,11 @@
-"""A policy that asks any OpenAI-compatible chat-completions server for each action."""
+"""A policy that asks any OpenAI-compatible chat-completions server for each action.
+
+Whose failure: a server that cannot be reached, drops the connection, keeps answering 429/5xx
+past the retries, or answers something that is not JSON raises
+:class:`~horizongym.agents.base.PolicyUnavailable` (an infrastructure failure the rollout engine
+retries on a fresh env, never trained on); a request the server refuses (4xx: a wrong model
+name, a bad key) or a reply without a choice is a :class:`~horizongym.agents.base.PolicyError`.
+"""
 
 from __future__ import annotations
 
@@ -76,7 +83,9 @@ class OpenAIPolicy(Policy):
             raise PolicyUnavailable(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
             raise PolicyError(f"{self.base_url}/models answered HTTP {response.status_code}: {response.text[:200]}")
-        return [str(item.get("id")) for item in response.json().get("data", [])]
+        listing = _json_of(response, f"{self.base_url}/models")
+        data = listing.get("data", []) if isinstance(listing, dict) else []
+        return [str(item.get("id")) for item in data if isinstance(item, dict)]
 
     async def act(self, messages: list[Message], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
@@ -124,7 +133,9 @@ class OpenAIPolicy(Policy):
                     if response.status_code in RETRY_STATUS or response.status_code >= 500:
                         raise PolicyUnavailable(f"{message} (after {attempt + 1} tries)")
                     raise PolicyError(message)
-                result: dict[str, Any] = response.json()
+                result = _json_of(response, url)
+                if not isinstance(result, dict):
+                    raise PolicyError(f"unexpected reply from {url}: {json.dumps(result)[:300]}")
                 return result
         raise PolicyError(f"no answer from {url}")  # unreachable: the loop returns or raises
 
@@ -140,3 +151,14 @@ class OpenAIPolicy(Policy):
         if self._client_of_loop is not None and self._loop is asyncio.get_running_loop():
             await self._client_of_loop.aclose()
         self._client_of_loop = self._slots_of_loop = self._loop = None
+
+
+def _json_of(response: httpx.Response, url: str) -> Any:
+    """The JSON body of a successful answer; :class:`PolicyUnavailable` when it is not JSON (a broken
+    server or proxy, a cut-off body: not the model's doing)."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise PolicyUnavailable(
+            f"{url} answered HTTP {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+        ) from exc

@@ -17,12 +17,21 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from horizongym.failures import InfrastructureError
+
 LimitName = Literal["timeout", "memory", "pids", "file_size", "sandbox_died"]
 """Which containment limit stopped a command."""
 
 
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (engine gone, container died); the episode cannot go on."""
+class SandboxError(InfrastructureError):
+    """The sandbox itself failed (engine gone, container died); the episode cannot go on.
+
+    An infrastructure failure, never the doing of the commands run inside: a container cannot
+    kill its own init process, and a command that runs out of memory is reported as the
+    ``memory`` limit, not as this. ``retryable`` (the default) when a fresh sandbox may work (the
+    container or the engine died); False where another try cannot help (no engine on this
+    machine, an image that does not exist or does not build).
+    """
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from horizongym.sandboxes.base import ExecResult, SandboxError, SandboxSpec
+from horizongym.sandboxes.engine import is_engine_failure
 from horizongym.sandboxes.images import SANDBOX_UID
 from horizongym.sandboxes.reaper import install_exit_cleanup, owner_labels, reap_once
 from horizongym.sandboxes.server import OutputCap
@@ -203,7 +204,12 @@ class Channel:
 
 
 def start_container(client: Any, spec: SandboxSpec, labels: dict[str, str] | None = None) -> tuple[Any, Channel]:
-    """Create and start a sandbox container, attach to its exec server and check it answers."""
+    """Create and start a sandbox container, attach to its exec server and check it answers.
+
+    Every failure of the engine or the container comes out as :class:`SandboxError`: retryable
+    when the engine failed or went away, not when it refused the request (no such image, a
+    configuration it does not accept).
+    """
     import docker.errors
 
     _check_spec(spec)
@@ -212,10 +218,15 @@ def start_container(client: Any, spec: SandboxSpec, labels: dict[str, str] | Non
         container = client.containers.create(**container_config(spec, labels))
     except docker.errors.ImageNotFound as exc:
         raise SandboxError(
-            f"image {spec.image!r} not found; build it (images.ensure_base_image / derive_image)"
+            f"image {spec.image!r} not found; build it (images.ensure_base_image / derive_image)", retryable=False
         ) from exc
-    except docker.errors.APIError as exc:
-        raise SandboxError(f"docker could not create a sandbox from {spec.image!r}: {exc}") from exc
+    except Exception as exc:
+        if not is_engine_failure(exc):
+            raise
+        refused = isinstance(exc, docker.errors.APIError) and exc.is_client_error()
+        raise SandboxError(
+            f"docker could not create a sandbox from {spec.image!r}: {type(exc).__name__}: {exc}", retryable=not refused
+        ) from exc
     channel: Channel | None = None
     try:
         raw = client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
@@ -230,7 +241,9 @@ def start_container(client: Any, spec: SandboxSpec, labels: dict[str, str] | Non
             channel.send({"op": "reset", "workdir": posixpath.normpath(spec.workdir), "wipe": []}, bytes(spec.files))
             reply, _ = channel.receive(120.0)
             if not reply.get("ok"):
-                raise SandboxError(f"could not unpack SandboxSpec.files into {spec.workdir}: {reply.get('error')}")
+                raise SandboxError(
+                    f"could not unpack SandboxSpec.files into {spec.workdir}: {reply.get('error')}", retryable=False
+                )
     except BaseException as exc:
         detail = _describe_death(container, channel)
         if channel is not None:
@@ -239,7 +252,7 @@ def start_container(client: Any, spec: SandboxSpec, labels: dict[str, str] | Non
             container.remove(force=True)
         if isinstance(exc, SandboxError):
             raise
-        if isinstance(exc, EOFError | TimeoutError | OSError | docker.errors.APIError):
+        if isinstance(exc, EOFError | TimeoutError | OSError | ValueError | struct.error) or is_engine_failure(exc):
             raise SandboxError(f"the sandbox from {spec.image!r} did not start: {detail}") from exc
         raise
     return container, channel
@@ -320,14 +333,16 @@ class DockerSandbox:
     # ----- the server round trip -------------------------------------------------------
     def _call(self, header: dict[str, Any], blob: bytes = b"", timeout: float = 60.0) -> tuple[dict[str, Any], bytes]:
         if self._closed:
-            raise SandboxError("this sandbox is closed")
+            raise SandboxError("this sandbox is closed", retryable=False)
         if self._dead is not None:
             raise SandboxError(self._dead)
         try:
             self.channel.send(header, blob)
             return self.channel.receive(timeout)
-        except (EOFError, OSError, TimeoutError) as exc:
-            why = "no answer in time" if isinstance(exc, TimeoutError) else "its connection closed"
+        except (EOFError, OSError, TimeoutError, ValueError, struct.error) as exc:
+            why = {TimeoutError: "no answer in time", EOFError: "its connection closed"}.get(
+                type(exc), f"its connection failed: {type(exc).__name__}: {exc}"
+            )
             self._dead = f"the sandbox is gone ({why}): {_describe_death(self.container, self.channel)}"
             raise SandboxError(self._dead) from exc
 
@@ -387,7 +402,7 @@ class DockerSandbox:
 
     def _exec_run(self, command: str, timeout: float) -> ExecResult:
         if self._closed:
-            raise SandboxError("this sandbox is closed")
+            raise SandboxError("this sandbox is closed", retryable=False)
         start = time.monotonic()
         cmd = ["timeout", "-s", "KILL", f"{timeout:.3f}", "bash", "-lc", command]
         try:

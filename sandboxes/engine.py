@@ -4,7 +4,8 @@
   ``debootstrap`` packages, root and apt to install them;
 * :func:`ensure_engine` — a client of an engine that answers, installing ``docker.io`` and
   starting ``dockerd`` in the background first where the machine allows it (root + apt);
-* :func:`shared_client` — one client per process.
+* :func:`shared_client` — one client per process;
+* :func:`engine_calls` — the docker SDK's failures inside it come out as :class:`SandboxError`.
 
 The ``dockerd`` log lives in the cache folder (``$HORIZONGYM_CACHE`` or
 ``~/.cache/horizongym``), under ``sandboxes/``. Images are :mod:`horizongym.sandboxes.images`.
@@ -12,10 +13,12 @@ The ``dockerd`` log lives in the cache folder (``$HORIZONGYM_CACHE`` or
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +104,8 @@ def install_packages(packages: list[str]) -> None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise SandboxError(
             f"cannot install {' '.join(packages)}: this needs root and apt-get. "
-            f"Fix: sudo apt-get install -y {' '.join(packages)}"
+            f"Fix: sudo apt-get install -y {' '.join(packages)}",
+            retryable=False,
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "-q", *packages]
@@ -111,7 +115,9 @@ def install_packages(packages: list[str]) -> None:
             subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True)
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SandboxError(f"apt-get install {' '.join(packages)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+        raise SandboxError(
+            f"apt-get install {' '.join(packages)} failed:\n{(done.stdout + done.stderr)[-3000:]}", retryable=False
+        )
 
 
 def _start_dockerd() -> Path:
@@ -164,7 +170,7 @@ def ensure_engine(timeout: float = 60.0) -> Any:
     try:
         import docker  # noqa: F401
     except ImportError as exc:
-        raise SandboxError("the docker SDK is missing. Fix: pip install 'docker>=7'") from exc
+        raise SandboxError("the docker SDK is missing. Fix: pip install 'docker>=7'", retryable=False) from exc
     with file_lock("engine", timeout=timeout + 600):
         client, _, error = _ping()
         if client is not None:
@@ -174,7 +180,8 @@ def ensure_engine(timeout: float = 60.0) -> Any:
             if not (is_root and shutil.which("apt-get")):
                 raise SandboxError(
                     f"no Docker engine answers ({error}) and this machine cannot install one (needs root and "
-                    "apt-get). Fix: sudo apt-get install -y docker.io debootstrap && sudo dockerd &"
+                    "apt-get). Fix: sudo apt-get install -y docker.io debootstrap && sudo dockerd &",
+                    retryable=False,
                 )
             install_packages(["docker.io", "debootstrap"])
         log_path: Path | None = None
@@ -183,7 +190,8 @@ def ensure_engine(timeout: float = 60.0) -> Any:
                 raise SandboxError(
                     f"no Docker engine answers ({error}) and dockerd needs root to start. "
                     "Fix: sudo dockerd & (or: sudo systemctl start docker), then add yourself to the "
-                    "docker group: sudo usermod -aG docker $USER"
+                    "docker group: sudo usermod -aG docker $USER",
+                    retryable=False,
                 )
             log_path = _start_dockerd()
         deadline = time.monotonic() + timeout
@@ -197,7 +205,34 @@ def ensure_engine(timeout: float = 60.0) -> Any:
         raise SandboxError(
             f"a dockerd runs but does not answer at {where} within {timeout:.0f} s ({error}). "
             "Fix: check DOCKER_HOST, or the engine's log (journalctl -u docker, or "
-            f"{cache_dir() / 'dockerd.log'} if horizongym started it)"
+            f"{cache_dir() / 'dockerd.log'} if horizongym started it)",
+            retryable=False,
         )
     tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
-    raise SandboxError(f"dockerd did not answer at {where} within {timeout:.0f} s ({error}); {log_path}:\n{tail}")
+    raise SandboxError(
+        f"dockerd did not answer at {where} within {timeout:.0f} s ({error}); {log_path}:\n{tail}", retryable=False
+    )
+
+
+def is_engine_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the docker SDK saying the engine refused or is gone (an API error, a lost socket)."""
+    try:
+        import docker.errors
+        import requests.exceptions
+    except ImportError:
+        return False
+    return isinstance(exc, docker.errors.DockerException | requests.exceptions.RequestException)
+
+
+@contextlib.contextmanager
+def engine_calls(what: str) -> Iterator[None]:
+    """Calls to the engine inside come out as :class:`SandboxError` when the SDK fails (retryable:
+    the engine answered with an error or went away), ``what`` saying what was being done."""
+    try:
+        yield
+    except SandboxError:
+        raise
+    except Exception as exc:
+        if not is_engine_failure(exc):
+            raise
+        raise SandboxError(f"{what}: the docker engine failed ({type(exc).__name__}: {exc})") from exc

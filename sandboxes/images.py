@@ -30,7 +30,7 @@ from typing import Any
 
 from horizongym.cache import file_lock
 from horizongym.sandboxes.base import SandboxError
-from horizongym.sandboxes.engine import cache_dir, ensure_engine, install_packages
+from horizongym.sandboxes.engine import cache_dir, engine_calls, ensure_engine, install_packages
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_SUITE = "bookworm"
@@ -61,7 +61,10 @@ _DEBOOTSTRAP_MINUTES = 20
 
 
 class ImageBuildError(SandboxError):
-    """A step of an image build failed; ``output`` holds what it printed."""
+    """A step of an image build failed; ``output`` holds what it printed. Not retryable: the same
+    recipe fails the same way on another try."""
+
+    retryable = False
 
     def __init__(self, message: str, *, command: str = "", exit_code: int | None = None, output: str = "") -> None:
         super().__init__(message)
@@ -120,7 +123,9 @@ def _remove_rootfs(folder: Path) -> None:
     for point in _mounts_under(folder):
         subprocess.run(["umount", "-l", point], capture_output=True)
     if _mounts_under(folder):
-        raise SandboxError(f"{folder} still has mounts in it; not deleting it (unmount them, then remove it)")
+        raise SandboxError(
+            f"{folder} still has mounts in it; not deleting it (unmount them, then remove it)", retryable=False
+        )
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -147,6 +152,11 @@ def ensure_base_image(client: Any | None = None, *, mirror: str | None = None, s
     """
     client = client or ensure_engine()
     tag = base_image_tag(mirror, suite)
+    with engine_calls(f"looking up or building the base image {tag}"):
+        return _ensure_base_image(client, tag, mirror, suite)
+
+
+def _ensure_base_image(client: Any, tag: str, mirror: str | None, suite: str) -> str:
     if image_exists(client, tag):
         return tag
     with file_lock(f"image-{tag}"):
@@ -156,7 +166,8 @@ def ensure_base_image(client: Any | None = None, *, mirror: str | None = None, s
             install_packages(["debootstrap"])
         if os.geteuid() != 0:
             raise SandboxError(
-                "building the base image runs debootstrap, which needs root. Fix: sudo horizongym sandbox build-image"
+                "building the base image runs debootstrap, which needs root. Fix: sudo horizongym sandbox build-image",
+                retryable=False,
             )
         build_root = cache_dir() / "build"
         build_root.mkdir(exist_ok=True)
@@ -243,8 +254,6 @@ def derive_image(
                                      "rm -rf /wheels"],
                            image_env={"PATH": "/opt/venv/bin:" + DEFAULT_PATH})
     """
-    import docker.errors
-
     if not _IMAGE_NAME.match(name):
         raise ValueError(f"image name {name!r}: use lowercase letters, digits and . _ - / (like 'env-mypkg')")
     if not target_dir.startswith("/"):
@@ -258,10 +267,28 @@ def derive_image(
         if not _ENV_KEY.match(key) or "\n" in value:
             raise ValueError(f"image_env {key!r}={value!r}: keys are shell names, values one line")
     client = client or ensure_engine()
+    with engine_calls(f"deriving the image {name} from {base}"):
+        return _derive_image(client, base, name, files, target_dir, commands, network, env, command_timeout)
+
+
+def _derive_image(
+    client: Any,
+    base: str,
+    name: str,
+    files: bytes | None,
+    target_dir: str,
+    commands: list[str],
+    network: bool,
+    env: dict[str, str],
+    command_timeout: float,
+) -> str:
+    import docker.errors
+
     try:
         base_id = client.images.get(base).id
     except docker.errors.ImageNotFound as exc:
-        raise SandboxError(f"base image {base!r} not found; build it with ensure_base_image()") from exc
+        missing = f"base image {base!r} not found; build it with ensure_base_image()"
+        raise SandboxError(missing, retryable=False) from exc
     key = _digest(
         {
             "v": 1,

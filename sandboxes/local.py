@@ -60,7 +60,7 @@ class LocalSandbox:
         if not spec.workdir.startswith("/"):
             raise ValueError(f"SandboxSpec.workdir must be absolute, got {spec.workdir!r}")
         if shutil.which("bash") is None:
-            raise SandboxError("the local sandbox needs bash on PATH")
+            raise SandboxError("the local sandbox needs bash on PATH", retryable=False)
         _warn_once()
         self.spec = spec
         self.root = Path(tempfile.mkdtemp(prefix="horizongym-local-"))
@@ -82,7 +82,7 @@ class LocalSandbox:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise SandboxError("this sandbox is closed")
+            raise SandboxError("this sandbox is closed", retryable=False)
 
     def host_path(self, path: str) -> Path:
         """Where ``path`` (absolute in the sandbox's terms, or relative to the workdir) is on this machine."""
@@ -117,16 +117,20 @@ class LocalSandbox:
         out = OutputCap(self.spec.limits.output_bytes)
         start = time.monotonic()
         with self._lock:
-            proc = subprocess.Popen(
-                ["bash", "-lc", command],
-                cwd=self.workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=self._limits,
-            )
+            try:
+                proc = subprocess.Popen(
+                    ["bash", "-lc", command],
+                    cwd=self.workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=self._limits,
+                )
+            except OSError as exc:  # no process could be started: the machine's doing, not the command's
+                gone = "" if self.workdir.is_dir() else f" (its folder {self.workdir} is gone)"
+                raise SandboxError(f"could not start a command{gone}: {type(exc).__name__}: {exc}") from exc
             self._groups.add(proc.pid)
             timed_out = self._pump(proc, out, start + timeout)
             if timed_out:
@@ -200,9 +204,12 @@ class LocalSandbox:
             for pgid in self._groups:
                 self._kill_group(pgid)
             self._groups.clear()
-            for folder in (self.workdir, self.tmp):
-                shutil.rmtree(folder, ignore_errors=True)
-                folder.mkdir(parents=True)
+            try:
+                for folder in (self.workdir, self.tmp):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    folder.mkdir(parents=True)
+            except OSError as exc:
+                raise SandboxError(f"could not empty the sandbox's folder {self.root}: {exc}") from exc
             if self.spec.files:
                 _unpack(bytes(self.spec.files), self.workdir)
 

@@ -127,7 +127,7 @@ class SandboxPool:
         """A sandbox for ``spec`` (warm when the pool has one); ``close()`` gives it back."""
         _check_spec(spec)
         if self._closed:
-            raise SandboxError("this SandboxPool is closed")
+            raise SandboxError("this SandboxPool is closed", retryable=False)
         key = pool_key(spec)
         with self._cond:
             self._want(key, spec)

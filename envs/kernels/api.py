@@ -14,7 +14,8 @@ This is the API a candidate uses (and the fast build path of the environment)::
     lib.relu(x, y, x.numel())
 
 The source is plain C++ (``language="cpp"``, built by ``g++ -O3 -march=native -fopenmp``) or
-CUDA (``language="cuda"``, built by ``nvcc``); each exported function is ``extern "C"`` and
+CUDA (``language="cuda"``, built by ``nvcc``); ``$HORIZONGYM_CXX`` and ``$HORIZONGYM_NVCC`` name
+another compiler (a path, or a name on ``PATH``). Each exported function is ``extern "C"`` and
 returns ``void``. Calls convert arguments by type: a tensor becomes a pointer to its data, a
 Python ``int`` an ``int64_t``, a ``float`` a ``double``, a ``bool`` a ``bool``. Nothing else is
 accepted. A CUDA entry point is host code that launches kernels on the default stream.
@@ -52,6 +53,9 @@ LANGUAGES = ("cpp", "cuda")
 LANGUAGE_VARIABLE = "HORIZONGYM_KERNEL_LANGUAGE"
 """The environment variable that sets the default language of :func:`load_kernel` (the evaluator sets it)."""
 CUDA_ARCH_VARIABLE = "HORIZONGYM_CUDA_ARCH"
+COMPILER_VARIABLES = {"cpp": "HORIZONGYM_CXX", "cuda": "HORIZONGYM_NVCC"}
+"""The environment variable that names each language's compiler (the evaluator sets it for its children)."""
+DEFAULT_COMPILERS = {"cpp": "g++", "cuda": "nvcc"}
 MAX_ERROR_CHARS = 4000
 MAX_ERROR_LINES = 40
 COMPILE_TIMEOUT_S = 120.0
@@ -96,14 +100,21 @@ def cuda_arch() -> str:
     return "sm_80"
 
 
+def compiler_of(language: str) -> str:
+    """The compiler of ``language``: ``$HORIZONGYM_CXX`` / ``$HORIZONGYM_NVCC`` if set, else ``g++`` / ``nvcc``."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+    return os.environ.get(COMPILER_VARIABLES[language]) or DEFAULT_COMPILERS[language]
+
+
 def toolchain(language: str) -> Toolchain:
     """The toolchain of ``language`` (``cpp`` or ``cuda``)."""
+    compiler = compiler_of(language)
     if language == "cpp":
-        return Toolchain("cpp", "g++", ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC"), ".cpp")
-    if language == "cuda":
-        flags = ("-O3", "-std=c++17", "--shared", "-Xcompiler", "-fPIC", "-cudart", "shared", f"-arch={cuda_arch()}")
-        return Toolchain("cuda", "nvcc", flags, ".cu")
-    raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+        cpp_flags = ("-O3", "-march=native", "-fopenmp", "-std=c++17", "-shared", "-fPIC")
+        return Toolchain("cpp", compiler, cpp_flags, ".cpp")
+    flags = ("-O3", "-std=c++17", "--shared", "-Xcompiler", "-fPIC", "-cudart", "shared", f"-arch={cuda_arch()}")
+    return Toolchain("cuda", compiler, flags, ".cu")
 
 
 @dataclass(frozen=True)

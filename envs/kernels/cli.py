@@ -2,8 +2,9 @@
 
 ``tasks`` lists the kernel tasks (built-in catalog or a KernelBench folder); ``eval`` builds,
 checks and times a candidate file exactly as ``KernelGen-v0`` does, and prints what the agent
-would see (or the evaluation as JSON). A mistake (missing file, unknown task or task source, bad backend) is
-one line on stderr, ``horizongym: error: ...``, and exit status 2.
+would see (or the evaluation as JSON). A mistake (missing file, unknown task or task source, bad backend), or an
+evaluator that cannot work on this machine (no compiler, a full disk), is one line on stderr,
+``horizongym: error: ...``, and exit status 2.
 
 :func:`add_kernel_commands` registers both under a ``kernels`` command of an argparse parser.
 """
@@ -49,7 +50,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     """Build, check and time ``args.file`` for ``args.task``; print the feedback or the JSON evaluation."""
     from horizongym.envs.kernels.env import evaluation_info
-    from horizongym.envs.kernels.evaluator import KernelEvaluator
+    from horizongym.envs.kernels.evaluator import EvaluatorError, KernelEvaluator
     from horizongym.envs.kernels.feedback import describe
     from horizongym.envs.kernels.rewards import make_scheme
 
@@ -64,7 +65,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
         scheme = make_scheme(args.reward)
     except ValueError as exc:
         _fail(str(exc))
-    result = evaluator.evaluate(task, path.read_text())
+    try:
+        result = evaluator.evaluate(task, path.read_text())
+    except EvaluatorError as exc:
+        _fail(f"the evaluator failed, not the candidate: {exc}")
     components = scheme.components(result)
     if args.json:
         print(json.dumps({**evaluation_info(result), "reward_components": components}, indent=2))

@@ -10,6 +10,11 @@ build (errors come back trimmed), correctness on fresh private inputs (the worst
 comes back), timing against PyTorch eager; the observation says all of it and the agent may
 try again until ``max_turns`` submissions are used or it calls ``finish``.
 
+A failure of the evaluator itself (:class:`~horizongym.envs.kernels.evaluator.EvaluatorError`:
+a worker killed from outside, no compiler, a full disk) is never scored: a retryable one ends
+the episode as truncated with reason ``infra_error`` (the rollout engine plays it again on a
+fresh env), one that another try cannot fix is raised from ``step``.
+
 Reward components per turn follow the chosen scheme (:mod:`horizongym.envs.kernels.rewards`):
 ``kevin`` (``correct``, ``speedup``) or ``milestones`` (``milestone``); a malformed action costs
 ``format``. When the episode ends, ``info["turn_returns"]`` holds each turn's discounted credit
@@ -30,7 +35,7 @@ from typing import Any, ClassVar, SupportsFloat
 
 from horizongym.envs.kernels.api import candidate_file
 from horizongym.envs.kernels.data import load_kernel_tasks
-from horizongym.envs.kernels.evaluator import EvalResult, KernelEvaluator
+from horizongym.envs.kernels.evaluator import EvalResult, EvaluatorError, KernelEvaluator
 from horizongym.envs.kernels.feedback import describe
 from horizongym.envs.kernels.rewards import make_scheme
 from horizongym.envs.kernels.types import KernelTask
@@ -135,6 +140,8 @@ class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
             backend, trials=trials, checks=checks, threads=threads, timeout_s=timeout_s
         )
         self.scheme = make_scheme(reward, gamma)
+        self._unrecoverable: EvaluatorError | None = None
+        """An evaluator failure that another try cannot fix, met during a tool: raised when the step ends."""
 
     # ----- task ------------------------------------------------------------------------
     def task_id(self, task: KernelTask) -> str:
@@ -188,7 +195,10 @@ class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
             code: the whole file: imports, kernel source given to load_kernel, and class ModelNew.
         """
         episode = self.episode
-        result = self.evaluator.evaluate(episode.task, code)
+        try:
+            result = self.evaluator.evaluate(episode.task, code)
+        except EvaluatorError as error:
+            return self._evaluator_failed(error)
         components = self.scheme.components(result)
         for name, value in components.items():
             self.add_reward(name, value)
@@ -208,11 +218,24 @@ class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
     def on_turn_limit(self) -> None:
         self._close_episode()
 
+    def _evaluator_failed(self, error: EvaluatorError) -> str:
+        """End the episode on the evaluator's own failure, unscored (see the module docstring)."""
+        detail = f"the kernel evaluator failed: {error}"
+        if error.retryable:
+            self.truncate_episode("infra_error", detail)
+        else:
+            self._unrecoverable = error
+        self.end_turn()
+        return f"The episode ends: {detail}"
+
     def _close_episode(self) -> None:
         self.state.success = any(r.correct for r in self.episode.results)
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = super().step(action)
+        failure, self._unrecoverable = self._unrecoverable, None
+        if failure is not None:
+            raise failure
         episode = self.episode
         episode.rewards.append(float(reward))
         if terminated or truncated:

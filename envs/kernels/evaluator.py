@@ -15,6 +15,18 @@ Backends: ``cuda`` (CUDA kernels, timed with events on the GPU), ``cpu`` (C++ ke
 by g++ with OpenMP, timed on the CPU with the same protocol), ``compile-only`` (CUDA kernels
 built by nvcc on a machine with no GPU: only the build is checked). ``auto`` picks ``cuda``
 when a GPU is visible, else ``cpu``.
+
+Whose failure: what the candidate's process does (crash, abort, memory limit, hang, a message
+outside the protocol) is the candidate's and scores 0. A failure of the evaluator itself raises
+:class:`EvaluatorError`, an :class:`~horizongym.failures.InfrastructureError`, so it never
+becomes a reward: the compiler is missing or the disk is (nearly) full (checked before each
+evaluation and again after a failed build or run; not retryable), a child cannot be forked, the
+reference's process fails, breaks the protocol or runs past the deadline before the candidate
+starts, or a child is killed from outside (``SIGKILL``, ``SIGTERM``, ``SIGINT``, ``SIGHUP``,
+``SIGQUIT``: a person, a supervisor; the evaluator sends none before it has its result, and a
+candidate's library may not call ``kill``). The zygote reports how each child ended; a ``SIGKILL``
+while the kernel's out-of-memory count (``oom_kill`` in ``/proc/vmstat``) went up, or where that
+count cannot be read, is taken as the candidate's memory use.
 """
 
 from __future__ import annotations
@@ -38,10 +50,12 @@ import numpy as np
 
 from horizongym.cache import cache_dir
 from horizongym.envs.kernels import protocol
+from horizongym.envs.kernels.api import compiler_of
 from horizongym.envs.kernels.static_check import Violation, check_source
 from horizongym.envs.kernels.types import KernelTask
 from horizongym.envs.kernels.worker import ChildRequest
 from horizongym.envs.kernels.zygote import Zygote
+from horizongym.failures import InfrastructureError
 
 BACKENDS = ("auto", "cuda", "cpu", "compile-only")
 Status = Literal["correct", "incorrect", "hack", "compile_error", "error", "timeout", "compiled"]
@@ -54,6 +68,21 @@ SPOT_FRACTION = 0.1
 """The share of timing rounds that add an untimed candidate call under the operator guard."""
 TOLERANCES = {"float32": 1e-4, "float64": 1e-6, "float16": 1e-2, "bfloat16": 1e-2}
 """Absolute and relative tolerance by output dtype; integer and bool outputs must match exactly."""
+MIN_FREE_BYTES = 64 << 20
+"""Free disk space the evaluator needs in the temporary and cache folders (builds write there)."""
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+"""Signals that end a child from outside the evaluator (see the module docstring)."""
+EXIT_WAIT_S = 2.0
+"""How long a child whose connection closed may take to exit before it counts as still running."""
+
+
+class EvaluatorError(InfrastructureError):
+    """The evaluator itself failed, not the candidate: no reward may come of this evaluation.
+
+    ``retryable`` when another try may work (a child killed from outside, a fork that failed);
+    False when it cannot (no compiler, a full disk).
+    """
+
 
 _ZYGOTE = Zygote()
 atexit.register(_ZYGOTE.close)
@@ -195,12 +224,17 @@ class KernelEvaluator:
         time_torch_compile: bool | None = None,
         reverify_above: float = SPEEDUP_CAP,
         seed: int | None = None,
+        compiler: str | None = None,
+        min_free_bytes: int = MIN_FREE_BYTES,
     ) -> None:
         if trials < 1 or checks < 1:
             raise ValueError("trials and checks must be at least 1")
         self.backend = resolve_backend(backend)
         self.device = "cuda" if self.backend == "cuda" else "cpu"
         self.language = backend_language(self.backend)
+        self.compiler = compiler or compiler_of(self.language)
+        """The compiler candidates are built with (a path, or a name on ``PATH``)."""
+        self.min_free_bytes = min_free_bytes
         self.trials, self.warmup, self.checks, self.threads = trials, warmup, checks, threads
         self.timeout_s, self.memory_limit_bytes = timeout_s, memory_limit_bytes
         default_flush = 256 << 20 if self.device == "cuda" else 2 * cpu_l2_bytes()
@@ -224,6 +258,7 @@ class KernelEvaluator:
             folder=folder,
             device=self.device,
             language=self.language,
+            compiler=self.compiler,
             compile_only=self.backend == "compile-only",
             seeds=tuple(seeds[: self.checks]),
             final_seed=seeds[self.checks],
@@ -237,7 +272,10 @@ class KernelEvaluator:
         )
 
     def evaluate(self, task: KernelTask, candidate_source: str) -> EvalResult:
-        """Evaluate once; a correct result faster than ``reverify_above`` is re-run on fresh inputs."""
+        """Evaluate once; a correct result faster than ``reverify_above`` is re-run on fresh inputs.
+
+        Raises :class:`EvaluatorError` when the evaluator itself fails (see the module docstring).
+        """
         started = time.perf_counter()
         violations = check_source(candidate_source)
         if violations:
@@ -255,11 +293,50 @@ class KernelEvaluator:
         result.seconds = time.perf_counter() - started
         return result
 
+    def check_machine(self) -> None:
+        """Raise :class:`EvaluatorError` (not retryable) unless the compiler is there and the disk has room."""
+        if shutil.which(self.compiler) is None:
+            raise EvaluatorError(
+                f"the {self.language} compiler {self.compiler!r} is not installed here (not found on PATH); no "
+                f"candidate can be built. Fix: install it, or point KernelEvaluator(compiler=...) or "
+                f"${'HORIZONGYM_NVCC' if self.language == 'cuda' else 'HORIZONGYM_CXX'} at one",
+                retryable=False,
+            )
+        self.check_room()
+
+    def check_room(self) -> None:
+        """Raise :class:`EvaluatorError` (not retryable) when the temporary or cache folder is (nearly) full."""
+        for folder in dict.fromkeys((Path(tempfile.gettempdir()), cache_dir())):
+            try:
+                free = shutil.disk_usage(folder).free
+            except OSError as error:
+                raise EvaluatorError(f"cannot use {folder}: {error}", retryable=False) from error
+            if free < self.min_free_bytes:
+                raise EvaluatorError(
+                    f"{folder} has {free / 2**20:.0f} MiB free, less than the {self.min_free_bytes / 2**20:.0f} MiB "
+                    "an evaluation needs. Fix: free some disk space",
+                    retryable=False,
+                )
+
     def _run(self, task: KernelTask, candidate_source: str) -> EvalResult:
-        folder = tempfile.mkdtemp(prefix="hg-eval-")
+        self.check_machine()
+        try:
+            folder = tempfile.mkdtemp(prefix="hg-eval-")
+        except OSError as error:
+            raise EvaluatorError(f"cannot make an evaluation folder: {error}", retryable=False) from error
         session = _Session(self, time.monotonic() + self.timeout_s)
         try:
-            return session.run(self.plan(task, candidate_source, folder))
+            result = self._result(session, self.plan(task, candidate_source, folder))
+        finally:
+            session.close()
+            shutil.rmtree(folder, ignore_errors=True)
+        if result.status in ("compile_error", "error"):
+            self.check_room()  # a build or a run that failed for want of disk space is the machine's failure
+        return result
+
+    def _result(self, session: _Session, plan: ChildRequest) -> EvalResult:
+        try:
+            return session.run(plan)
         except _Timeout as timeout:
             message = f"no result within {self.timeout_s:g} s (during {timeout})"
             return EvalResult("timeout", message=message, backend=self.backend)
@@ -267,9 +344,32 @@ class KernelEvaluator:
             return EvalResult("error", message=str(died), backend=self.backend)
         except _Tampered as tampered:
             return EvalResult("hack", [Violation("protocol", str(tampered))], backend=self.backend)
-        finally:
-            session.close()
-            shutil.rmtree(folder, ignore_errors=True)
+
+
+def describe_exit(status: int | None) -> str:
+    """A ``waitpid`` status in words: ``killed by SIGSEGV``, ``exited with code 3``."""
+    if status is None:
+        return "it closed its connection and kept running"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"
+
+
+def oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has killed since boot (None: cannot tell)."""
+    try:
+        with open("/proc/vmstat", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _went_up(before: int | None, after: int | None) -> bool:
+    """Whether a counter grew; True when it cannot be told (a SIGKILL then counts as the candidate's)."""
+    return before is None or after is None or after > before
 
 
 class _Timeout(Exception):
@@ -290,45 +390,84 @@ class _Session:
     def __init__(self, evaluator: KernelEvaluator, deadline: float) -> None:
         self.evaluator, self.deadline = evaluator, deadline
         self.children: dict[str, tuple[int, Any]] = {}
+        self.ended: set[str] = set()
+        """Children whose exit the zygote reported (reaped: their pids must not be signalled)."""
         self.rng = random.SystemRandom()
         self.stage = "start"
+        self.oom_kills = oom_kills()
 
     # ----- plumbing ----------------------------------------------------------------------
     def start(self, request: ChildRequest) -> None:
-        self.children[request.role] = _ZYGOTE.start_child(request)
+        try:
+            self.children[request.role] = _ZYGOTE.start_child(request)
+        except (OSError, EOFError) as error:
+            why = f"{type(error).__name__}: {error}"
+            raise EvaluatorError(f"could not start the {request.role} process: {why}") from None
 
     def send(self, role: str, kind: str, meta: dict[str, Any] | None = None) -> None:
         try:
             protocol.send(self.children[role][1], kind, meta)
         except OSError:
-            raise _Died(f"the {role} process ended during {self.stage}") from None
+            raise self.ended_early(role) from None
 
     def receive(self, role: str, kinds: set[str]) -> protocol.Message:
         conn = self.children[role][1]
         remaining = self.deadline - time.monotonic()
         if remaining <= 0 or not conn.poll(remaining):
+            if "candidate" not in self.children:  # only trusted code has run: the machine is too slow
+                raise EvaluatorError(
+                    f"the reference gave no result within timeout_s={self.evaluator.timeout_s:g} s "
+                    f"(during {self.stage}), before the candidate started"
+                )
             raise _Timeout(self.stage)
         try:
             message = protocol.receive(conn, kinds | {"error"})
         except EOFError:
-            raise _Died(
-                f"the {role} process died during {self.stage} (a crash, an abort, or its memory limit)"
-            ) from None
+            raise self.ended_early(role) from None
         except protocol.ProtocolError as error:
             if role == "candidate":
                 raise _Tampered(f"the candidate's process broke the protocol during {self.stage}: {error}") from None
-            raise
+            raise EvaluatorError(f"the reference process broke the protocol during {self.stage}: {error}") from None
         if message.kind == "error":
             detail = f"error during {message.meta.get('stage', self.stage)}:\n{message.meta.get('message', '')}"
-            raise _Died(detail if role == "candidate" else f"the reference failed: {detail}")
+            if role == "candidate":
+                raise _Died(detail)
+            raise EvaluatorError(f"the reference failed: {detail}")
         return message
 
+    def ended_early(self, role: str) -> Exception:
+        """Why ``role``'s process ended without answering: the candidate's doing (:class:`_Died`) or the
+        evaluator's failure (:class:`EvaluatorError`; see the module docstring)."""
+        pid = self.children[role][0]
+        try:
+            status = _ZYGOTE.exit_status(pid, EXIT_WAIT_S)
+        except (OSError, EOFError, ChildProcessError) as error:
+            return EvaluatorError(
+                f"the {role} process ended during {self.stage}, and the evaluator's fork server is gone ({error})"
+            )
+        if status is not None:
+            self.ended.add(role)
+        how = describe_exit(status)
+        if role == "reference":
+            return EvaluatorError(f"the reference process ended during {self.stage} ({how})")
+        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) in OUTSIDE_SIGNALS:
+            killed_for_memory = os.WTERMSIG(status) == signal.SIGKILL and _went_up(self.oom_kills, oom_kills())
+            if not killed_for_memory:
+                return EvaluatorError(
+                    f"the candidate's process was {how} during {self.stage}, from outside the evaluator"
+                )
+            how += " by the out-of-memory killer"
+        return _Died(f"the candidate process died during {self.stage} ({how}: a crash, an abort, or its memory limit)")
+
     def close(self) -> None:
-        for pid, conn in self.children.values():
+        for role, (pid, conn) in self.children.items():
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)  # what it started (a build) too: a live group keeps its id
+            if role not in self.ended:  # an ended child was reaped: its pid may be another process's by now
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError, EOFError, ChildProcessError):
+                    _ZYGOTE.exit_status(pid, forget=True)  # the zygote reaps it when it is gone
             conn.close()
 
     # ----- the evaluation ----------------------------------------------------------------

@@ -67,6 +67,8 @@ class ChildRequest:
     folder: str = ""
     device: str = "cpu"
     language: str = "cpp"
+    compiler: str = ""
+    """The compiler of ``language`` (a path or a name on ``PATH``); empty: :func:`.api.compiler_of`'s."""
     compile_only: bool = False
     seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     final_seed: int = 6
@@ -195,6 +197,8 @@ class Child:
         if request.cache_dir:
             os.environ["HORIZONGYM_CACHE"] = request.cache_dir
         os.environ[api.LANGUAGE_VARIABLE] = request.language
+        if request.compiler:
+            os.environ[api.COMPILER_VARIABLES[request.language]] = request.compiler
         os.chdir(request.folder)
         fd = os.open(os.path.join(request.folder, f"{request.role}-output.txt"), os.O_WRONLY | os.O_CREAT, 0o600)
         os.dup2(fd, 1)

@@ -18,6 +18,13 @@ that dies ends the episode as truncated, with the limit in ``info["termination_r
 (``command_timeout``, ``memory_limit``, ``process_limit``, ``file_size_limit``, ``sandbox_died``)
 and the command and what happened in ``info["termination_detail"]``.
 
+Infrastructure failures (:class:`~horizongym.sandboxes.base.SandboxError`, an
+:class:`~horizongym.failures.InfrastructureError`) are never the agent's doing: at ``reset`` the
+error is raised (the rollout engine records an ``infra_error`` and retries on a fresh env); during
+a tool, the agent's sandbox dying ends the episode as ``sandbox_died`` and the sandbox of the
+hidden tests failing as ``infra_error`` (both ``infra_error`` outcomes, which the engine retries);
+a failure that another try cannot fix (``retryable`` False) is raised from ``step`` instead.
+
 Sandboxes come warm from the process's shared :class:`~horizongym.sandboxes.pool.SandboxPool`
 (``warm_pool=True``, docker only): a container given back at the end of an episode is reset (every
 process killed, the workdir and /tmp emptied) and reloaded with the next instance's starting files.
@@ -32,11 +39,11 @@ Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, SupportsFloat
 
 from pydantic import Field
 
-from horizongym.envs.contract import SANDBOX_LIMITS
+from horizongym.envs.contract import SANDBOX_LIMITS, TerminationReason
 from horizongym.envs.swe.data import load_swe_tasks
 from horizongym.envs.swe.editor import Editor, EditorError
 from horizongym.envs.swe.harness import SWEEvaluation, evaluate_patch, sandbox_spec
@@ -95,6 +102,8 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         self.command_timeout = command_timeout
         self.test_timeout = test_timeout
         self.warm_pool = warm_pool
+        self._unrecoverable: SandboxError | None = None
+        """A failure that another try cannot fix, met during a tool: raised when the step ends."""
 
     # ----- episodes -------------------------------------------------------------------
     def task_id(self, task: SWEInstance) -> str:
@@ -135,6 +144,25 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         """End the episode as truncated: a containment limit was hit, or the sandbox died."""
         self.truncate_episode(SANDBOX_LIMITS[limit], detail)
 
+    def _sandbox_failed(self, error: SandboxError, *, judging: bool = False) -> str:
+        """End the episode on an infrastructure failure (see the module docstring); the tool's answer."""
+        which = "the sandbox that runs the hidden tests" if judging else "the sandbox"
+        detail = f"{which} stopped working: {error}"
+        if error.retryable:
+            reason: TerminationReason = "infra_error" if judging else "sandbox_died"
+            self.truncate_episode(reason, detail)
+        else:
+            self._unrecoverable = error
+        self.end_turn()
+        return f"The episode ends: {detail}"
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        result = super().step(action)
+        failure, self._unrecoverable = self._unrecoverable, None
+        if failure is not None:
+            raise failure
+        return result
+
     # ----- tools ----------------------------------------------------------------------
     @tool
     def bash(self, command: str) -> str:
@@ -148,8 +176,7 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         try:
             result = episode.sandbox.exec(command, timeout=self.command_timeout)
         except SandboxError as error:
-            self._stop("sandbox_died", f"the sandbox stopped working: {error}")
-            return f"The sandbox stopped working ({error}). The episode ends."
+            return self._sandbox_failed(error)
         episode.log.append({"command": command, "exit_code": result.exit_code, "limit": result.limit})
         output = result.output if result.output.strip() else "(no output)"
         if result.limit is not None:
@@ -202,8 +229,7 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         except EditorError as error:
             return f"Error: {error}"
         except SandboxError as error:
-            self._stop("sandbox_died", f"the sandbox stopped working: {error}")
-            return f"The sandbox stopped working ({error}). The episode ends."
+            return self._sandbox_failed(error)
 
     @tool
     def submit(self) -> str:
@@ -212,9 +238,11 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         try:
             diff = episode.sandbox.exec(DIFF_COMMAND, timeout=60).output
         except SandboxError as error:
-            self._stop("sandbox_died", f"the sandbox stopped working: {error}")
-            return f"The sandbox stopped working ({error}). The episode ends."
-        evaluation = evaluate_patch(episode.instance, diff, backend=self.backend, timeout=self.test_timeout)
+            return self._sandbox_failed(error)
+        try:
+            evaluation = evaluate_patch(episode.instance, diff, backend=self.backend, timeout=self.test_timeout)
+        except SandboxError as error:
+            return self._sandbox_failed(error, judging=True)
         episode.evaluation = evaluation
         self.add_reward("resolved", 1.0 if evaluation.resolved else 0.0)
         self.set_info("evaluation", evaluation.summary())
