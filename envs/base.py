@@ -83,6 +83,7 @@ class EpisodeState:
     step_info: dict[str, Any] = field(default_factory=dict)
     termination_reason: TerminationReason | None = None
     termination_detail: str | None = None
+    retryable: bool | None = None
     last_observation: str = ""
 
 
@@ -195,16 +196,19 @@ class TextEnv(gym.Env[str, str]):
         self.state.terminated = True
         self.state.success = success
 
-    def truncate_episode(self, reason: TerminationReason, detail: str) -> None:
+    def truncate_episode(self, reason: TerminationReason, detail: str, *, retryable: bool | None = None) -> None:
         """End the episode as truncated after this step: a limit was hit (``reason``), ``detail`` says which.
 
         ``reason`` must be one of :data:`~horizongym.envs.contract.TerminationReason` (checked here,
         so a bad one fails in the env that made it); ``detail`` goes to ``info["termination_detail"]``.
+        For an infrastructure failure (``sandbox_died``, ``infra_error``), ``retryable`` says whether
+        another try on a fresh env may succeed (``info["retryable"]``; the engine assumes it may).
         """
         self.state.truncated = True
         self.state.success = False
         self.state.termination_reason = termination_reason(reason)
         self.state.termination_detail = detail
+        self.state.retryable = retryable
 
     def set_info(self, key: str, value: Any) -> None:
         """Add ``key`` to this step's ``info`` (for what the caller or the engine should know).
@@ -280,6 +284,8 @@ class TextEnv(gym.Env[str, str]):
             info["success"] = state.success
             if state.termination_detail is not None:
                 info["termination_detail"] = state.termination_detail
+            if state.retryable is not None:
+                info["retryable"] = state.retryable
         record: dict[str, Any] = info  # type: ignore[assignment]  # a StepInfo is the dict Gymnasium returns
         if state.step_info:
             record.update(state.step_info)

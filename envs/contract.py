@@ -45,6 +45,8 @@ ERROR: Final = "error"
 SUCCESS: Final = "success"
 TERMINATION_REASON: Final = "termination_reason"
 TERMINATION_DETAIL: Final = "termination_detail"
+RETRYABLE: Final = "retryable"
+"""On an end whose outcome is ``infra_error``: whether another try on a fresh env may succeed (default True)."""
 FRESH_CONTEXT: Final = "fresh_context"
 """True: the policy's next context starts afresh from this observation (Markovian agents)."""
 REDACT_PREVIOUS_OBSERVATION: Final = "redact_previous_observation"
@@ -115,6 +117,8 @@ class StepInfo(TypedDict, total=False):
     """On the last step: why the episode ended."""
     termination_detail: str
     """On the last step, when there is more to say: which limit, what command, what failed."""
+    retryable: bool
+    """On a last step whose reason is an infrastructure failure: whether another try may succeed."""
     fresh_context: bool
     redact_previous_observation: str
 

@@ -268,3 +268,52 @@ def test_the_summary_counts_failures_by_outcome_and_averages_only_the_policys_ep
     assert summary.mean_reward == 0.75 and summary.success_rate == 1.0 and summary.episodes == 3
     assert summary.outcomes == {"completed": 2, "infra_error": 1}
     assert "completed 2, infra_error 1" in format_table([summary])
+
+
+class MachineGone(TextEnv):
+    """A tool whose machine fails; ``retryable`` as given at construction."""
+
+    blocking = False
+
+    def __init__(self, *, retryable: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retryable = retryable
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        return Task(id="gone", prompt="Call run().")
+
+    @hg.tool
+    def run(self) -> str:
+        """Run the thing."""
+        raise InfrastructureError("the machine is gone", retryable=self.retryable)
+
+
+hg.register("MachineGone-v0", MachineGone)
+
+
+def test_an_infrastructure_failure_inside_a_tool_is_not_a_tool_error_charged_to_the_model() -> None:
+    env = hg.make("MachineGone-v0")
+    env.reset(seed=0)
+    with pytest.raises(InfrastructureError, match="the machine is gone"):
+        env.step('<tool_call>{"name": "run", "arguments": {}}</tool_call>')
+
+
+class EndsOnDeadMachine(FlakyEnv):
+    def on_text(self, text: str) -> str:
+        self.truncate_episode("infra_error", "the evaluator died", retryable=self.retryable)
+        return "The episode ends."
+
+
+hg.register("EndsOnDeadMachine-v0", EndsOnDeadMachine)
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_an_env_that_ends_on_an_infrastructure_failure_says_whether_to_retry(
+    retryable: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(EndsOnDeadMachine, "retryable", retryable)
+    with RolloutEngine("EndsOnDeadMachine-v0", Talker(), progress=False, max_attempts=3) as engine:
+        (episode,) = engine.run_sync(1)
+    assert episode.outcome == "infra_error" and episode.retryable is retryable
+    assert len(episode.attempts) == (2 if retryable else 0)
+    assert episode.termination_detail == "the evaluator died" and episode.num_turns == 1

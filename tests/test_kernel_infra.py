@@ -24,7 +24,6 @@ from horizongym.envs.kernels import evaluator as evaluator_module
 from horizongym.envs.kernels.catalog import get_task
 from horizongym.envs.kernels.cli import add_kernel_commands
 from horizongym.envs.kernels.evaluator import EvaluatorError, KernelEvaluator
-from horizongym.failures import infrastructure_cause
 from horizongym.tools import ToolCall
 from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
@@ -174,10 +173,10 @@ def test_an_evaluator_that_cannot_work_here_ends_the_episode_unscored(tmp_path: 
     env = kernel_env(evaluator)
     env.reset(seed=0)
     call = {"name": "submit", "arguments": {"code": relu_candidate(HONEST_LOOP)}}
-    with pytest.raises(EvaluatorError, match="no-such-g") as raised:  # raised from step: never a reward
-        env.step(f"<tool_call>{json.dumps(call)}</tool_call>")
-    cause = infrastructure_cause(raised.value)
-    assert cause is not None and not cause.retryable
+    observation, reward, terminated, truncated, info = env.step(f"<tool_call>{json.dumps(call)}</tool_call>")
+    assert truncated and not terminated and reward == 0.0  # unscored: no correctness, no speedup
+    assert info["termination_reason"] == "infra_error" and info["retryable"] is False
+    assert "no-such-g" in info["termination_detail"] and "no-such-g" in observation
     env.close()
 
     recipe = EnvRecipe("KernelGen-v0", {"split": "all"})
@@ -185,7 +184,8 @@ def test_an_evaluator_that_cannot_work_here_ends_the_episode_unscored(tmp_path: 
     with RolloutEngine(recipe, policy, concurrency=1, progress=False, env_factory=lambda: kernel_env(evaluator)) as run:
         (episode,) = run.run_sync(1)
     assert episode.outcome == "infra_error" and not episode.retryable and not episode.attempts
-    assert episode.error is not None and "no-such-g" in episode.error and episode.total_reward == 0.0
+    assert episode.termination_detail is not None and "no-such-g" in episode.termination_detail
+    assert episode.total_reward == 0.0
     assert len(policy.codes) == 2  # played once: another try could not help
 
 

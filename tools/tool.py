@@ -16,6 +16,7 @@ from typing import Any, get_type_hints
 
 import pydantic
 
+from horizongym.failures import InfrastructureError
 from horizongym.tools.errors import InvalidArguments, ToolCallError, ToolCrashed, ToolTimeout, UnknownTool
 
 _MARK = "__horizongym_tool__"
@@ -185,7 +186,12 @@ class Tool:
             raise InvalidArguments(f"{problems}. Expected arguments: {{{expected}}}.", tool=self.name) from None
 
     def run(self, arguments: dict[str, Any]) -> str:
-        """Validate, call, and return the output as text (raises :class:`ToolCallError`)."""
+        """Validate, call, and return the output as text.
+
+        What the call did wrong raises :class:`ToolCallError` (the model is told); an
+        :class:`~horizongym.failures.InfrastructureError` passes through untouched: a dead machine
+        is not the model's mistake, and the rollout engine records it as an ``infra_error``.
+        """
         model = self.validate(arguments)
         if self._takes_model:
             call: Callable[[], Any] = lambda: self.fn(model)  # noqa: E731
@@ -199,7 +205,7 @@ class Tool:
         if self.timeout_s is None:
             try:
                 return call()
-            except ToolCallError:
+            except (ToolCallError, InfrastructureError):
                 raise
             except Exception as exc:
                 raise ToolCrashed(f"{type(exc).__name__}: {exc}", tool=self.name) from exc
@@ -220,7 +226,7 @@ class Tool:
             raise ToolTimeout(f"no result after {self.timeout_s:g} s; try a smaller request", tool=self.name)
         if "error" in box:
             error = box["error"]
-            if isinstance(error, ToolCallError):
+            if isinstance(error, ToolCallError | InfrastructureError):
                 raise error
             raise ToolCrashed(f"{type(error).__name__}: {error}", tool=self.name) from error
         return box.get("value")

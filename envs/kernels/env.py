@@ -13,7 +13,7 @@ try again until ``max_turns`` submissions are used or it calls ``finish``.
 A failure of the evaluator itself (:class:`~horizongym.envs.kernels.evaluator.EvaluatorError`:
 a worker killed from outside, no compiler, a full disk) is never scored: a retryable one ends
 the episode as truncated with reason ``infra_error`` (the rollout engine plays it again on a
-fresh env), one that another try cannot fix is raised from ``step``.
+fresh env); one that another try cannot fix says so (``info["retryable"]`` False: not retried).
 
 Reward components per turn follow the chosen scheme (:mod:`horizongym.envs.kernels.rewards`):
 ``kevin`` (``correct``, ``speedup``) or ``milestones`` (``milestone``); a malformed action costs
@@ -140,8 +140,6 @@ class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
             backend, trials=trials, checks=checks, threads=threads, timeout_s=timeout_s
         )
         self.scheme = make_scheme(reward, gamma)
-        self._unrecoverable: EvaluatorError | None = None
-        """An evaluator failure that another try cannot fix, met during a tool: raised when the step ends."""
 
     # ----- task ------------------------------------------------------------------------
     def task_id(self, task: KernelTask) -> str:
@@ -221,10 +219,7 @@ class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
     def _evaluator_failed(self, error: EvaluatorError) -> str:
         """End the episode on the evaluator's own failure, unscored (see the module docstring)."""
         detail = f"the kernel evaluator failed: {error}"
-        if error.retryable:
-            self.truncate_episode("infra_error", detail)
-        else:
-            self._unrecoverable = error
+        self.truncate_episode("infra_error", detail, retryable=error.retryable)
         self.end_turn()
         return f"The episode ends: {detail}"
 
@@ -233,9 +228,6 @@ class KernelGenEnv(TaskListEnv[KernelTask, KernelEpisode]):
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = super().step(action)
-        failure, self._unrecoverable = self._unrecoverable, None
-        if failure is not None:
-            raise failure
         episode = self.episode
         episode.rewards.append(float(reward))
         if terminated or truncated:

@@ -23,7 +23,7 @@ Infrastructure failures (:class:`~horizongym.sandboxes.base.SandboxError`, an
 error is raised (the rollout engine records an ``infra_error`` and retries on a fresh env); during
 a tool, the agent's sandbox dying ends the episode as ``sandbox_died`` and the sandbox of the
 hidden tests failing as ``infra_error`` (both ``infra_error`` outcomes, which the engine retries);
-a failure that another try cannot fix (``retryable`` False) is raised from ``step`` instead.
+a failure that another try cannot fix is recorded as such (``info["retryable"]`` False: not retried).
 
 Sandboxes come warm from the process's shared :class:`~horizongym.sandboxes.pool.SandboxPool`
 (``warm_pool=True``, docker only): a container given back at the end of an episode is reset (every
@@ -39,7 +39,7 @@ Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, SupportsFloat
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -102,8 +102,6 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         self.command_timeout = command_timeout
         self.test_timeout = test_timeout
         self.warm_pool = warm_pool
-        self._unrecoverable: SandboxError | None = None
-        """A failure that another try cannot fix, met during a tool: raised when the step ends."""
 
     # ----- episodes -------------------------------------------------------------------
     def task_id(self, task: SWEInstance) -> str:
@@ -148,20 +146,10 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         """End the episode on an infrastructure failure (see the module docstring); the tool's answer."""
         which = "the sandbox that runs the hidden tests" if judging else "the sandbox"
         detail = f"{which} stopped working: {error}"
-        if error.retryable:
-            reason: TerminationReason = "infra_error" if judging else "sandbox_died"
-            self.truncate_episode(reason, detail)
-        else:
-            self._unrecoverable = error
+        reason: TerminationReason = "infra_error" if judging else "sandbox_died"
+        self.truncate_episode(reason, detail, retryable=error.retryable)
         self.end_turn()
         return f"The episode ends: {detail}"
-
-    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        result = super().step(action)
-        failure, self._unrecoverable = self._unrecoverable, None
-        if failure is not None:
-            raise failure
-        return result
 
     # ----- tools ----------------------------------------------------------------------
     @tool

@@ -48,6 +48,7 @@ from horizongym.envs import make
 from horizongym.envs.contract import (
     ERROR,
     OUTCOME_OF_REASON,
+    RETRYABLE,
     REWARD_COMPONENTS,
     REWARD_EVENTS,
     SUCCESS,
@@ -231,7 +232,7 @@ class RolloutEngine:
                     episode, broken = await self._episode(env, seed, sample)
                     in_episode = None
                     retry = episode.retryable and len(attempts) + 1 < self.max_attempts
-                    if broken or (retry and episode.outcome == "infra_error"):
+                    if broken or episode.outcome == "infra_error":
                         self._discard_env(env)  # an infrastructure failure leaves nothing worth reusing
                         env = None
                     if not retry:
@@ -400,7 +401,7 @@ class RolloutEngine:
                     if reason == "env_error":
                         error, success = detail, None
                     elif OUTCOME_OF_REASON[reason] == "infra_error":  # e.g. the container died: try again
-                        retryable, success = True, None
+                        retryable, success = bool(info.get(RETRYABLE, True)), None
                     break
                 # the next turn starts where this step ended (one clock read less per turn): its
                 # policy_seconds include the few microseconds spent recording this step
