@@ -241,6 +241,17 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
 def _non_negative(text: str) -> float:
     """An argparse type: a float of at least 0 (a temperature)."""
     try:
@@ -619,10 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="OpenAI-compatible server for a local transformers model")
     p.add_argument("model_dir")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--model-name", help="id clients use (default: the folder name)")
-    p.add_argument("--max-batch-size", type=int, default=16, help="requests generated together")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="completion limit when a request sets none")
+    p.add_argument("--max-batch-size", type=_positive(int), default=16, help="requests generated together")
+    p.add_argument(
+        "--max-new-tokens", type=_positive(int), default=1024, help="completion limit when a request sets none"
+    )
     p.set_defaults(run=cmd_serve)
 
     p = commands.add_parser(

@@ -169,7 +169,13 @@ def test_rollout_mistakes_are_one_line(args: tuple[str, ...], fragment: str, tmp
 
 
 def test_a_missing_command_or_argument_is_one_line(capsys: Any) -> None:
-    for args in ([], ["rollout"], ["rollout", "KeyChain-v0", "--env-kwargs"], ["train", "KeyChain-v0", "--lr", "x"]):
+    for args in (
+        [],
+        ["rollout"],
+        ["rollout", "KeyChain-v0", "--env-kwargs"],
+        ["train", "KeyChain-v0", "--lr", "x"],
+        ["serve", "model", "--port", "99999"],
+    ):
         code, _, err = run(capsys, *args)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "--help" in err, err
 
@@ -303,6 +309,8 @@ def test_kernel_and_swe_commands_are_one_line(tmp_path: Path, capsys: Any) -> No
     assert code == 2 and "a source is 'NAME==VERSION'" in one_error_line(err)
     code, _, err = run(capsys, "swe", "mine", "embedded:textkit", "--out", "/proc/version/t.jsonl")
     assert code == 2 and "cannot write --out /proc/version/t.jsonl" in one_error_line(err)
+    code, _, err = run(capsys, "swe", "mine", "embedded:textkit", "--out", str(tmp_path / "t.jsonl"), "--workers", "0")
+    assert code == 2 and "argument --workers: must be at least 1, got 0" in one_error_line(err)
     code, _, err = run(capsys, "swe", "mine", "embedded:nope", "--out", str(tmp_path / "t.jsonl"))
     assert code == 2 and "no embedded library 'nope'" in one_error_line(err)
     bad = tmp_path / "tasks.jsonl"

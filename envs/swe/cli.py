@@ -74,6 +74,17 @@ def cmd_mine(args: argparse.Namespace) -> None:
     print(f"{len(report.instances)} validated instances written to {args.out}")
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_swe_commands(subparsers: Any) -> None:
     """Add ``swe mine`` to an argparse sub-parsers object."""
     swe = subparsers.add_parser("swe", help="SWE-v0 tasks: mine validated bugs from a package")
@@ -81,8 +92,10 @@ def add_swe_commands(subparsers: Any) -> None:
     p = commands.add_parser("mine", help="mine validated SWE tasks from NAME==VERSION (a PyPI sdist) or embedded:NAME")
     p.add_argument("package", help="e.g. inflection==0.5.1, or embedded:textkit")
     p.add_argument("--out", required=True, help="JSONL file for the instances")
-    p.add_argument("--max-candidates", type=int, default=60, help="mutants to try at most")
-    p.add_argument("--max-tasks", type=int, default=12, help="validated instances to keep at most")
+    p.add_argument("--max-candidates", type=_at_least_one, default=60, metavar="N", help="mutants to try at most")
+    p.add_argument(
+        "--max-tasks", type=_at_least_one, default=12, metavar="N", help="validated instances to keep at most"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="sandboxes used side by side")
+    p.add_argument("--workers", type=_at_least_one, default=2, metavar="N", help="sandboxes used side by side")
     p.set_defaults(run=cmd_mine)
