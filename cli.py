@@ -13,10 +13,12 @@ import importlib
 import inspect
 import json
 import sys
-from collections.abc import Collection, Mapping
+import traceback
+import warnings
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, NoReturn, Union, get_args, get_origin
 
 from gymnasium.envs.registration import load_env_creator
 from pydantic import BaseModel, ValidationError
@@ -28,17 +30,35 @@ from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
 from horizongym.envs.kernels.cli import add_kernel_commands
 from horizongym.envs.swe.cli import add_swe_commands
+from horizongym.envs.tasklist import is_task_list_env
 from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
 from horizongym.training.config import TrainConfig
-from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine, RolloutError, read_episodes
+from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, RolloutEngine, RolloutError, read_episodes
 from horizongym.training.rollouts.cli import add_replay_commands
+from horizongym.training.rollouts.failure_report import all_failed_line, failed_episodes, failure_report
 from horizongym.training.rollouts.report import episodes_html
+from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile, iter_episodes
 from horizongym.training.rollouts.summary import format_table, summarize
 
 
 class CommandError(Exception):
     """A user mistake: printed as one line, exit status 2."""
+
+    status = 2
+
+
+class RunFailed(CommandError):
+    """The command ran but failed at its job (every episode failed, the env raised): one line, exit status 1."""
+
+    status = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line (what is wrong, and where the help is), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see '{self.prog} --help')\n")
 
 
 def _tool_names(env_id: str) -> list[str]:
@@ -61,47 +81,204 @@ def _import_modules(args: argparse.Namespace) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise CommandError(f"cannot import '{module}' (from --import): {exc}") from None
+        except Exception as exc:  # the module itself raised (or is not valid Python)
+            raise CommandError(
+                f"cannot import '{module}' (from --import): it raised {_exception_line(exc)}; fix the module"
+            ) from None
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    rows = []
+    """One row per registered env; an env whose entry point does not load is listed with why, then exit 1."""
+    rows, broken = [], []
     for env_id in sorted(registry):
         name = short_id(env_id)
-        rows.append((name, describe(name), ", ".join(_tool_names(name)) or "-"))
+        try:
+            rows.append((name, describe(name), ", ".join(_tool_names(name)) or "-"))
+        except Exception as exc:
+            entry = horizongym.spec(name).entry_point
+            rows.append((name, f"CANNOT LOAD its entry point {entry!r}: {_exception_line(exc)}", "-"))
+            broken.append(name)
     if args.json:
         print(json.dumps([{"id": r[0], "description": r[1], "tools": r[2].split(", ")} for r in rows], indent=2))
-        return
-    width = max((len(r[0]) for r in rows), default=2)
-    for name, text, tools in rows:
-        print(f"{name.ljust(width)}  {text}\n{' ' * width}  tools: {tools}")
+    else:
+        width = max((len(r[0]) for r in rows), default=2)
+        for name, text, tools in rows:
+            print(f"{name.ljust(width)}  {text}\n{' ' * width}  tools: {tools}")
+    if broken:
+        raise RunFailed(f"{', '.join(broken)}: registered, but the entry point does not load; fix its register() call")
 
 
 def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """--env-kwargs, with --tasks as a shorthand for its "tasks" entry."""
     try:
-        kwargs = _parse_json_object(args.env_kwargs) if args.env_kwargs else {}
+        kwargs = _parse_json_object(args.env_kwargs) if args.env_kwargs is not None else {}
     except ValueError as exc:
         raise CommandError(f"--env-kwargs {exc}") from None
-    if getattr(args, "tasks", None):
+    if getattr(args, "tasks", None) is not None:
         kwargs["tasks"] = args.tasks
     return kwargs
 
 
-def _parse_json_object(text: str) -> dict[str, Any]:
-    """The JSON object ``text``; a ValueError saying what is wrong otherwise."""
+def _parse_json_object(text: object) -> dict[str, Any]:
+    """The JSON object ``text``; a ValueError saying what is wrong otherwise.
+
+    ``text`` is what argparse gives: a str, or ``[]`` for ``--flag=--`` (argparse drops a ``--``).
+    """
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = json.loads(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep, not JSON
         raise ValueError(f"is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise ValueError("must be a JSON object, e.g. '{\"max_turns\": 8}'")
     return value
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line: its lines joined with `` / ``."""
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _exception_line(exc: BaseException) -> str:
+    """``Type: message (at FILE:LINE)``, on one line, for an exception the user should see."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    origin = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {_one_line(str(exc))}{origin}"
+
+
+def _settings(args: argparse.Namespace, flag: str = "--env-kwargs") -> tuple[str, str]:
+    """How the env's settings were given on the command line (``--env-kwargs '{...}' --tasks X``), and
+    the flags to fix."""
+    given = [(flag, getattr(args, flag.removeprefix("--").replace("-", "_"), None))]
+    if flag == "--env-kwargs":
+        given.append(("--tasks", getattr(args, "tasks", None)))
+    named = [(name, value) for name, value in given if value is not None]
+    if not named:
+        return "its default settings", "check how the env is registered and its code"
+    shown = " ".join(f"{name} {value if isinstance(value, str) else json.dumps(value)}" for name, value in named)
+    return shown, "fix " + " or ".join(name for name, _ in named)
+
+
+def _env_keywords(env_id: str) -> list[str]:
+    """The keyword arguments the constructor of ``env_id`` takes, along its ``**kwargs`` chain."""
+    entry = horizongym.spec(env_id).entry_point
+    creator = load_env_creator(entry) if isinstance(entry, str) else entry
+    if creator is None:
+        return []
+    functions: list[Callable[..., Any]] = (
+        [c.__init__ for c in creator.__mro__ if "__init__" in vars(c)] if inspect.isclass(creator) else [creator]
+    )
+    names: set[str] = set()
+    for function in functions:
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            break
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names.update(p.name for p in parameters if p.kind in kinds and p.name != "self")
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return sorted(names)
+
+
+def _build_env(
+    env_id: str, kwargs: dict[str, Any], args: argparse.Namespace, *, flag: str = "--env-kwargs", what: str = ""
+) -> Any:
+    """``horizongym.make(env_id, **kwargs)``; a constructor that raises is one line naming the value and the fix."""
+    try:
+        return horizongym.make(env_id, disable_env_checker=True, **kwargs)
+    except Exception as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, type(exc)) else exc  # Gymnasium re-raises a TypeError
+        shown, fix = _settings(args, flag)
+        hint = ""
+        if isinstance(cause, TypeError) and "keyword argument" in str(cause):
+            hint = f"; {env_id} takes {', '.join(_env_keywords(env_id)) or 'no keyword arguments'}"
+        raise CommandError(
+            f"cannot build {what}{env_id} with {shown}: {type(cause).__name__}: {_one_line(str(cause))}{hint}; {fix}"
+        ) from None
+
+
+def _check_env(env_id: str, kwargs: dict[str, Any], args: argparse.Namespace, **options: str) -> None:
+    """Build the env once and close it, so that a bad setting fails before anything slow starts."""
+    env = _build_env(env_id, kwargs, args, **options)
+    env.close()
+
+
+def _checked_out_path(value: str) -> Path:
+    """``--out`` FILE: a file path whose folder can be created and written (checked before a long run)."""
+    out = Path(value)
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give a file path such as {out / 'episodes.jsonl'}")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "ab"):
+            pass
+    except OSError as exc:
+        raise CommandError(f"cannot write --out {out}: {_os_error(exc)}; choose another path") from None
+    if not existed:
+        out.unlink()
+    return out
+
+
+def _os_error(exc: OSError) -> str:
+    """What an OSError says, with the path it is about: ``File exists: /proc/version``."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` number above zero (``int`` or ``float``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port number, 0 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    """An argparse type: a float of at least 0 (a temperature)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def cmd_play(args: argparse.Namespace) -> None:
-    env = horizongym.make(args.env_id, **_env_kwargs(args))
+    env = _build_env(args.env_id, _env_kwargs(args), args)
+    try:
+        _play(env, args)
+    finally:
+        env.close()
+
+
+def _play(env: Any, args: argparse.Namespace) -> None:
+    """The keyboard loop of ``play``; an env that raises ends it with one line (exit status 1)."""
     human = HumanPolicy()
-    observation, info = env.reset(seed=args.seed)
+    try:
+        observation, info = env.reset(seed=args.seed)
+    except Exception as exc:
+        raise _env_raised(args, f"reset (seed {args.seed})", exc) from None
     print(f"== {args.env_id} · task {info.get('task_id')} · seed {args.seed}")
     print("Type an action (tool call or text). '/tools' lists tools, '/quit' stops; end a line with \\ to continue.")
     print(f"\n{observation}\n")
@@ -112,7 +289,10 @@ def cmd_play(args: argparse.Namespace) -> None:
         except PolicyError:
             print("\nstopped.")
             break
-        observation, reward, terminated, truncated, info = env.step(action.text)
+        try:
+            observation, reward, terminated, truncated, info = env.step(action.text)
+        except Exception as exc:
+            raise _env_raised(args, f"step {info.get('turn', 0) + 1}", exc) from None
         total += float(reward)
         components = ", ".join(f"{k} {v:+g}" for k, v in info.get("reward_components", {}).items())
         detail = f" ({components})" if components else ""
@@ -120,23 +300,30 @@ def cmd_play(args: argparse.Namespace) -> None:
         if terminated or truncated:
             print(f"episode over: {info.get('termination_reason', 'done')} · total reward {total:+g}")
             break
-    env.close()
+
+
+def _env_raised(args: argparse.Namespace, where: str, exc: Exception) -> RunFailed:
+    """The one line of an env that raised in ``play``: where, with which settings, what, and the fix."""
+    shown, fix = _settings(args)
+    return RunFailed(f"{args.env_id} raised in {where} with {shown}: {_exception_line(exc)}; {fix}, or the env's code")
 
 
 def cmd_rollout(args: argparse.Namespace) -> None:
     horizongym.spec(args.env_id)
+    kwargs = _env_kwargs(args)
+    out = _checked_out_path(args.out)
+    if out.exists() and out.stat().st_size > 0 and not args.resume:
+        raise CommandError(f"{out} already holds episodes: pass --resume to continue that run, or choose another --out")
+    _check_env(args.env_id, kwargs, args)
     try:
         policy = make_policy(args.policy, args.env_id, temperature=args.temperature, max_tokens=args.max_tokens)
     except PolicySpecError as exc:
         raise CommandError(str(exc)) from None
-    out = Path(args.out)
-    if out.is_dir():
-        raise CommandError(f"--out {out} is a folder; give a file path such as {out / 'episodes.jsonl'}")
-    if out.exists() and out.stat().st_size > 0 and not args.resume:
-        raise CommandError(f"{out} already holds episodes: pass --resume to continue that run, or choose another --out")
-    recipe = EnvRecipe(args.env_id, _env_kwargs(args))
+    except PolicyError as exc:  # a model folder that does not load
+        raise CommandError(f"--policy {args.policy}: {_one_line(str(exc))}") from None
+    recipe = EnvRecipe(args.env_id, kwargs)
 
-    async def run() -> None:
+    async def run() -> list[Episode]:
         check = getattr(policy, "check", None)
         try:
             if check is not None:
@@ -157,28 +344,46 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                     progress=not args.quiet,
                 ) as engine,
             ):
-                await engine.run(args.n, args.group, seed=args.seed, resume=args.resume)
+                return await engine.run(args.n, args.group, seed=args.seed, resume=args.resume)
         except (PolicyError, RolloutError) as exc:
             raise CommandError(str(exc)) from None
+        except NotAnEpisodeFile as exc:
+            raise CommandError(f"cannot resume: {exc}; choose another --out") from None
         finally:
             await policy.aclose()
 
-    asyncio.run(run())
+    new = asyncio.run(run())
     episodes = [e for e in read_episodes(out) if e.env_id == args.env_id]
     print(format_table(summarize(episodes)))
+    failed = failed_episodes(new)
+    if failed:
+        print(failure_report(failed, len(new)))
     print(f"episodes: {out}")
+    if failed and len(failed) == len(new):
+        raise RunFailed(all_failed_line(failed, _settings(args)[0]))
 
 
 def cmd_show(args: argparse.Namespace) -> None:
     path = Path(args.file)
     if not path.is_file():
         raise CommandError(f"no episode file at {path}")
-    episodes = read_episodes(path)
+    try:
+        episodes = read_episodes(path)
+    except NotAnEpisodeFile as exc:
+        raise CommandError(f"{exc}; 'horizongym show' reads the JSONL files 'rollout' and 'train' write") from None
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {_os_error(exc)}") from None
     if not episodes:
         raise CommandError(f"{path} holds no episodes")
     print(format_table(summarize(episodes)))
+    failed = failed_episodes(episodes)
+    if failed:
+        print(failure_report(failed, len(episodes)))
     if args.html:
-        Path(args.html).write_text(episodes_html(episodes, f"horizongym · {path.name}"), encoding="utf-8")
+        try:
+            Path(args.html).write_text(episodes_html(episodes, f"horizongym · {path.name}"), encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot write --html {args.html}: {_os_error(exc)}; choose another path") from None
         print(f"page: {args.html}")
 
 
@@ -188,14 +393,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CommandError(f"no model at {model_dir}: expected a folder written by save_pretrained (with config.json)")
     from horizongym.agents.serving import serve
 
-    serve(
-        str(model_dir),
-        host=args.host,
-        port=args.port,
-        model_name=args.model_name,
-        max_batch_size=args.max_batch_size,
-        max_new_tokens=args.max_new_tokens,
-    )
+    try:
+        serve(
+            str(model_dir),
+            host=args.host,
+            port=args.port,
+            model_name=args.model_name,
+            max_batch_size=args.max_batch_size,
+            max_new_tokens=args.max_new_tokens,
+        )
+    except PolicyError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _train_model(spec: str, out: Path, seed: int) -> tuple[Any, Any]:
@@ -302,13 +510,20 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` of parsed ``train`` arguments (one field per flag, env options merged)."""
     values = {name: getattr(args, name) for name in TrainConfig.model_fields if name not in TRAIN_ENV_FIELDS}
     try:
-        return TrainConfig(env_id=args.env_id, env_kwargs=_env_kwargs(args), **values)
+        config = TrainConfig(env_id=args.env_id, env_kwargs=_env_kwargs(args), **values)
     except ValidationError as exc:
         problems = "; ".join(
             f"{config_flag(str(e['loc'][0]), TRAIN_FLAGS) if e['loc'] else 'settings'}: {e['msg']}"
             for e in exc.errors()
         )
         raise CommandError(f"bad training settings: {problems}") from None
+    from horizongym.training.advantages import check_options  # loads torch: only for train
+
+    try:
+        check_options(config.advantage, config.advantage_options)
+    except ValueError as exc:
+        raise CommandError(f"--advantage-options: {exc}") from None
+    return config
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -319,17 +534,37 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = Path(config.out_dir)
     if not args.resume and ((out / "metrics.jsonl").exists() or (out / "checkpoints").exists()):
         raise CommandError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
+    _check_env(config.env_id, config.env_kwargs, args)
+    if config.eval_every and config.eval_tasks and config.eval_env_kwargs is not None:
+        _check_env(config.env_id, config.eval_env_kwargs, args, flag="--eval-env-kwargs", what="the evaluation env of ")
+    elif config.eval_every and config.eval_tasks and is_task_list_env(config.env_id):
+        _check_env(
+            config.env_id, {**config.env_kwargs, "split": "test"}, args, what="the evaluation env (split=test) of "
+        )
     model, tokenizer = _train_model(args.policy, out, config.seed)
     trainer = Trainer(config, model, tokenizer, progress=not args.quiet)
     try:
         records = trainer.train(resume=args.resume)
-    except (PolicyError, ValueError) as exc:
+    except (PolicyError, RolloutError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     if records:
         last = records[-1]
         print(f"step {last['step']}: reward {last['reward_mean']:.3f}, success {last['success_rate']:.1%}")
     print(f"metrics: {out / 'metrics.jsonl'}")
     print(f"checkpoints: {out / 'checkpoints'}")
+    _check_some_episode_trained(out / "episodes.jsonl", _settings(args)[0])
+
+
+def _check_some_episode_trained(path: Path, settings: str) -> None:
+    """:class:`RunFailed` when no episode of a training run's file ended by the policy's doing (read until one did)."""
+    failed: list[Episode] = []
+    for episode in iter_episodes(path):
+        if episode.trainable:
+            return
+        failed.append(episode)
+    if failed:
+        print(failure_report(failed, len(failed)))
+        raise RunFailed(f"nothing was learned: {all_failed_line(failed, settings)}")
 
 
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
@@ -349,7 +584,7 @@ def _add_import_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="horizongym",
         description=(horizongym.__doc__ or "").partition("\n\n")[0],
         epilog="'horizongym COMMAND --help' lists a command's options.",
@@ -371,17 +606,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("rollout", help="run episodes with a policy and store them as JSONL")
     p.add_argument("env_id")
     p.add_argument("--policy", default="expert", help=SPEC_HELP)
-    p.add_argument("-n", type=int, default=16, help="number of tasks (seeds seed..seed+n-1)")
-    p.add_argument("--group", type=int, default=1, help="samples per task")
-    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("-n", type=_positive(int), default=16, help="number of tasks (seeds seed..seed+n-1)")
+    p.add_argument("--group", type=_positive(int), default=1, help="samples per task")
+    p.add_argument("--concurrency", type=_positive(int), default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/episodes.jsonl")
     p.add_argument("--resume", action="store_true", help="continue --out, skipping finished episodes")
-    p.add_argument("--max-turns", type=int, help="engine-side turn limit per episode")
-    p.add_argument("--timeout", type=float, help="wall-clock limit per episode, seconds")
+    p.add_argument("--max-turns", type=_positive(int), help="engine-side turn limit per episode")
+    p.add_argument("--timeout", type=_positive(float), help="wall-clock limit per episode, seconds")
     p.add_argument("--system-prompt")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-tokens", type=int, help="completion length limit (default: the server's or 256 for hf:)")
+    p.add_argument("--temperature", type=_non_negative, default=1.0)
+    p.add_argument(
+        "--max-tokens", type=_positive(int), help="completion length limit (default: the server's or 256 for hf:)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_env_options(p)
     p.set_defaults(run=cmd_rollout)
@@ -394,10 +631,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="OpenAI-compatible server for a local transformers model")
     p.add_argument("model_dir")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000)
     p.add_argument("--model-name", help="id clients use (default: the folder name)")
-    p.add_argument("--max-batch-size", type=int, default=16, help="requests generated together")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="completion limit when a request sets none")
+    p.add_argument("--max-batch-size", type=_positive(int), default=16, help="requests generated together")
+    p.add_argument(
+        "--max-new-tokens", type=_positive(int), default=1024, help="completion limit when a request sets none"
+    )
     p.set_defaults(run=cmd_serve)
 
     p = commands.add_parser(
@@ -420,17 +659,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """Warnings about the user's files as one line each, ``horizongym: warning: ...``; others as Python shows them."""
+    if issubclass(category, EpisodeFileWarning):
+        print(f"horizongym: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; its exit status: 0, 1 when it ran and failed, 2 for a mistake in its input."""
     try:
-        _import_modules(args)
-        args.run(args)
-    except (CommandError, UnknownEnvironment) as exc:
-        print(f"horizongym: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a mistake argparse reported
+        return exc.code if isinstance(exc.code, int) else 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            _import_modules(args)
+            args.run(args)
+        except CommandError as exc:
+            print(f"horizongym: error: {_one_line(str(exc))}", file=sys.stderr)
+            return exc.status
+        except UnknownEnvironment as exc:
+            print(f"horizongym: error: {_one_line(str(exc))}", file=sys.stderr)
+            return 2
+        except SystemExit as exc:  # the sub-commands' own one-line errors
+            return exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     return 0
 
 

@@ -38,8 +38,9 @@ def test_torn_last_line_is_skipped_and_cut_before_the_next_append(tmp_path: Path
     whole = _episode(1).model_dump_json()
     with open(path, "ab") as handle:
         handle.write(whole[: len(whole) // 2].encode())
-    assert [e.seed for e in read_episodes(path)] == [0]
-    with EpisodeStore(path) as store:
+    with pytest.warns(UserWarning, match=r"episodes\.jsonl:2: skipped a torn last line"):
+        assert [e.seed for e in read_episodes(path)] == [0]
+    with pytest.warns(UserWarning, match="torn"), EpisodeStore(path) as store:
         assert store.finished_keys() == {(0, 0)}
         store.append(_episode(2))
     assert [e.seed for e in read_episodes(path)] == [0, 2]
@@ -49,7 +50,7 @@ def test_torn_last_line_is_skipped_and_cut_before_the_next_append(tmp_path: Path
 def test_a_bad_line_in_the_middle_warns(tmp_path: Path) -> None:
     path = tmp_path / "episodes.jsonl"
     path.write_text(_episode(0).model_dump_json() + "\n{oops\n" + _episode(1).model_dump_json() + "\n")
-    with pytest.warns(UserWarning, match="skipped an unreadable episode"):
+    with pytest.warns(UserWarning, match=r"episodes\.jsonl:2: skipped not JSON \(Expecting property name"):
         assert [e.seed for e in read_episodes(path)] == [0, 1]
 
 

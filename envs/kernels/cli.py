@@ -4,7 +4,8 @@
 checks and times a candidate file exactly as ``KernelGen-v0`` does, and prints what the agent
 would see (or the evaluation as JSON). A mistake (missing file, unknown task or task source, bad backend), or an
 evaluator that cannot work on this machine (no compiler, a full disk), is one line on stderr,
-``horizongym: error: ...``, and exit status 2.
+``horizongym: error: ...``, and exit status 2 (a candidate that fails to build or check is a result,
+printed, not an error).
 
 :func:`add_kernel_commands` registers both under a ``kernels`` command of an argparse parser.
 """
@@ -25,7 +26,8 @@ TASKS_HELP = "catalog (built in) or kernelbench:PATH"
 
 def _fail(message: str) -> NoReturn:
     """Print the one-line error and exit with status 2, as the ``horizongym`` command does."""
-    print(f"horizongym: error: {message}", file=sys.stderr)
+    text = " / ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"horizongym: error: {text}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -37,6 +39,12 @@ def _load_tasks(spec: str, levels: list[int] | None) -> list[KernelTask]:
         return load_kernel_tasks(spec, levels)
     except (OSError, ValueError) as exc:
         _fail(f"{exc} (--tasks takes {TASKS_HELP})")
+
+
+def _os_error(exc: OSError) -> str:
+    """What an OSError says, with the path it is about: ``File exists: /proc/version``."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -66,7 +74,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     except ValueError as exc:
         _fail(str(exc))
     try:
-        result = evaluator.evaluate(task, path.read_text())
+        candidate = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        _fail(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); the candidate is a Python file")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {_os_error(exc)}")
+    try:
+        result = evaluator.evaluate(task, candidate)
     except EvaluatorError as exc:
         _fail(f"the evaluator failed, not the candidate: {exc}")
     components = scheme.components(result)
@@ -74,6 +88,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(json.dumps({**evaluation_info(result), "reward_components": components}, indent=2))
     else:
         print(describe(result, components, threads=evaluator.threads, turns_left=0))
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_kernel_commands(subparsers: Any) -> None:
@@ -89,8 +114,8 @@ def add_kernel_commands(subparsers: Any) -> None:
     p.add_argument("file", help="Python file defining ModelNew")
     p.add_argument("--backend", default="auto", help="auto, cpu, cuda or compile-only")
     p.add_argument("--reward", default="kevin", help="kevin or milestones")
-    p.add_argument("--trials", type=int, default=200)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--trials", type=_at_least_one, default=200, metavar="N")
+    p.add_argument("--threads", type=_at_least_one, default=1, metavar="N")
     p.add_argument("--tasks", default="catalog", help=TASKS_HELP)
     p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
     p.set_defaults(run=cmd_eval)

@@ -1,6 +1,7 @@
 """``horizongym swe mine``: mine validated SWE-v0 tasks from a package and write them as JSONL.
 
-A mining failure (unknown package, no source, no sandbox) is one line on stderr,
+A mining failure (a bad package spec, an unknown package, no source, no sandbox, an ``--out``
+that cannot be written, checked before mining starts) is one line on stderr,
 ``horizongym: error: ...``, and exit status 2.
 
 :func:`add_swe_commands` registers it under a ``swe`` command of an argparse parser.
@@ -11,7 +12,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
+
+
+def _fail(message: str) -> NoReturn:
+    """Print the one-line error and exit with status 2, as the ``horizongym`` command does."""
+    text = " / ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"horizongym: error: {text}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _writable(out: Path) -> Path:
+    """``--out``, checked before mining starts: a file path whose folder can be created and written."""
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file path such as {out / 'tasks.jsonl'}")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "ab"):
+            pass
+    except OSError as exc:
+        _fail(f"cannot write --out {out}: {_os_error(exc)}; choose another path")
+    if not existed:
+        out.unlink()
+    return out
+
+
+def _os_error(exc: OSError) -> str:
+    """What an OSError says, with the path it is about: ``File exists: /proc/version``."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def cmd_mine(args: argparse.Namespace) -> None:
@@ -21,6 +52,7 @@ def cmd_mine(args: argparse.Namespace) -> None:
     from horizongym.envs.swe.types import save_instances
     from horizongym.sandboxes import SandboxError
 
+    out = _writable(Path(args.out))
     try:
         report = mine_report(
             args.package,
@@ -29,15 +61,28 @@ def cmd_mine(args: argparse.Namespace) -> None:
             seed=args.seed,
             workers=args.workers,
         )
-    except (MiningError, SourceError, SandboxError) as exc:
-        print(f"horizongym: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    save_instances(args.out, report.instances)
+    except (MiningError, SourceError, SandboxError, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        save_instances(out, report.instances)
+    except OSError as exc:
+        _fail(f"cannot write --out {out}: {_os_error(exc)}")
     print(
         f"{report.source}: {report.candidates} mutation sites, {report.tried} mutants tried, "
         f"rejected {json.dumps(report.rejected)}, {report.seconds:.0f} s{' (cached)' if report.from_cache else ''}"
     )
     print(f"{len(report.instances)} validated instances written to {args.out}")
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def add_swe_commands(subparsers: Any) -> None:
@@ -47,8 +92,10 @@ def add_swe_commands(subparsers: Any) -> None:
     p = commands.add_parser("mine", help="mine validated SWE tasks from NAME==VERSION (a PyPI sdist) or embedded:NAME")
     p.add_argument("package", help="e.g. inflection==0.5.1, or embedded:textkit")
     p.add_argument("--out", required=True, help="JSONL file for the instances")
-    p.add_argument("--max-candidates", type=int, default=60, help="mutants to try at most")
-    p.add_argument("--max-tasks", type=int, default=12, help="validated instances to keep at most")
+    p.add_argument("--max-candidates", type=_at_least_one, default=60, metavar="N", help="mutants to try at most")
+    p.add_argument(
+        "--max-tasks", type=_at_least_one, default=12, metavar="N", help="validated instances to keep at most"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=2, help="sandboxes used side by side")
+    p.add_argument("--workers", type=_at_least_one, default=2, metavar="N", help="sandboxes used side by side")
     p.set_defaults(run=cmd_mine)

@@ -41,6 +41,10 @@ def load_swe_tasks(tasks: str | list[SWEInstance]) -> list[SWEInstance]:
         instances = default_package_instances()
     elif Path(tasks).is_file():
         instances = load_instances(tasks)
+    elif "/" in tasks or tasks.endswith((".jsonl", ".json", ".gz")):
+        raise FileNotFoundError(
+            f"no SWE task file at {tasks} (tasks is 'embedded', 'pypi' or a JSONL file of 'horizongym swe mine')"
+        )
     else:
         raise ValueError(f"tasks must be 'embedded', 'pypi', a JSONL file or a list of SWEInstance; got {tasks!r}")
     for instance in instances:

@@ -248,11 +248,13 @@ def _is_test_module(path: str) -> bool:
 
 # ----- wheels and archives -------------------------------------------------------------------
 def pip_download(folder: Path, arguments: list[str]) -> None:
-    """``pip download --dest FOLDER ARGUMENTS``; :class:`SourceError` with pip's output if it fails."""
+    """``pip download --dest FOLDER ARGUMENTS``; :class:`SourceError` with pip's errors, on one line, if it fails."""
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(folder), *arguments]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
-        raise SourceError(f"pip download {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}"[-3000:])
+        lines = [line.strip() for line in f"{result.stdout}\n{result.stderr}".splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR:")] or lines[-3:]
+        raise SourceError(f"pip download {' '.join(arguments)} failed: {' / '.join(errors)}"[:3000])
 
 
 def download_wheels(requirements: Iterable[str]) -> Path:

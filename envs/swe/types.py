@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_TEST_COMMAND = "python -m pytest -p no:cacheprovider -q"
 
@@ -61,8 +61,13 @@ def load_instances(path: str | Path) -> list[SWEInstance]:
         if line.strip():
             try:
                 items.append(SWEInstance.model_validate_json(line))
-            except ValueError as error:
-                raise ValueError(f"{path}:{number}: not a valid SWE instance: {error}") from None
+            except ValidationError as error:
+                problems = error.errors(include_url=False, include_input=False)
+                shown = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'the line'}: {e['msg']}" for e in problems[:3]
+                )
+                more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+                raise ValueError(f"{path}:{number}: not a valid SWE instance: {shown}{more}") from None
     return items
 
 

@@ -482,7 +482,22 @@ def step_ending(info: dict[str, Any], *, terminated: bool) -> tuple[TerminationR
     return reason, detail
 
 
-def _describe(exc: BaseException, where: str) -> str:
+def _describe(exc: BaseException, where: str, calls: int = 4) -> str:
+    """What failed, on one line (``where: Type: message at FILE:LINE``; a message of several lines
+    is joined with `` / ``), then the innermost ``calls`` frames of its traceback, one per line,
+    the failing one last: ``  horizongym/envs/base.py:201 in step`` (this package's files from
+    its root, an installed library's from ``site-packages``)."""
     frames = traceback.extract_tb(exc.__traceback__)
     origin = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return f"{where}: {type(exc).__name__}: {exc}{origin}"
+    message = str(exc)
+    if "\n" in message:
+        message = " / ".join(line.strip() for line in message.splitlines() if line.strip())
+    root = __file__.rsplit("/", 3)[0] + "/"  # this file is ROOT/training/rollouts/engine.py
+
+    def short(path: str) -> str:
+        if path.startswith(root):
+            return "horizongym/" + path[len(root) :]
+        return path.rpartition("/site-packages/")[2]
+
+    summary = "".join(f"\n  {short(f.filename)}:{f.lineno} in {f.name}" for f in frames[-calls:])
+    return f"{where}: {type(exc).__name__}: {message}{origin}{summary}"

@@ -1,8 +1,23 @@
 """Append-only JSONL episode store: one episode per line, flushed and fsynced per episode.
 
-A crash loses at most the episodes in flight. A torn last line (a write cut short by a
-kill) is ignored by readers and cut off before the next append, so a resumed run writes
-whole lines only and skips every (seed, sample) pair already stored.
+A crash loses at most the episodes in flight. What readers make of a file that is not what the
+store wrote:
+
+* a **torn last line** (a write cut short by a kill: no newline at its end) is skipped with a
+  warning if it is not a whole episode, and cut off before the next append; a last line that
+  is a whole episode and lacks only its newline is read, and the next append adds the newline;
+* a **bad line** anywhere else (not JSON, not an episode: hand-edited, truncated, overwritten)
+  is skipped with a warning naming ``FILE:LINE`` and what is wrong; every other line is read;
+* a **duplicate**: a run holds each episode once, an episode being its env id, env kwargs,
+  policy, seed and sample. A later line with the identity of an earlier one (a line copied
+  twice, two processes appending the same run) is skipped with a warning naming both lines:
+  the first stored wins, so readers see every episode once, and :meth:`EpisodeStore.finished_keys`
+  (a set) counts it once; a resumed run skips it and never stores it again;
+* a file with whole lines none of which is an episode raises :class:`NotAnEpisodeFile`:
+  appending a run to it, or summarizing it, would be a mistake.
+
+At most :data:`MAX_LINE_WARNINGS` lines are warned about one by one; one more warning counts
+the rest. Warnings are :class:`EpisodeFileWarning`.
 """
 
 from __future__ import annotations
@@ -15,11 +30,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pydantic import ValidationError
+
 from horizongym.training.rollouts.trajectory import Episode
 
+MAX_LINE_WARNINGS = 10
+"""Bad lines of one file warned about one by one; the rest are counted in one warning."""
 
-def _cut_torn_tail(path: Path) -> None:
-    """Truncate the file after its last newline, dropping a partially written line."""
+
+class EpisodeFileWarning(UserWarning):
+    """A line of an episode file that readers skipped (torn, not an episode, a duplicate)."""
+
+
+class NotAnEpisodeFile(ValueError):
+    """A file none of whose whole lines is an episode."""
+
+
+class UnreadableEpisode(ValueError):
+    """An episode that would not validate when read back; the store does not write it."""
+
+
+def _repair_tail(path: Path) -> None:
+    """End the file with a newline: a last line that is a whole episode gets its newline, any
+    other text after the last newline (a torn write) is cut off."""
     with open(path, "rb+") as handle:
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
@@ -27,6 +60,7 @@ def _cut_torn_tail(path: Path) -> None:
             return
         position = size
         chunk = 65536
+        end = 0
         while position > 0:
             start = max(0, position - chunk)
             handle.seek(start)
@@ -34,15 +68,16 @@ def _cut_torn_tail(path: Path) -> None:
             newline = data.rfind(b"\n")
             if newline != -1:
                 end = start + newline + 1
-                if end != size:
-                    handle.truncate(end)
-                return
+                break
             position = start
-        handle.truncate(0)
-
-
-class UnreadableEpisode(ValueError):
-    """An episode that would not validate when read back; the store does not write it."""
+        if end == size:
+            return
+        handle.seek(end)
+        if _episode_or_problem(handle.read())[0] is not None:
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"\n")
+        else:
+            handle.truncate(end)
 
 
 class EpisodeStore:
@@ -63,7 +98,7 @@ class EpisodeStore:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
-                _cut_torn_tail(self.path)
+                _repair_tail(self.path)
             self._handle = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
         return self._handle
 
@@ -96,7 +131,7 @@ class EpisodeStore:
                 self._handle = None
 
     def __iter__(self) -> Iterator[Episode]:
-        return iter(read_episodes(self.path))
+        return iter_episodes(self.path)
 
     def finished_keys(
         self, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None
@@ -104,24 +139,79 @@ class EpisodeStore:
         """The (seed, sample) pairs already stored (of that env and those kwargs, when given)."""
         return {
             episode.key
-            for episode in read_episodes(self.path)
+            for episode in iter_episodes(self.path)
             if (env_id is None or episode.env_id == env_id) and (env_kwargs is None or episode.env_kwargs == env_kwargs)
         }
 
 
 def read_episodes(path: str | os.PathLike[str]) -> list[Episode]:
-    """Read every whole episode; a torn last line is skipped, a bad line elsewhere warns."""
+    """Every episode of the file, each once, in file order (see the module docstring for bad lines);
+    ``[]`` when there is no file."""
+    return list(iter_episodes(path))
+
+
+def iter_episodes(path: str | os.PathLike[str]) -> Iterator[Episode]:
+    """The episodes of :func:`read_episodes`, read one line at a time."""
     path = Path(path)
     if not path.exists():
-        return []
-    lines = path.read_bytes().split(b"\n")
-    episodes = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            episodes.append(Episode.model_validate(json.loads(line)))
-        except ValueError as exc:
-            if number < len(lines):
-                warnings.warn(f"{path}:{number}: skipped an unreadable episode ({exc})", stacklevel=2)
-    return episodes
+        return
+    seen: dict[tuple[str, str, str, int, int], int] = {}
+    warned = skipped = whole_lines = 0
+    first_problem = ""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            torn = not line.endswith(b"\n")
+            if not line.strip():
+                continue
+            whole_lines += not torn
+            episode, problem = _episode_or_problem(line)
+            if episode is not None:
+                identity = _identity(episode)
+                first = seen.setdefault(identity, number)
+                if first == number:
+                    yield episode
+                    continue
+                problem = (
+                    f"a duplicate of line {first} (env {episode.env_id}, seed {episode.seed}, sample {episode.sample});"
+                    " the first is kept"
+                )
+            elif torn:
+                problem = f"a torn last line, cut short while it was written: {problem}; the next append cuts it off"
+            skipped += 1
+            first_problem = first_problem or f"line {number}: {problem}"
+            if warned < MAX_LINE_WARNINGS:
+                warned += 1
+                warnings.warn(f"{path}:{number}: skipped {problem}", EpisodeFileWarning, stacklevel=2)
+    if skipped > warned:
+        warnings.warn(f"{path}: skipped {skipped - warned} more bad lines", EpisodeFileWarning, stacklevel=2)
+    if whole_lines and not seen:
+        raise NotAnEpisodeFile(f"{path} is not an episode file: none of its lines is an episode ({first_problem})")
+
+
+def _episode_or_problem(line: bytes) -> tuple[Episode | None, str]:
+    """The episode on ``line``, or None and what is wrong with it, in a few words."""
+    try:
+        return Episode.model_validate(json.loads(line)), ""
+    except ValidationError as exc:
+        return None, f"not an episode ({_problems(exc)})"
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None, f"not JSON ({_first_line(exc)})"
+
+
+def _problems(exc: ValidationError, shown: int = 3) -> str:
+    """The first ``shown`` problems of a validation error, one line: ``field.path: message``."""
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'the line'}: {e['msg']}" for e in errors[:shown]]
+    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _identity(episode: Episode) -> tuple[str, str, str, int, int]:
+    """What makes an episode the same one: env id, env kwargs, policy, seed and sample."""
+    kwargs = json.dumps(episode.env_kwargs, sort_keys=True, default=str)
+    return (episode.env_id, kwargs, episode.policy, episode.seed, episode.sample)
