@@ -38,7 +38,7 @@ from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, Rollo
 from horizongym.training.rollouts.cli import add_replay_commands
 from horizongym.training.rollouts.failure_report import all_failed_line, failed_episodes, failure_report
 from horizongym.training.rollouts.report import episodes_html
-from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile, iter_episodes
+from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile
 from horizongym.training.rollouts.summary import format_table, summarize
 
 
@@ -513,21 +513,16 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         config = TrainConfig(env_id=args.env_id, env_kwargs=_env_kwargs(args), **values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{config_flag(str(e['loc'][0]), TRAIN_FLAGS) if e['loc'] else 'settings'}: {e['msg']}"
+            f"{config_flag(str(e['loc'][0]), TRAIN_FLAGS) if e['loc'] else 'settings'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         )
         raise CommandError(f"bad training settings: {problems}") from None
-    from horizongym.training.advantages import check_options  # loads torch: only for train
-
-    try:
-        check_options(config.advantage, config.advantage_options)
-    except ValueError as exc:
-        raise CommandError(f"--advantage-options: {exc}") from None
     return config
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from horizongym.training.trainer import Trainer
+    from horizongym.training.trainer import NothingToLearn, Trainer
 
     horizongym.spec(args.env_id)
     config = train_config(args)
@@ -545,6 +540,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     trainer = Trainer(config, model, tokenizer, progress=not args.quiet)
     try:
         records = trainer.train(resume=args.resume)
+    except NothingToLearn as exc:
+        print(failure_report(exc.failed, len(exc.failed)))
+        raise RunFailed(f"nothing can be learned: {exc}") from None
     except (PolicyError, RolloutError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     if records:
@@ -552,19 +550,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"step {last['step']}: reward {last['reward_mean']:.3f}, success {last['success_rate']:.1%}")
     print(f"metrics: {out / 'metrics.jsonl'}")
     print(f"checkpoints: {out / 'checkpoints'}")
-    _check_some_episode_trained(out / "episodes.jsonl", _settings(args)[0])
-
-
-def _check_some_episode_trained(path: Path, settings: str) -> None:
-    """:class:`RunFailed` when no episode of a training run's file ended by the policy's doing (read until one did)."""
-    failed: list[Episode] = []
-    for episode in iter_episodes(path):
-        if episode.trainable:
-            return
-        failed.append(episode)
-    if failed:
-        print(failure_report(failed, len(failed)))
-        raise RunFailed(f"nothing was learned: {all_failed_line(failed, settings)}")
 
 
 def _add_env_options(parser: argparse.ArgumentParser) -> None:

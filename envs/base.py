@@ -295,7 +295,7 @@ class TextEnv(gym.Env[str, str]):
         # a timed-out tool still running in its thread writes into a dict nobody reads any more
         state.step_rewards = {}
         info["reward_components"] = components = dict(rewards)
-        return self._emit(observation), sum(components.values()), state.terminated, state.truncated, record
+        return self._emit(observation), sum(components.values(), 0.0), state.terminated, state.truncated, record
 
     def _run_calls(self, parsed: ParsedAction, info: StepInfo) -> tuple[str, list[ToolCallError]]:
         """Run the parsed calls in order; report each result and error. Returns (observation, errors)."""

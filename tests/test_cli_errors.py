@@ -136,7 +136,8 @@ def test_a_bad_setting_of_the_evaluation_env_fails_before_training(tmp_path: Pat
 def test_advantage_options_are_tried_before_training(options: str, fragment: str, tmp_path: Path, capsys: Any) -> None:
     code, _, err = run(capsys, "train", "KeyChain-v0", "--out", str(tmp_path / "run"), "--advantage-options", options)
     line = one_error_line(err)
-    assert code == 2 and line.startswith("horizongym: error: --advantage-options:") and fragment in line
+    assert code == 2 and line.startswith("horizongym: error: bad training settings: --advantage-options:")
+    assert fragment in line
     assert not (tmp_path / "run").exists()
 
 
@@ -236,7 +237,7 @@ def test_train_that_learned_nothing_exits_1(tmp_path: Path, test_envs: None, tin
         "--steps", "1", "--tasks-per-step", "1", "--group", "2", "--max-new-tokens", "2", "--quiet",
     )  # fmt: skip
     line = one_error_line(err)
-    assert code == 1 and "nothing was learned: all 2 episodes failed (env_error 2)" in line
+    assert code == 1 and "nothing can be learned: step 1: all 2 episodes failed (env_error 2)" in line
 
 
 def test_play_reports_an_env_that_raises_in_one_line(

@@ -107,8 +107,7 @@ def check_step(result: tuple[Any, ...], tools: list[dict[str, Any]]) -> bool:
     """Assert the contract on one ``step`` result; return whether the episode ended."""
     observation, reward, terminated, truncated, info = result
     assert isinstance(observation, str)
-    # a float, but for the int 0 of a step without reward components: see test_a_step_without_rewards_...
-    assert isinstance(reward, float) or (reward == 0 and isinstance(reward, int))
+    assert isinstance(reward, float)
     assert not math.isnan(reward)
     assert isinstance(terminated, bool) and isinstance(truncated, bool)
     assert info[TOOLS] == tools and isinstance(info[TASK_ID], str) and isinstance(info[TURN], int)
@@ -150,11 +149,6 @@ def test_the_envs_tried_are_those_the_list_command_shows() -> None:
     assert {"KeyChain-v0", "LongChain-v0", "SearchJudge-v0", "EmailInbox-v0", "KernelGen-v0", "SWE-v0"} <= set(ENV_IDS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TextEnv.step (envs/base.py) returns sum(components.values()): the int 0 when a step has no "
-    "reward components; the contract says float: sum(components.values(), 0.0)",
-)
 def test_a_step_without_rewards_returns_a_float_zero() -> None:
     env = horizongym.make("LongChain-v0")
     env.reset(seed=0)

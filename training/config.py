@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class TrainConfig(BaseModel):
@@ -97,6 +97,17 @@ class TrainConfig(BaseModel):
     """Timing-independent rollouts and deterministic updates (default: on for CPU)."""
     device: str | None = None
     """Torch device to train on, e.g. ``cuda:1`` (default: cuda when available, else cpu)."""
+
+    @field_validator("advantage_options")
+    @classmethod
+    def _options_suit_the_estimator(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The estimator is tried on a small group with these options (an unknown key, a bad value fail here)."""
+        from horizongym.training.advantages import ESTIMATORS, check_options
+
+        advantage = info.data.get("advantage")
+        if advantage in ESTIMATORS:  # an unknown estimator is reported by the model's check
+            check_options(advantage, options)
+        return options
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -58,6 +58,7 @@ from horizongym.training.failed_groups import settle_infra_failures
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
 from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+from horizongym.training.rollouts.failure_report import all_failed_line
 from horizongym.training.rollouts.store import EpisodeStore
 from horizongym.training.rollouts.trajectory import Episode
 from horizongym.training.samples import TurnSample, samples_from_episodes
@@ -67,6 +68,16 @@ HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
 
 RESUMABLE_CHANGES = frozenset({"steps", "eval_every", "eval_tasks", "checkpoint_every", "out_dir", "device"})
 """Config fields a resumed run may change; any other difference is refused."""
+
+
+class NothingToLearn(RuntimeError):
+    """Every episode of a training step failed by no doing of the policy: the run cannot learn.
+
+    ``failed`` holds the step's episodes (they are stored before this is raised)."""
+
+    def __init__(self, message: str, failed: Sequence[Episode]) -> None:
+        super().__init__(message)
+        self.failed = list(failed)
 
 
 class Trainer:
@@ -203,6 +214,10 @@ class Trainer:
             for episode in sorted([*settled.kept, *settled.dropped], key=lambda e: e.key):
                 store.append(episode)
         episodes = [e for e in settled.kept if e.trainable]
+        if not episodes and not any(e.trainable for e in settled.dropped):
+            played = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
+            settings = f"env_kwargs {json.dumps(cfg.env_kwargs)}"
+            raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(played, settings)}", played)
         advantages = self.advantages(episodes)
         sample_set = samples_from_episodes(episodes, advantages)
         samples = downsample_to_multiple(sample_set.samples, cfg.dp_size, self.rng)
@@ -515,8 +530,12 @@ def _keep_lines(path: Path, keep: Any) -> None:
         try:
             row = json.loads(line)
         except ValueError:
-            continue
-        if keep(row):
+            continue  # a line torn by a kill: never whole, never read
+        try:
+            wanted = keep(row)
+        except (KeyError, TypeError, ValueError):  # a hand-edited line: kept for its reader to report
+            wanted = True
+        if wanted:
             kept.append(line)
     data = b"".join(line + b"\n" for line in kept)
     if data == path.read_bytes():
