@@ -130,14 +130,16 @@ class TextEnv(gym.Env[str, str]):
         render_mode: str | None = None,
     ) -> None:
         if max_turns is not None:
-            self.max_turns = max_turns
+            self.max_turns = _positive_int("max_turns", max_turns)
         if format_penalty is not None:
             if isinstance(format_penalty, bool) or not isinstance(format_penalty, int | float):
                 raise ValueError(f"format_penalty must be a number, got {format_penalty!r}")
             self.format_penalty = format_penalty
         if max_text_length is not None:
-            self.max_text_length = max_text_length
+            self.max_text_length = _positive_int("max_text_length", max_text_length)
         if tool_instructions is not None:
+            if not isinstance(tool_instructions, bool):
+                raise ValueError(f"tool_instructions must be true or false, got {tool_instructions!r}")
             self.tool_instructions = tool_instructions
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
@@ -335,3 +337,10 @@ class TextEnv(gym.Env[str, str]):
     def _info(self) -> dict[str, Any]:
         task = self.state.task
         return {"tools": self._tool_schemas, "task_id": task.id if task else None, "turn": self.state.turn}
+
+
+def _positive_int(name: str, value: object) -> int:
+    """``value`` if it is a whole number of at least 1; a ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return value

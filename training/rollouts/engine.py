@@ -189,7 +189,7 @@ class RolloutEngine:
             asyncio.create_task(self._worker(pending, finished)) for _ in range(min(self.concurrency, len(jobs)))
         ]
         bar = tqdm(total=len(jobs), unit="ep", disable=not self.progress, dynamic_ncols=True, desc="rollout")
-        reward_sum, count, remaining = 0.0, 0, len(workers)
+        reward_sum, count, failed, remaining = 0.0, 0, 0, len(workers)
         try:
             while remaining:
                 episode = await finished.get()
@@ -198,11 +198,15 @@ class RolloutEngine:
                     continue
                 if isinstance(episode, RolloutError):
                     raise episode
-                count += 1
-                reward_sum += episode.total_reward
+                if episode.trainable:  # the bar's reward is the policy's: failures are counted apart
+                    count += 1
+                    reward_sum += episode.total_reward
+                else:
+                    failed += 1
                 if self.progress:
                     bar.update(1)
-                    bar.set_postfix(reward=f"{reward_sum / count:.3f}", refresh=False)
+                    shown = {"reward": f"{reward_sum / count:.3f}" if count else "-"}
+                    bar.set_postfix(shown if not failed else {**shown, "failed": failed}, refresh=False)
                 yield episode
         finally:
             for worker in workers:
