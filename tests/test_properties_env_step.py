@@ -28,8 +28,15 @@ from horizongym.envs.contract import (
     TURN,
 )
 
-ENV_IDS = sorted(short_id(env_id) for env_id in registry)
-"""What ``horizongym list`` lists (the envs this package registers)."""
+def _registered_by_this_package(env_id: str) -> bool:
+    entry = registry[env_id].entry_point
+    module = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+    return module.startswith("horizongym.")
+
+
+ENV_IDS = sorted(short_id(env_id) for env_id in registry if _registered_by_this_package(env_id))
+"""What ``horizongym list`` lists of this package's own envs (not those other test modules register:
+which of them are imported when this module is collected differs between test workers)."""
 
 CHEAP: dict[str, tuple[dict[str, Any], int]] = {
     "SWE-v0": ({"backend": "docker", "command_timeout": 3.0, "test_timeout": 60.0}, 5),
