@@ -28,6 +28,7 @@ from horizongym.envs.contract import (
     TURN,
 )
 
+
 def _registered_by_this_package(env_id: str) -> bool:
     entry = registry[env_id].entry_point
     module = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
