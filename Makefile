@@ -39,6 +39,8 @@ demo: venv engine
 	$(BIN)/horizongym rollout EmailInbox-v0 --policy expert -n 64 --concurrency 8 --out $(DEMO_DIR)/email.jsonl
 	$(BIN)/horizongym show $(DEMO_DIR)/expert.jsonl --html $(DEMO_DIR)/expert.html
 	$(BIN)/horizongym show $(DEMO_DIR)/search.jsonl --html $(DEMO_DIR)/search.html
+	@echo "== replaying the deterministic runs: every episode must match"
+	for run in expert random search email; do $(BIN)/horizongym replay $(DEMO_DIR)/$$run.jsonl --quiet || exit 1; done
 	$(BIN)/horizongym rollout KernelGen-v0 --policy expert -n 11 --concurrency 1 --out $(DEMO_DIR)/kernels.jsonl \
 		--env-kwargs '{"levels": [2], "split": "all", "task_order": "by_seed"}'
 	$(BIN)/horizongym show $(DEMO_DIR)/email.jsonl --html $(DEMO_DIR)/email.html
