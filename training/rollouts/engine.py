@@ -73,6 +73,9 @@ INFO_KEPT_ELSEWHERE = frozenset(
     {TOOLS, REWARD_COMPONENTS, REWARD_EVENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR}
 )
 """``info`` keys a Step records in fields of its own (the rest go to ``Step.info``)."""
+_EVERY_STEP_INFO = frozenset({TOOLS, REWARD_COMPONENTS, TURN, TASK_ID})
+"""The ``info`` keys every step of a TextEnv has: a step whose ``info`` holds no other has no
+calls, events, error or other keys to record (most steps of a text action)."""
 _NO_CALL_IDS: tuple[str, ...] = ()
 """The call ids of a text action: one shared empty tuple rather than a new list per step."""
 
@@ -223,12 +226,12 @@ class RolloutEngine:
                     continue
                 if isinstance(episode, RolloutError):
                     raise episode
-                if episode.trainable:  # the bar's reward is the policy's: failures are counted apart
-                    count += 1
-                    reward_sum += episode.total_reward
-                else:
-                    failed += 1
-                if self.progress:
+                if self.progress:  # the bar's figures, read from the record only when there is a bar
+                    if episode.trainable:  # the bar's reward is the policy's: failures are counted apart
+                        count += 1
+                        reward_sum += episode.total_reward
+                    else:
+                        failed += 1
                     bar.update(1)
                     shown = {"reward": f"{reward_sum / count:.3f}" if count else "-"}
                     bar.set_postfix(shown if not failed else {**shown, "failed": failed}, refresh=False)
@@ -397,8 +400,6 @@ class RolloutEngine:
                 record["action"] = env_action
                 record["observation"] = observation
                 record["reward"] = reward
-                record["terminated"] = bool(terminated)
-                record["truncated"] = bool(truncated)
                 record["policy_seconds"] = env_start - turn_start
                 record["env_seconds"] = env_end - env_start
                 components = info.get(REWARD_COMPONENTS)
@@ -406,23 +407,27 @@ class RolloutEngine:
                     record["reward_components"] = {"reward": reward}
                 elif components:  # else the template's shared empty dict: one dict less per step
                     record["reward_components"] = components
-                if calls := info.get(TOOL_CALLS):
-                    record["tool_calls"] = tuple(calls)
-                if results := info.get(TOOL_RESULTS):
-                    record["tool_results"] = tuple(results)
-                if events := info.get(REWARD_EVENTS):
-                    record["reward_events"] = tuple(events)
-                if (step_error := info.get(ERROR)) is not None:
-                    record["error"] = step_error
+                if terminated or truncated:  # the last step (the template's are False)
+                    record["terminated"] = bool(terminated)
+                    record["truncated"] = bool(truncated)
+                # one test for the usual case, where there is nothing more in info to record
+                if not _EVERY_STEP_INFO.issuperset(info):
+                    if calls := info.get(TOOL_CALLS):
+                        record["tool_calls"] = tuple(calls)
+                    if results := info.get(TOOL_RESULTS):
+                        record["tool_results"] = tuple(results)
+                    if events := info.get(REWARD_EVENTS):
+                        record["reward_events"] = tuple(events)
+                    if (step_error := info.get(ERROR)) is not None:
+                        record["error"] = step_error
+                    if not INFO_KEPT_ELSEWHERE.issuperset(info):
+                        record["info"] = _other_info(info)
                 if action.token_ids is not None:
                     record["token_ids"] = action.token_ids
                 if action.prompt_token_ids is not None:
                     record["prompt_token_ids"] = action.prompt_token_ids
                 if action.logprobs is not None:
                     record["logprobs"] = action.logprobs
-                # the usual case (no other keys) tested inline: a call costs more than the test
-                if not INFO_KEPT_ELSEWHERE.issuperset(info):
-                    record["info"] = _other_info(info)
                 steps.append(_step_record(record))
                 pending = None
                 transcript.extend(context.add_turn(assistant, observation, info, call_ids))
