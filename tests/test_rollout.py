@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import pytest
 
 import horizongym
@@ -24,6 +25,8 @@ from horizongym.training.rollouts import (
     policy_seed,
     read_episodes,
 )
+from horizongym.training.rollouts.engine import _STEP_TEMPLATE
+from horizongym.training.rollouts.trajectory import FailedAttempt, Step
 
 
 class CrashingEnv(TextEnv):
@@ -385,3 +388,67 @@ def test_steps_without_extra_info_share_one_frozen_empty_dict_that_stores_as_an_
         step.info["note"] = 1
     (stored,) = read_episodes(tmp_path / "e.jsonl")
     assert stored == episode and type(stored.steps[0].info) is dict
+
+
+def test_episodes_never_retried_share_one_frozen_empty_list_of_attempts(tmp_path: Path) -> None:
+    with EpisodeStore(tmp_path / "e.jsonl") as store:
+        engine = RolloutEngine("KeyChain-v0", Echo(), progress=False, max_turns=2, store=store)
+        first, second = engine.run_sync(2)
+    assert first.attempts == [] and first.attempts is second.attempts
+    with pytest.raises(TypeError, match="shared by many records"):
+        first.attempts.append(FailedAttempt(termination_reason="infra_error"))
+    stored = sorted(read_episodes(tmp_path / "e.jsonl"), key=lambda e: e.key)
+    assert stored == sorted([first, second], key=lambda e: e.key) and type(stored[0].attempts) is list
+
+
+class InfoEnv(gym.Env[str, str]):
+    """A plain Gymnasium env whose three steps' ``info`` hold, in turn: another key and no reward
+    components; calls, results, events, an error and components; nothing, and a numpy ``True``."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        self.turn = 0
+        return "go", {"task_id": "info"}
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        self.turn += 1
+        if self.turn == 1:
+            return "one", 0.5, False, False, {"note": 1}
+        if self.turn == 2:
+            info = {
+                "tool_calls": [{"name": "f", "arguments": {}, "id": "c"}],
+                "tool_results": [{"name": "f", "id": "c", "content": "x", "error": None}],
+                "reward_events": [{"event": "hit"}],
+                "error": "bad call",
+                "reward_components": {"hit": 1.0},
+            }
+            return "two", 1.0, False, False, info
+        numpy_true: Any = np.bool_(True)  # what an env that computes its end with numpy returns
+        return "three", 0.0, numpy_true, False, {}
+
+
+class Tokens(Policy):
+    """Replies with tokens and their log-probabilities."""
+
+    name = "tokens"
+
+    async def act(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, seed: int | None = None
+    ) -> Action:
+        return Action(text="ok", prompt_token_ids=[1, 2], token_ids=[3], logprobs=[-0.5])
+
+
+def test_each_step_records_what_its_info_and_action_hold_and_defaults_for_the_rest() -> None:
+    with RolloutEngine("Info-v0", Tokens(), progress=False, env_factory=InfoEnv) as engine:
+        (episode,) = engine.run_sync(1)
+    first, second, last = episode.steps
+    assert first.reward_components == {"reward": 0.5} and first.info == {"note": 1}
+    assert (first.tool_calls, first.tool_results, first.reward_events, first.error) == ((), (), (), None)
+    assert second.tool_calls == ({"name": "f", "arguments": {}, "id": "c"},) and second.error == "bad call"
+    assert second.tool_results == ({"name": "f", "id": "c", "content": "x", "error": None},)
+    assert second.reward_events == ({"event": "hit"},) and second.reward_components == {"hit": 1.0}
+    assert second.info == {} and last.reward_components == {"reward": 0.0}
+    assert [(s.terminated, s.truncated) for s in episode.steps] == [(False, False), (False, False), (True, False)]
+    assert type(last.terminated) is bool and episode.termination_reason == "terminated"
+    assert all((s.prompt_token_ids, s.token_ids, s.logprobs) == ([1, 2], [3], [-0.5]) for s in episode.steps)
+    assert [s.turn for s in episode.steps] == [1, 2, 3] and [s.action for s in episode.steps] == ["ok"] * 3
+    assert set(first.__dict__) == set(Step.model_fields) == set(_STEP_TEMPLATE)

@@ -67,12 +67,15 @@ from horizongym.failures import infrastructure_cause
 from horizongym.training.rollouts.context import PolicyContext
 from horizongym.training.rollouts.rng import generator_state
 from horizongym.training.rollouts.store import EpisodeStore
-from horizongym.training.rollouts.trajectory import EMPTY_DICT, Episode, FailedAttempt, Step
+from horizongym.training.rollouts.trajectory import EMPTY_DICT, EMPTY_LIST, Episode, FailedAttempt, Step
 
 INFO_KEPT_ELSEWHERE = frozenset(
     {TOOLS, REWARD_COMPONENTS, REWARD_EVENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR}
 )
 """``info`` keys a Step records in fields of its own (the rest go to ``Step.info``)."""
+_EVERY_STEP_INFO = frozenset({TOOLS, REWARD_COMPONENTS, TURN, TASK_ID})
+"""The ``info`` keys every step of a TextEnv has: a step whose ``info`` holds no other has no
+calls, events, error or other keys to record (most steps of a text action)."""
 _NO_CALL_IDS: tuple[str, ...] = ()
 """The call ids of a text action: one shared empty tuple rather than a new list per step."""
 
@@ -80,6 +83,31 @@ _NO_CALL_IDS: tuple[str, ...] = ()
 # metaclass's ``__getattr__`` hook), and a step record is built for every step.
 _step_record = Step.trusted
 _episode_record = Episode.trusted
+
+_STEP_TEMPLATE: dict[str, Any] = {
+    "turn": 0,
+    "action": "",
+    "tool_calls": (),
+    "tool_results": (),
+    "observation": "",
+    "reward": 0.0,
+    "reward_components": EMPTY_DICT,
+    "reward_events": (),
+    "terminated": False,
+    "truncated": False,
+    "error": None,
+    "prompt_token_ids": None,
+    "token_ids": None,
+    "logprobs": None,
+    "policy_seconds": 0.0,
+    "env_seconds": 0.0,
+    "info": EMPTY_DICT,
+}
+"""Every field of a Step, at its default: each step's record starts as a copy of it, then gets
+what every step sets stored over it, and the rest only where the step has it (a text action's step
+has no calls, events or error). Copying a dict clones its table in one go (about 0.1 µs), where a
+17-entry dict display costs 0.8 µs: CPython builds a display of more than 15 entries one entry at
+a time, resizing the dict as it grows."""
 
 
 @dataclass(frozen=True)
@@ -198,12 +226,12 @@ class RolloutEngine:
                     continue
                 if isinstance(episode, RolloutError):
                     raise episode
-                if episode.trainable:  # the bar's reward is the policy's: failures are counted apart
-                    count += 1
-                    reward_sum += episode.total_reward
-                else:
-                    failed += 1
-                if self.progress:
+                if self.progress:  # the bar's figures, read from the record only when there is a bar
+                    if episode.trainable:  # the bar's reward is the policy's: failures are counted apart
+                        count += 1
+                        reward_sum += episode.total_reward
+                    else:
+                        failed += 1
                     bar.update(1)
                     shown = {"reward": f"{reward_sum / count:.3f}" if count else "-"}
                     bar.set_postfix(shown if not failed else {**shown, "failed": failed}, refresh=False)
@@ -233,13 +261,14 @@ class RolloutEngine:
                 attempts: list[FailedAttempt] = []
                 while True:
                     in_episode = env
-                    episode, broken = await self._episode(env, seed, sample)
+                    episode, discard = await self._episode(env, seed, sample)
                     in_episode = None
-                    retry = episode.retryable and len(attempts) + 1 < self.max_attempts
-                    if broken or episode.outcome == "infra_error":
-                        self._discard_env(env)  # an infrastructure failure leaves nothing worth reusing
-                        env = None
-                    if not retry:
+                    if not discard:  # the usual case, decided without reading the record's attributes
+                        break
+                    self._discard_env(env)  # broken, or an infrastructure failure: nothing worth reusing
+                    env = None
+                    # only an infrastructure failure is retryable, and it always discards the env
+                    if not (episode.retryable and len(attempts) + 1 < self.max_attempts):
                         break
                     attempts.append(_failed_attempt(episode))
                     try:
@@ -291,7 +320,8 @@ class RolloutEngine:
         return await asyncio.wait_for(future, timeout)
 
     async def _episode(self, env: gym.Env[Any, Any], seed: int, sample: int) -> tuple[Episode, bool]:
-        """Play one episode. Returns it and whether the env must be discarded."""
+        """Play one episode. Returns it and whether the env must be discarded: it broke (raised,
+        or ran past the time limit), or the episode ended on an infrastructure failure."""
         clock = time.perf_counter
         start = clock()
         deadline = start + self.episode_timeout_s if self.episode_timeout_s else None
@@ -365,38 +395,40 @@ class RolloutEngine:
                 turn += 1
                 reward = float(reward)
                 total_reward += reward
+                record = _STEP_TEMPLATE.copy()  # then what this step has (see _STEP_TEMPLATE)
+                record["turn"] = turn
+                record["action"] = env_action
+                record["observation"] = observation
+                record["reward"] = reward
+                record["policy_seconds"] = env_start - turn_start
+                record["env_seconds"] = env_end - env_start
                 components = info.get(REWARD_COMPONENTS)
                 if components is None:
-                    components = {"reward": reward}
-                elif not components:
-                    components = EMPTY_DICT  # shared: one dict less for the garbage collector per step
-                calls = info.get(TOOL_CALLS)
-                results = info.get(TOOL_RESULTS)
-                events = info.get(REWARD_EVENTS)
-                steps.append(
-                    _step_record(
-                        {
-                            "turn": turn,
-                            "action": env_action,
-                            "tool_calls": tuple(calls) if calls else (),
-                            "tool_results": tuple(results) if results else (),
-                            "observation": observation,
-                            "reward": reward,
-                            "reward_components": components,
-                            "reward_events": tuple(events) if events else (),
-                            "terminated": bool(terminated),
-                            "truncated": bool(truncated),
-                            "error": info.get(ERROR),
-                            "prompt_token_ids": action.prompt_token_ids,
-                            "token_ids": action.token_ids,
-                            "logprobs": action.logprobs,
-                            "policy_seconds": env_start - turn_start,
-                            "env_seconds": env_end - env_start,
-                            # the usual case (no other keys) tested inline: a call costs more than the test
-                            "info": EMPTY_DICT if info.keys() <= INFO_KEPT_ELSEWHERE else _other_info(info),
-                        }
-                    )
-                )
+                    record["reward_components"] = {"reward": reward}
+                elif components:  # else the template's shared empty dict: one dict less per step
+                    record["reward_components"] = components
+                if terminated or truncated:  # the last step (the template's are False)
+                    record["terminated"] = bool(terminated)
+                    record["truncated"] = bool(truncated)
+                # one test for the usual case, where there is nothing more in info to record
+                if not _EVERY_STEP_INFO.issuperset(info):
+                    if calls := info.get(TOOL_CALLS):
+                        record["tool_calls"] = tuple(calls)
+                    if results := info.get(TOOL_RESULTS):
+                        record["tool_results"] = tuple(results)
+                    if events := info.get(REWARD_EVENTS):
+                        record["reward_events"] = tuple(events)
+                    if (step_error := info.get(ERROR)) is not None:
+                        record["error"] = step_error
+                    if not INFO_KEPT_ELSEWHERE.issuperset(info):
+                        record["info"] = _other_info(info)
+                if action.token_ids is not None:
+                    record["token_ids"] = action.token_ids
+                if action.prompt_token_ids is not None:
+                    record["prompt_token_ids"] = action.prompt_token_ids
+                if action.logprobs is not None:
+                    record["logprobs"] = action.logprobs
+                steps.append(_step_record(record))
                 pending = None
                 transcript.extend(context.add_turn(assistant, observation, info, call_ids))
                 if terminated or truncated:
@@ -420,33 +452,31 @@ class RolloutEngine:
         if pending is not None:  # the step of this action raised or ran past the time limit
             transcript.append(pending)
         seconds = clock() - start
-        episode = _episode_record(
-            {
-                "env_id": self.recipe.env_id,
-                "env_kwargs": dict(self.recipe.kwargs),
-                "seed": seed,
-                "sample": sample,
-                "task_id": task_id,
-                "policy": self.policy.name,
-                "messages": transcript,
-                "steps": steps,
-                "total_reward": total_reward,
-                "success": success,
-                "terminated": reason == "terminated",
-                "truncated": reason != "terminated",
-                "termination_reason": reason,
-                "termination_detail": detail,
-                "error": error,
-                "outcome": OUTCOME_OF_REASON[reason],
-                "retryable": retryable,
-                "attempts": [],
-                "unfinished_action": None if pending is None else env_action,
-                "rng_state": generator_state(unwrapped),
-                "started_at": time.time() - seconds,
-                "seconds": seconds,
-            }
-        )
-        return episode, broken
+        record = {  # 15 entries, the rest stored after (see _STEP_TEMPLATE)
+            "env_id": self.recipe.env_id,
+            "env_kwargs": dict(self.recipe.kwargs),
+            "seed": seed,
+            "sample": sample,
+            "task_id": task_id,
+            "policy": self.policy.name,
+            "messages": transcript,
+            "steps": steps,
+            "total_reward": total_reward,
+            "success": success,
+            "terminated": reason == "terminated",
+            "truncated": reason != "terminated",
+            "termination_reason": reason,
+            "termination_detail": detail,
+            "error": error,
+        }
+        record["outcome"] = outcome = OUTCOME_OF_REASON[reason]
+        record["retryable"] = retryable
+        record["attempts"] = EMPTY_LIST  # the worker sets a new list when it retries
+        record["unfinished_action"] = None if pending is None else env_action
+        record["rng_state"] = generator_state(unwrapped)
+        record["started_at"] = time.time() - seconds
+        record["seconds"] = seconds
+        return _episode_record(record), broken or outcome == "infra_error"
 
 
 def _failed_attempt(episode: Episode) -> FailedAttempt:
