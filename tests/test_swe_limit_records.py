@@ -55,7 +55,10 @@ class KillsItsSandbox(CountsTurns):
 
 
 def run(policy: CountsTurns, store: EpisodeStore, seed: int, *, resume: bool = False) -> list[Episode]:
-    recipe = EnvRecipe("SWE-v0", {"task_order": "by_seed", "command_timeout": 2.0})
+    # 2 s for the command that must time out; the others must meet their own limit first, even on a
+    # loaded machine (a memory bomb on two busy cores can take longer than 2 s to reach 1 GB)
+    timeout = 2.0 if getattr(policy, "command", None) == LIMIT_COMMANDS["command_timeout"] else 60.0
+    recipe = EnvRecipe("SWE-v0", {"task_order": "by_seed", "command_timeout": timeout})
     with RolloutEngine(recipe, policy, concurrency=1, store=store, progress=False) as engine:
         return engine.run_sync(1, seed=seed, resume=resume)
 
