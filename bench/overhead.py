@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import random
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -159,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer episodes; finishes in well under a minute")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the best is reported")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("gem") is None:
+        sys.exit("bench.overhead: error: GEM (the gem-llm package) is not installed; run 'make bench' to install it")
     episodes = 1500 if args.quick else 10000
     if BENCH_ENV_ID not in horizongym.registry:
         horizongym.register(BENCH_ENV_ID, GuessNumberEnv)
