@@ -27,6 +27,7 @@ import horizongym
 from horizongym.agents.base import PolicyError
 from horizongym.agents.human import HumanPolicy
 from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
+from horizongym.argtypes import os_error
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
 from horizongym.envs.kernels.cli import add_kernel_commands
 from horizongym.envs.swe.cli import add_swe_commands
@@ -214,16 +215,10 @@ def _checked_out_path(value: str) -> Path:
         with open(out, "ab"):
             pass
     except OSError as exc:
-        raise CommandError(f"cannot write --out {out}: {_os_error(exc)}; choose another path") from None
+        raise CommandError(f"cannot write --out {out}: {os_error(exc)}; choose another path") from None
     if not existed:
         out.unlink()
     return out
-
-
-def _os_error(exc: OSError) -> str:
-    """What an OSError says, with the path it is about: ``File exists: /proc/version``."""
-    reason = exc.strerror or str(exc)
-    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -372,7 +367,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     except NotAnEpisodeFile as exc:
         raise CommandError(f"{exc}; 'horizongym show' reads the JSONL files 'rollout' and 'train' write") from None
     except OSError as exc:
-        raise CommandError(f"cannot read {path}: {_os_error(exc)}") from None
+        raise CommandError(f"cannot read {path}: {os_error(exc)}") from None
     if not episodes:
         raise CommandError(f"{path} holds no episodes")
     print(format_table(summarize(episodes)))
@@ -383,7 +378,7 @@ def cmd_show(args: argparse.Namespace) -> None:
         try:
             Path(args.html).write_text(episodes_html(episodes, f"horizongym · {path.name}"), encoding="utf-8")
         except OSError as exc:
-            raise CommandError(f"cannot write --html {args.html}: {_os_error(exc)}; choose another path") from None
+            raise CommandError(f"cannot write --html {args.html}: {os_error(exc)}; choose another path") from None
         print(f"page: {args.html}")
 
 

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from horizongym.argtypes import at_least_one, os_error
+
 if TYPE_CHECKING:
     from horizongym.envs.kernels.types import KernelTask
 
@@ -39,12 +41,6 @@ def _load_tasks(spec: str, levels: list[int] | None) -> list[KernelTask]:
         return load_kernel_tasks(spec, levels)
     except (OSError, ValueError) as exc:
         _fail(f"{exc} (--tasks takes {TASKS_HELP})")
-
-
-def _os_error(exc: OSError) -> str:
-    """What an OSError says, with the path it is about: ``File exists: /proc/version``."""
-    reason = exc.strerror or str(exc)
-    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
@@ -78,7 +74,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     except UnicodeDecodeError as exc:
         _fail(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); the candidate is a Python file")
     except OSError as exc:
-        _fail(f"cannot read {path}: {_os_error(exc)}")
+        _fail(f"cannot read {path}: {os_error(exc)}")
     try:
         result = evaluator.evaluate(task, candidate)
     except EvaluatorError as exc:
@@ -88,17 +84,6 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(json.dumps({**evaluation_info(result), "reward_components": components}, indent=2))
     else:
         print(describe(result, components, threads=evaluator.threads, turns_left=0))
-
-
-def _at_least_one(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_kernel_commands(subparsers: Any) -> None:
@@ -114,8 +99,8 @@ def add_kernel_commands(subparsers: Any) -> None:
     p.add_argument("file", help="Python file defining ModelNew")
     p.add_argument("--backend", default="auto", help="auto, cpu, cuda or compile-only")
     p.add_argument("--reward", default="kevin", help="kevin or milestones")
-    p.add_argument("--trials", type=_at_least_one, default=200, metavar="N")
-    p.add_argument("--threads", type=_at_least_one, default=1, metavar="N")
+    p.add_argument("--trials", type=at_least_one, default=200, metavar="N")
+    p.add_argument("--threads", type=at_least_one, default=1, metavar="N")
     p.add_argument("--tasks", default="catalog", help=TASKS_HELP)
     p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
     p.set_defaults(run=cmd_eval)

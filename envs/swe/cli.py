@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from horizongym.argtypes import at_least_one, os_error
+
 
 def _fail(message: str) -> NoReturn:
     """Print the one-line error and exit with status 2, as the ``horizongym`` command does."""
@@ -33,16 +35,10 @@ def _writable(out: Path) -> Path:
         with open(out, "ab"):
             pass
     except OSError as exc:
-        _fail(f"cannot write --out {out}: {_os_error(exc)}; choose another path")
+        _fail(f"cannot write --out {out}: {os_error(exc)}; choose another path")
     if not existed:
         out.unlink()
     return out
-
-
-def _os_error(exc: OSError) -> str:
-    """What an OSError says, with the path it is about: ``File exists: /proc/version``."""
-    reason = exc.strerror or str(exc)
-    return f"{reason}: {exc.filename}" if exc.filename else reason
 
 
 def cmd_mine(args: argparse.Namespace) -> None:
@@ -66,23 +62,12 @@ def cmd_mine(args: argparse.Namespace) -> None:
     try:
         save_instances(out, report.instances)
     except OSError as exc:
-        _fail(f"cannot write --out {out}: {_os_error(exc)}")
+        _fail(f"cannot write --out {out}: {os_error(exc)}")
     print(
         f"{report.source}: {report.candidates} mutation sites, {report.tried} mutants tried, "
         f"rejected {json.dumps(report.rejected)}, {report.seconds:.0f} s{' (cached)' if report.from_cache else ''}"
     )
     print(f"{len(report.instances)} validated instances written to {args.out}")
-
-
-def _at_least_one(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_swe_commands(subparsers: Any) -> None:
@@ -92,10 +77,10 @@ def add_swe_commands(subparsers: Any) -> None:
     p = commands.add_parser("mine", help="mine validated SWE tasks from NAME==VERSION (a PyPI sdist) or embedded:NAME")
     p.add_argument("package", help="e.g. inflection==0.5.1, or embedded:textkit")
     p.add_argument("--out", required=True, help="JSONL file for the instances")
-    p.add_argument("--max-candidates", type=_at_least_one, default=60, metavar="N", help="mutants to try at most")
+    p.add_argument("--max-candidates", type=at_least_one, default=60, metavar="N", help="mutants to try at most")
     p.add_argument(
-        "--max-tasks", type=_at_least_one, default=12, metavar="N", help="validated instances to keep at most"
+        "--max-tasks", type=at_least_one, default=12, metavar="N", help="validated instances to keep at most"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=_at_least_one, default=2, metavar="N", help="sandboxes used side by side")
+    p.add_argument("--workers", type=at_least_one, default=2, metavar="N", help="sandboxes used side by side")
     p.set_defaults(run=cmd_mine)
