@@ -27,7 +27,7 @@ import horizongym
 from horizongym.agents.base import PolicyError
 from horizongym.agents.human import HumanPolicy
 from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
-from horizongym.argtypes import os_error
+from horizongym.argtypes import os_error, unwritable_out
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
 from horizongym.envs.kernels.cli import add_kernel_commands
 from horizongym.envs.swe.cli import add_swe_commands
@@ -207,17 +207,9 @@ def _check_env(env_id: str, kwargs: dict[str, Any], args: argparse.Namespace, **
 def _checked_out_path(value: str) -> Path:
     """``--out`` FILE: a file path whose folder can be created and written (checked before a long run)."""
     out = Path(value)
-    if out.is_dir():
-        raise CommandError(f"--out {out} is a folder; give a file path such as {out / 'episodes.jsonl'}")
-    existed = out.exists()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "ab"):
-            pass
-    except OSError as exc:
-        raise CommandError(f"cannot write --out {out}: {os_error(exc)}; choose another path") from None
-    if not existed:
-        out.unlink()
+    problem = unwritable_out(out, "episodes.jsonl")
+    if problem is not None:
+        raise CommandError(problem)
     return out
 
 

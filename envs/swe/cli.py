@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from horizongym.argtypes import at_least_one, os_error
+from horizongym.argtypes import at_least_one, os_error, unwritable_out
 
 
 def _fail(message: str) -> NoReturn:
@@ -27,17 +27,9 @@ def _fail(message: str) -> NoReturn:
 
 def _writable(out: Path) -> Path:
     """``--out``, checked before mining starts: a file path whose folder can be created and written."""
-    if out.is_dir():
-        _fail(f"--out {out} is a folder; give a file path such as {out / 'tasks.jsonl'}")
-    existed = out.exists()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "ab"):
-            pass
-    except OSError as exc:
-        _fail(f"cannot write --out {out}: {os_error(exc)}; choose another path")
-    if not existed:
-        out.unlink()
+    problem = unwritable_out(out, "tasks.jsonl")
+    if problem is not None:
+        _fail(problem)
     return out
 
 
