@@ -1,4 +1,4 @@
-"""Dependencies point one way: cache → tools, sandboxes → envs → agents → rollouts → training → cli,
+"""Dependencies point one way: cache → tools, sandboxes → envs → agents → rollouts → training → adapters → cli,
 with bench on top. Every import counts, the lazy ones inside functions too."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("horizongym.agents",),
     ("horizongym.training.rollouts",),
     ("horizongym.training",),
+    ("horizongym.adapters",),
     ("horizongym.cli", "horizongym.__main__"),
     ("horizongym.bench",),
 ]

@@ -1,0 +1,1 @@
+"""Adapters: horizongym envs inside the RL stacks people already run (TRL, verifiers, SkyRL, GEM)."""

@@ -1,0 +1,1 @@
+"""Envs reachable from outside: OpenEnv's wire contract, the env server, and the remote env."""
