@@ -30,6 +30,7 @@ from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
 from horizongym.argtypes import os_error, unwritable_out
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
 from horizongym.envs.kernels.cli import add_kernel_commands
+from horizongym.envs.registration import is_env_url
 from horizongym.envs.swe.cli import add_swe_commands
 from horizongym.envs.tasklist import is_task_list_env
 from horizongym.sandboxes.cli import add_sandbox_commands
@@ -296,7 +297,8 @@ def _env_raised(args: argparse.Namespace, where: str, exc: Exception) -> RunFail
 
 
 def cmd_rollout(args: argparse.Namespace) -> None:
-    horizongym.spec(args.env_id)
+    if not is_env_url(args.env_id):  # an env server's URL is checked by its first reset
+        horizongym.spec(args.env_id)
     kwargs = _env_kwargs(args)
     out = _checked_out_path(args.out)
     if out.exists() and out.stat().st_size > 0 and not args.resume:
@@ -576,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_play)
 
     p = commands.add_parser("rollout", help="run episodes with a policy and store them as JSONL")
-    p.add_argument("env_id")
+    p.add_argument("env_id", help="a registered env id, or an env server's URL (ws://HOST:PORT)")
     p.add_argument("--policy", default="expert", help=SPEC_HELP)
     p.add_argument("-n", type=_positive(int), default=16, help="number of tasks (seeds seed..seed+n-1)")
     p.add_argument("--group", type=_positive(int), default=1, help="samples per task")

@@ -1,6 +1,7 @@
 """Build a policy from a short spec string, as the CLI and picklable run configs use them.
 
-Specs: ``random``, ``expert`` (the env's registered expert), ``human``,
+Specs: ``random``, ``expert`` (the env's registered expert; for an env server's URL, the expert
+of the env it serves), ``human``,
 ``openai:URL#MODEL`` (any OpenAI-compatible server; key from ``OPENAI_API_KEY``), ``hf:PATH``
 (a local transformers model folder saved with ``save_pretrained``).
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from horizongym.agents.base import Policy
 from horizongym.agents.scripted import RandomPolicy, expert_for
+from horizongym.envs.registration import is_env_url
 
 SPEC_HELP = "random | expert | human | openai:URL#MODEL | hf:PATH"
 
@@ -25,7 +27,7 @@ def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens:
         return RandomPolicy()
     if spec == "expert":
         try:
-            return expert_for(env_id)
+            return expert_for(_served_env_id(env_id) if is_env_url(env_id) else env_id)
         except KeyError as exc:
             raise PolicySpecError(str(exc.args[0])) from None
     if spec == "human":
@@ -53,3 +55,13 @@ def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens:
 
         return TransformersPolicy(str(path), temperature=temperature, max_new_tokens=max_tokens or 256)
     raise PolicySpecError(f"unknown policy '{spec}'. Use one of: {SPEC_HELP}")
+
+
+def _served_env_id(url: str) -> str:
+    """The id of the env served at ``url`` (its expert is the served env's); one line when it cannot be asked."""
+    from horizongym.envs.remote.client import RemoteEnvError, RemoteEnvUnavailable, served_env_id
+
+    try:
+        return served_env_id(url)
+    except (RemoteEnvUnavailable, RemoteEnvError) as exc:
+        raise PolicySpecError(f"cannot find the expert for {url}: {exc}") from None

@@ -21,6 +21,8 @@ from gymnasium.envs.registration import EnvSpec, load_env_creator
 
 NAMESPACE = "horizongym"
 ENTRY_POINT_GROUP = "horizongym.envs"
+ENV_URL_SCHEMES = ("ws://", "wss://", "http://", "https://")
+"""How the URL of an env server starts: :func:`make` plays the env it serves."""
 
 
 class UnknownEnvironment(gym.error.Error, KeyError):
@@ -100,8 +102,19 @@ def spec(env_id: str) -> EnvSpec:
 
 
 def make(env_id: str, **kwargs: Any) -> gym.Env[Any, Any]:
-    """Build a registered environment, with Gymnasium's usual wrappers applied."""
+    """Build a registered environment, with Gymnasium's usual wrappers applied; or, for the URL of an
+    env server (``ws://host:port``, ``http://host:port``), a :class:`~horizongym.envs.remote.client.RemoteEnv`
+    that plays the env it serves."""
+    if is_env_url(env_id):
+        from horizongym.envs.remote.client import make_remote
+
+        return make_remote(env_id, **kwargs)
     return gym.make(spec(env_id), **kwargs)
+
+
+def is_env_url(env_id: str) -> bool:
+    """Whether ``env_id`` is the URL of an env server (:data:`ENV_URL_SCHEMES`) rather than a registered id."""
+    return isinstance(env_id, str) and env_id.startswith(ENV_URL_SCHEMES)
 
 
 def describe(env_id: str) -> str:
