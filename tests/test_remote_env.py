@@ -3,11 +3,12 @@ env's, the rollout engine and the CLI drive it, and every failure ends as the en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from gymnasium.utils.env_checker import check_env
 from openenv.core.env_server import create_app
 from openenv.core.env_server.interfaces import Environment
 from openenv.core.env_server.types import Action, EnvironmentMetadata, Observation, State
+from websockets.sync.server import ServerConnection, serve
 
 import horizongym
 from horizongym.agents.scripted import expert_for
@@ -30,7 +32,7 @@ from horizongym.envs.remote.client import (
     ServerURL,
     served_env_id,
 )
-from horizongym.envs.remote.protocol import jsonable, observation_payload
+from horizongym.envs.remote.protocol import ErrorCode, error_message, jsonable, observation_payload
 from horizongym.failures import InfrastructureError
 from horizongym.training.rollouts import EnvRecipe, RolloutEngine, read_episodes
 
@@ -273,29 +275,65 @@ def test_a_cli_rollout_of_an_unreachable_server_fails_on_one_line(
     assert "\n" not in error and url in error and "serve-env" in error
 
 
-@pytest.fixture
-def contract_breaker() -> Iterator[str]:
-    """A WebSocket server that answers a reset properly and every step with an observation of the wrong shape,
-    except the action "not json", answered with text that is not JSON."""
-    from websockets.sync.server import ServerConnection, serve
+GO = {"type": "observation", "data": observation_payload("go", None, False, False, {})}
+"""A reset's answer from the hand-written servers below."""
 
-    def session(connection: ServerConnection) -> None:
-        for raw in connection:
-            message = json.loads(raw)
-            if message["type"] == "reset":
-                answer = {"type": "observation", "data": observation_payload("go", None, False, False, {})}
-                connection.send(json.dumps(answer))
-            elif message["data"]["text"] == "not json":
-                connection.send("{half an answer")
-            else:
-                connection.send(json.dumps({"type": "observation", "data": {"observation": {"words": 1}}}))
 
+@contextlib.contextmanager
+def websocket_server(session: Callable[[ServerConnection], None]) -> Iterator[str]:
+    """A bare WebSocket server on a free loopback port, each connection handled by ``session``; yields its URL."""
     with serve(session, "127.0.0.1", 0) as server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
         server.shutdown()
         thread.join(5)
+
+
+@pytest.fixture
+def contract_breaker() -> Iterator[str]:
+    """A server that answers a reset properly and every step with an observation of the wrong shape, except
+    the action "not json", answered with text that is not JSON."""
+
+    def session(connection: ServerConnection) -> None:
+        for raw in connection:
+            message = json.loads(raw)
+            if message["type"] == "reset":
+                connection.send(json.dumps(GO))
+            elif message["data"]["text"] == "not json":
+                connection.send("{half an answer")
+            else:
+                connection.send(json.dumps({"type": "observation", "data": {"observation": {"words": 1}}}))
+
+    with websocket_server(session) as url:
+        yield url
+
+
+@pytest.fixture
+def idle_closer() -> Iterator[str]:
+    """A server that ends each session right after its reset, as an idle timeout does: an error, then close."""
+
+    def session(connection: ServerConnection) -> None:
+        json.loads(connection.recv())
+        connection.send(json.dumps(GO))
+        connection.send(json.dumps(error_message(ErrorCode.SESSION_ERROR, "session closed after 0.1 s idle")))
+        connection.close()
+
+    with websocket_server(session) as url:
+        yield url
+
+
+def test_a_session_the_server_closed_ends_its_episode_and_the_next_reset_opens_another(idle_closer: str) -> None:
+    env = RemoteEnv(idle_closer)
+    try:
+        env.reset(seed=0)
+        _, _, _, truncated, end = env.step("anything")
+        assert truncated and end["termination_reason"] == "infra_error" and end["retryable"] is True
+        assert "SESSION_ERROR: session closed after 0.1 s idle" in end["termination_detail"]
+        assert env.reset(seed=0) == ("go", {})
+        assert env.reset(seed=0) == ("go", {})  # the idle session's last words are read, then a new one opens
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize("action", ["wrong shape", "not json"])

@@ -167,9 +167,11 @@ _FIX: Final = "check that the server runs ('horizongym serve-env ENV_ID --port P
 class _NoAnswer(Exception):
     """A request got no answer: the connection was lost or the answer did not come in time."""
 
-    def __init__(self, detail: str, *, retryable: bool = True) -> None:
+    def __init__(self, detail: str, *, retryable: bool = True, lost: bool = False) -> None:
         super().__init__(detail)
         self.retryable = retryable
+        self.lost = lost
+        """The connection was open and is closed now (not: it could not open, or the answer was late)."""
 
 
 class RemoteEnv(gym.Env[str, str]):
@@ -224,10 +226,21 @@ class RemoteEnv(gym.Env[str, str]):
             data["seed"] = seed
         if options is not None:
             data["options"] = jsonable(options)
+        message = {"type": "reset", "data": data}
+        reused = self._connection is not None
         try:
-            answer = self._request({"type": "reset", "data": data}, "reset")
+            answer = self._request(message, "reset")
+            if reused and _session_ended(answer):
+                # the server closed a session left idle (its idle timeout): a reset starts afresh anyway
+                self._disconnect()
+                answer = self._request(message, "reset")
         except _NoAnswer as exc:
-            raise RemoteEnvUnavailable(f"{exc}; {_FIX}", retryable=exc.retryable) from None
+            if not (reused and exc.lost):
+                raise RemoteEnvUnavailable(f"{exc}; {_FIX}", retryable=exc.retryable) from None
+            try:  # the connection was lost while unused (a restarted server, an idle timeout): once more, anew
+                answer = self._request(message, "reset")
+            except _NoAnswer as again:
+                raise RemoteEnvUnavailable(f"{again}; {_FIX}", retryable=again.retryable) from None
         if answer.get("type") == "error":
             raise self._reset_refused(answer.get("data"))
         observation, _, _, _, info = self._observation(answer, "reset", exception=RemoteEnvError)
@@ -359,10 +372,12 @@ class RemoteEnv(gym.Env[str, str]):
                     raise _NoAnswer(
                         f"{address} sent an answer to {what} larger than {MAX_MESSAGE_BYTES} bytes", retryable=False
                     ) from None
-                raise _NoAnswer(f"lost the connection to {address} during {what}: {_exception_words(exc)}") from None
+                words = _exception_words(exc)
+                raise _NoAnswer(f"lost the connection to {address} during {what}: {words}", lost=True) from None
         except OSError as exc:
             self._disconnect()
-            raise _NoAnswer(f"lost the connection to {address} during {what}: {_exception_words(exc)}") from None
+            words = _exception_words(exc)
+            raise _NoAnswer(f"lost the connection to {address} during {what}: {words}", lost=True) from None
         try:
             answer = json.loads(raw)
         except ValueError:
@@ -462,6 +477,12 @@ def make_remote(url: str, *, disable_env_checker: bool = False, **settings: Any)
             f"JSON'); here only {', '.join(sorted(SETTINGS))} can be set, not {', '.join(unknown)}"
         )
     return RemoteEnv(url, **settings)
+
+
+def _session_ended(answer: dict[str, Any]) -> bool:
+    """Whether ``answer`` says that the server no longer holds this connection's session."""
+    data = answer.get("data")
+    return answer.get("type") == "error" and isinstance(data, dict) and data.get("code") in _SESSION_BROKE
 
 
 def _error_words(data: object) -> tuple[str, str]:
