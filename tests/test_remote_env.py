@@ -28,6 +28,7 @@ from horizongym.cli import main
 from horizongym.envs.remote.client import (
     RemoteEnv,
     RemoteEnvAtCapacity,
+    RemoteEnvError,
     RemoteEnvUnavailable,
     ServerURL,
     served_env_id,
@@ -70,6 +71,8 @@ class KeyChainSession(Environment[TextAction, TextObservation, State]):
     def reset(
         self, seed: int | None = None, episode_id: str | None = None, options: dict[str, Any] | None = None, **_: Any
     ) -> TextObservation:
+        if (options or {}).get("fail"):
+            raise RuntimeError("no task today")
         observation, info = self.env.reset(seed=seed, options=options)
         self.steps = 0
         return TextObservation(text=observation, info=jsonable(info))
@@ -179,7 +182,7 @@ def test_check_env_accepts_it(url: str) -> None:
         env.close()
 
 
-def test_a_server_error_answer_ends_the_episode_as_the_envs_error(url: str) -> None:
+def test_a_server_error_answer_ends_the_episode_as_the_envs_error_and_the_session_serves_on(url: str) -> None:
     env = RemoteEnv(url)
     try:
         _, info = env.reset(seed=1)
@@ -189,6 +192,8 @@ def test_a_server_error_answer_ends_the_episode_as_the_envs_error(url: str) -> N
         assert "EXECUTION_ERROR" in end["termination_detail"] and "the env broke" in end["termination_detail"]
         assert end["task_id"] == info["task_id"] and end["turn"] == 1 and end["reward_components"] == {}
         assert "the env broke" in observation
+        with pytest.raises(RemoteEnvError, match="failed to reset: EXECUTION_ERROR: no task today"):
+            env.reset(seed=1, options={"fail": True})
         assert env.reset(seed=1)[1]["task_id"] == info["task_id"]  # the session serves on
     finally:
         env.close()

@@ -414,10 +414,12 @@ class RemoteEnv(gym.Env[str, str]):
             raise exception(f"{self.server.session} answered {what} with {exc}") from None
 
     def _reset_refused(self, data: object) -> Exception:
-        """The exception for an error answer to ``reset``; the session is closed (the next reset opens anew)."""
+        """The exception for an error answer to ``reset``. The session is closed (the next reset opens
+        another) unless the served env itself raised: then the session serves on."""
         code, words = _error_words(data)
         address = self.server.session
-        self._disconnect()
+        if code != ErrorCode.EXECUTION_ERROR:
+            self._disconnect()
         if code == ErrorCode.CAPACITY_REACHED:
             busy = ""
             if isinstance(data, dict) and "active_sessions" in data and "max_sessions" in data:
