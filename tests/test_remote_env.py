@@ -41,6 +41,8 @@ ENV_ID = "KeyChain-v0"
 RAISE, STALL = "<raise in step>", "<stall in step>"
 """Actions the test server's env answers badly: it raises, or takes longer than a client waits."""
 STALL_S = 1.0
+STALLING = threading.Event()
+"""Set when the test server's env starts a stalled step."""
 
 
 class TextAction(Action):
@@ -81,6 +83,7 @@ class KeyChainSession(Environment[TextAction, TextObservation, State]):
         if action.text == RAISE:
             raise RuntimeError("the env broke")
         if action.text == STALL:
+            STALLING.set()
             time.sleep(STALL_S)
         observation, reward, terminated, truncated, info = self.env.step(action.text)
         self.steps += 1
@@ -211,6 +214,28 @@ def test_no_answer_in_time_ends_the_episode_as_a_retryable_infra_error(url: str)
         assert env.step("plain text")[4]["error"].startswith("no_tool_call")
     finally:
         env.close()
+
+
+def test_closing_while_a_step_waits_in_another_thread_frees_the_session() -> None:
+    with openenv_server(max_sessions=1) as server:
+        url = f"ws://{server.host}:{server.port}"
+        env, other = RemoteEnv(url), RemoteEnv(url)
+        ended: list[tuple[Any, ...]] = []
+        try:
+            env.reset(seed=0)
+            STALLING.clear()
+            stepping = threading.Thread(target=lambda: ended.append(env.step(STALL)))
+            stepping.start()
+            assert STALLING.wait(10)
+            env.close()  # as the engine discards an env whose episode ran out of time: no error
+            stepping.join(10)
+            # the step ends: with its answer if that came before the server closed, else lost with the connection
+            (_, _, _, truncated, end) = ended[0]
+            assert end["turn"] == 1 and (not truncated or end["termination_reason"] == "infra_error")
+            assert _eventually(lambda: _resets(other))  # the server freed the closed session
+        finally:
+            env.close()
+            other.close()
 
 
 def test_the_server_going_away_mid_episode_is_a_retryable_infra_error() -> None:

@@ -8,28 +8,23 @@ each answer's observation becomes Gymnasium's values with the served env's ``inf
 so the rollout engine drives a remote env exactly like a local one. ``http://`` and ``https://``
 URLs name the same server (its ``/ws``); a URL whose path ends in ``/ws`` is used as it is.
 
-What goes wrong ends the episode the way the env ↔ engine contract says
-(:mod:`horizongym.envs.contract`), with the words about it in ``termination_detail``:
+What goes wrong during a ``step`` ends the episode truncated, the way the env ↔ engine contract
+says (:mod:`horizongym.envs.contract`), with the words about it in ``termination_detail``:
 
-============================================  =====================================================
-during ``step``                               the episode ends truncated with reason
-============================================  =====================================================
-the connection is lost, or no answer comes    ``infra_error``, ``retryable`` True (the next reset
-within ``step_timeout_s``                     opens a new session)
-the server answers ``EXECUTION_ERROR`` (the   ``env_error``
-env raised) or refuses the action as
-malformed (a server that breaks the contract)
-the server's session broke (``SESSION_ERROR``,  ``infra_error``, ``retryable`` True
-``UNKNOWN_SESSION``)
-the action is larger than a message may be    ``policy_error``
-(:data:`~horizongym.envs.remote.protocol.MAX_MESSAGE_BYTES`)
-============================================  =====================================================
+* the connection is lost, or no answer comes within ``step_timeout_s``, or the server says it lost
+  the session (``SESSION_ERROR``, ``UNKNOWN_SESSION``): ``infra_error``, ``retryable`` True; the
+  next ``reset`` opens a new session;
+* the server answers ``EXECUTION_ERROR`` (the served env raised), refuses the action as malformed,
+  or answers outside the protocol: ``env_error`` (a bug of the served env or the server);
+* the action is larger than a message may be (:data:`~horizongym.envs.remote.protocol.MAX_MESSAGE_BYTES`):
+  ``policy_error``.
 
-An observation that the served env itself ended (its own ``env_error``, a sandbox that died)
-passes through unchanged. A ``reset`` that cannot connect, or finds the server at capacity,
-raises :class:`RemoteEnvUnavailable` (an :class:`~horizongym.failures.InfrastructureError`,
-retryable), so the engine plays the episode again on a fresh env and never records it as a
-policy's zero reward; a served env that raises in ``reset`` is a :class:`RemoteEnvError`.
+An episode that the served env itself ended (its own ``env_error``, a sandbox that died) passes
+through unchanged. A ``reset`` that cannot connect, or finds the server at capacity, raises
+:class:`RemoteEnvUnavailable` (an :class:`~horizongym.failures.InfrastructureError`, retryable),
+so the engine plays the episode again on a fresh env and never records it as a policy's zero
+reward; a served env that raises in ``reset`` is a :class:`RemoteEnvError` (an ``env_error``).
+A session the server closed while it sat idle is reopened by the next ``reset``, unseen.
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ from typing import Any, ClassVar, Final, SupportsFloat
 
 import gymnasium as gym
 import httpx
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConcurrencyError, ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 from websockets.sync.client import ClientConnection, connect
 
@@ -283,7 +278,8 @@ class RemoteEnv(gym.Env[str, str]):
         connection = self._connection
         if connection is None:
             return
-        with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):  # gone already: close the socket
+        # gone already, or a step waits on it in another thread (ConcurrencyError): just close the socket
+        with contextlib.suppress(ConnectionClosed, ConcurrencyError, OSError, TimeoutError):
             connection.send(json.dumps({"type": "close"}))
             # the server ends the session, then closes the socket: closing it first would make the server
             # write into a closed socket (OpenEnv's logs a traceback for each)
