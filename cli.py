@@ -36,7 +36,7 @@ from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
 from horizongym.training.config import TrainConfig
 from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, RolloutEngine, RolloutError, read_episodes
-from horizongym.training.rollouts.cli import add_replay_commands
+from horizongym.training.rollouts.cli import add_export_commands, add_replay_commands
 from horizongym.training.rollouts.failure_report import all_failed_line, failed_episodes, failure_report
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile
@@ -628,6 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_commands(commands)
     add_swe_commands(commands)
     add_replay_commands(commands)
+    add_export_commands(commands)
     return parser
 
 
