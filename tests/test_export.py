@@ -111,7 +111,7 @@ def by_key(episodes: list[Episode]) -> dict[tuple[str, str, int, int], Episode]:
     return {(e.env_id, e.policy, e.seed, e.sample): e for e in episodes}
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def cli(capsys: pytest.CaptureFixture[str], *args: Any) -> tuple[int, str, str]:
     """``horizongym export ARGS`` in this process: exit status, output, error output."""
     code = main(["export", *[str(a) for a in args]])
     captured = capsys.readouterr()
@@ -490,6 +490,7 @@ def mistakes(tmp_path: Path, keychain_file: Path) -> Iterator[tuple[list[Any], s
     yield [tmp_path / "junk.jsonl", "--format", "atif", "--out", tmp_path / "o"], "is not an episode file"
     yield [keychain_file, "--format", "parquet", "--out", tmp_path / "o"], "invalid choice: 'parquet'"
     yield [keychain_file, "--format", "hf"], "the following arguments are required: --out"
+    yield [keychain_file, "--format", "atif", "--layout", "messages", "--out", tmp_path / "o"], "--layout goes with"
     yield [keychain_file, "--format", "hf", "--out", tmp_path / "a-file" / "hf"], "cannot write --out"
     yield [keychain_file, "--format", "hf", "--out", tmp_path / "a-file"], "is a file; --format hf writes a folder"
     yield [keychain_file, "--format", "sft-jsonl", "--out", tmp_path / "taken"], "is a folder"
@@ -558,7 +559,7 @@ def test_the_api_refuses_unknown_formats_and_layouts(keychain_file: Path, tmp_pa
 def _export_parser() -> Any:
     from horizongym.cli import build_parser
 
-    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    commands: Any = next(a for a in build_parser()._actions if a.dest == "command")
     return commands.choices["export"]
 
 

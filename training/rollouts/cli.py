@@ -148,6 +148,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     """Export the episodes of ``args.run_file`` as ``args.format`` to ``args.out``."""
     from horizongym.training.rollouts.export import ExportError, export_run
 
+    if args.layout is not None and args.format != "hf":
+        _fail("--layout goes with --format hf")
     try:
         result = export_run(
             args.run_file,
@@ -155,7 +157,7 @@ def cmd_export(args: argparse.Namespace) -> None:
             args.out,
             include_failed=args.include_failed,
             only_success=args.only_success,
-            layout=args.layout,
+            layout=args.layout or "prompt-completion",
         )
     except ExportError as exc:
         _fail(str(exc))
@@ -188,8 +190,8 @@ def add_export_commands(subparsers: Any) -> None:
     p.add_argument(
         "--layout",
         choices=["prompt-completion", "messages"],
-        default="prompt-completion",
-        help="hf: the conversation as prompt + completion columns (default) or one messages column",
+        help="with --format hf: the conversation as prompt + completion columns (the default; what GRPO reads) "
+        "or as one messages column (SFT on the actions only: assistant_only_loss)",
     )
     p.add_argument(
         "--import",

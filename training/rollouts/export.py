@@ -5,7 +5,9 @@
 * ``hf``: a ``datasets.Dataset`` written with ``save_to_disk(PATH)``, one row per episode, in the
   conversational format TRL's ``SFTTrainer`` and ``GRPOTrainer`` read (``trl.data_utils``): by
   default ``prompt`` (the system prompt and the first observation) and ``completion`` (every later
-  message), or with ``layout="messages"`` the whole conversation as ``messages``. Assistant tool
+  message), or with ``layout="messages"`` the whole conversation as ``messages`` (the layout for
+  SFT on the actions alone, with TRL's ``assistant_only_loss``: a completion holds the env's
+  answers too, and SFT on prompt-completion rows learns them as well). Assistant tool
   calls carry their arguments as objects, as chat templates expect. Beside them: ``tools`` (the
   env's OpenAI function schemas, which TRL renders into the prompt), ``reward``,
   ``reward_components`` (summed over the turns), ``success``, ``outcome``, ``trainable``,
@@ -34,6 +36,7 @@ temporary path renamed into place), and never over an existing file or a folder 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -286,6 +289,8 @@ def check_out(format: str, out: Path, layout: str = "prompt-completion") -> None
         raise ExportError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     if layout not in LAYOUTS:
         raise ExportError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    if format == "hf" and importlib.util.find_spec("datasets") is None:
+        raise ExportError("--format hf needs the datasets package: pip install 'horizongym[adapters]'")
     folder = format != "sft-jsonl"
     if folder and out.is_file():
         raise ExportError(f"--out {out} is a file; --format {format} writes a folder: give a new folder's path")
