@@ -87,7 +87,7 @@ def mixed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     calls), an expert that fails on infrastructure or on its own, and an env that raises mid-episode."""
     path = tmp_path_factory.mktemp("mixed") / "run.jsonl"
     rollout(path, "KeyChain-v0", expert_for("KeyChain-v0"), tasks=3, group=2)
-    rollout(path, "KeyChain-v0", RandomPolicy(), tasks=3, group=2, max_turns=5)
+    rollout(path, "KeyChain-v0", RandomPolicy(), tasks=3, group=2, max_turns=5, system_prompt="Follow the chain.")
     rollout(path, "KeyChain-v0", LosesTheThread(), tasks=9, max_attempts=2)
     rollout(path, "ExportBrokenChain-v0", expert_for("KeyChain-v0"), tasks=2)
     return path
@@ -96,6 +96,7 @@ def mixed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def episodes(mixed_run: Path) -> list[Episode]:
     stored = read_episodes(mixed_run)
+    assert {e.messages[0]["role"] for e in stored} == {"system", "user"}
     outcomes = {e.outcome for e in stored}
     assert outcomes == {"completed", "infra_error", "policy_error", "env_error"}, outcomes  # the run has every kind
     return stored
@@ -161,7 +162,8 @@ def test_hf_rows_hold_each_earned_episode_and_trl_reads_them(
     for row in dataset:
         episode = stored[(row["env_id"], row["policy"], row["seed"], row["sample"])]
         assert_same_conversation(row["prompt"] + row["completion"], episode, arguments_as_text=False)
-        assert [m["role"] for m in row["prompt"]] == ["user"]
+        opening = ["system", "user"] if episode.policy == "random" else ["user"]  # its run has a system prompt
+        assert [m["role"] for m in row["prompt"]] == opening
         assert row["completion"][0]["role"] == "assistant"
         assert row["tools"] == keychain_tools
         assert row["reward"] == episode.total_reward
@@ -402,7 +404,11 @@ def test_atif_writes_one_valid_trajectory_per_episode(
         assert trajectory["agent"]["tool_definitions"] == keychain_tools
         assert trajectory["final_metrics"]["total_steps"] == len(trajectory["steps"])
         steps = trajectory["steps"]
-        assert steps[0]["source"] == "user" and steps[0]["message"] == episode.messages[0]["content"]
+        opening = 2 if episode.policy == "random" else 1  # the random policy's run has a system prompt
+        assert [(s["source"], s["message"]) for s in steps[:opening]] == [
+            (m["role"], m["content"]) for m in episode.messages[:opening]
+        ]
+        assert steps[opening]["source"] == "agent"
         agent = [s for s in steps if s["source"] == "agent"]
         unfinished = episode.unfinished_action is not None
         assert len(agent) == episode.num_turns + unfinished
