@@ -232,7 +232,8 @@ class ExportResult:
 
     def line(self) -> str:
         """The summary line the command prints."""
-        text = f"export: wrote {self.written} episodes as {self.format} to {self.out}"
+        episodes = "episode" if self.written == 1 else "episodes"
+        text = f"export: wrote {self.written} {episodes} as {self.format} to {self.out}"
         return text + (f"; left out {', '.join(self.left_out())}" if self.left_out() else "")
 
     def left_out(self) -> list[str]:
