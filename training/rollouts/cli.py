@@ -29,9 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from horizongym.argtypes import os_error
 from horizongym.training.rollouts.replay import EpisodeReplay, ReplayError, replay_episodes
 from horizongym.training.rollouts.rescore import RescoreError, rescore_episodes, write_episodes
-from horizongym.training.rollouts.store import read_episodes
+from horizongym.training.rollouts.store import NotAnEpisodeFile, read_episodes
 from horizongym.training.rollouts.trajectory import Episode
 
 
@@ -56,7 +57,12 @@ def _json_object(flag: str, text: str | None) -> dict[str, Any]:
 def _episodes(path: Path) -> list[Episode]:
     if not path.is_file():
         _fail(f"no episode file at {path}")
-    episodes = read_episodes(path)
+    try:
+        episodes = read_episodes(path)
+    except NotAnEpisodeFile as exc:
+        _fail(f"{exc}; 'horizongym replay' reads the JSONL files 'rollout' and 'train' write")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {os_error(exc)}")
     if not episodes:
         _fail(f"{path} holds no episodes")
     return episodes
