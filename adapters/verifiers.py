@@ -13,7 +13,8 @@ trace records. The parts, each verifiers' own kind of plugin:
   calls become the env's action (Hermes blocks, :meth:`Action.env_action`) and each call gets
   its ``tool`` message back; a text reply gets the observation as the next user turn. The
   exchange ends when the env does (``terminated`` or ``truncated``), with the termination
-  reason as the trace's stop condition.
+  reason as the trace's stop condition. The conversation is verifiers' and keeps every turn
+  (an env's ``fresh_context`` and ``redact_previous_observation`` hints are not applied).
 * :class:`HorizonHarness`: the agent's program, in process: one chat completion per segment
   through verifiers' interception endpoint (so verifiers records every model call), offering
   the task's tool schemas. The env, not the harness, runs the tools.
@@ -211,7 +212,7 @@ class HorizonEnv(vf.Env[HorizonEnvConfig]):
         if observation != data.prompt:
             raise ValueError(
                 f"{data.env} reset with seed {data.seed} gave another first observation than the task's prompt: "
-                "the env does not draw its task from the seed alone (see DESIGN.md, Environment)"
+                "an env must draw its task from the seed alone for its tasks to be replayable"
             )
         record: dict[str, Any] = {
             "env": data.env,
