@@ -1,6 +1,6 @@
 """Serve any registered env over OpenEnv's contract (Starlette + uvicorn): WebSocket, HTTP and MCP.
 
-``horizongym serve-env ENV_ID`` calls :func:`serve`; tests and benchmarks use :func:`create_app`
+``horizongym serve-env ENV_ID`` calls :func:`serve_env`; tests and benchmarks use :func:`create_app`
 with :class:`~horizongym.serverthread.ServerThread`. Every session owns its own env
 (:mod:`horizongym.envs.remote.sessions`); messages and answers are those of
 :mod:`horizongym.envs.remote.protocol`.
@@ -474,7 +474,7 @@ SERVER_CONFIG: Final[dict[str, Any]] = {"ws_max_size": WS_FRAME_LIMIT, "access_l
 """What ``uvicorn.Config`` needs for this app (give it to ``ServerThread`` too): the frame limit, no per-request log."""
 
 
-def serve(
+def serve_env(
     env_id: str,
     env_kwargs: dict[str, Any] | None = None,
     *,
@@ -503,4 +503,4 @@ def serve(
     server.run(sockets=[sock])
 
 
-__all__ = ["SERVER_CONFIG", "EnvBuildError", "EnvServer", "create_app", "serve"]
+__all__ = ["SERVER_CONFIG", "EnvBuildError", "EnvServer", "create_app", "serve_env"]
