@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import websockets
 from openenv.core.generic_client import GenericEnvClient
@@ -272,6 +273,8 @@ class FragileEnv(TextEnv):
             raise RuntimeError("the env broke")
         if text == "infra":
             raise InfrastructureError("the machine went away", retryable=False)
+        if text == "numpy":  # values JSON lacks are sent as jsonable() has them
+            self.set_info("extra", {"score": np.float32(0.5), "seen": {3}, (1, 2): np.arange(2)})
         return f"echo {text}"
 
 
@@ -289,6 +292,8 @@ def test_an_env_that_raises_ends_its_episode_and_is_rebuilt() -> None:
 
                 assert (await send("reset", {}))["type"] == "observation"
                 assert (await send("step", {"text": "hi"}))["data"]["observation"]["text"] == "echo hi"
+                extra = (await send("step", {"text": "numpy"}))["data"]["observation"]["info"]["extra"]
+                assert extra == {"score": 0.5, "seen": [3], "(1, 2)": [0, 1]}
                 built = FragileEnv.built
                 crash = (await send("step", {"text": "crash"}))["data"]
                 info = crash["observation"]["info"]

@@ -39,7 +39,7 @@ import pydantic
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -54,6 +54,7 @@ from horizongym.envs.remote.protocol import (
     TextAction,
     TextObservation,
     error_message,
+    jsonable,
 )
 from horizongym.envs.remote.sessions import Session, SessionError, SessionTable
 from horizongym.serverthread import bound_socket
@@ -107,7 +108,20 @@ def _decode(text: str) -> Any:
 
 
 def _dumps(message: Any) -> str:
-    return json.dumps(message, ensure_ascii=False)
+    """``message`` as JSON text: plain JSON as is, other values (numpy numbers, sets...) as :func:`jsonable` has them."""
+    try:
+        return json.dumps(message, ensure_ascii=False, default=jsonable)
+    except TypeError:  # keys JSON cannot hold (tuples...)
+        return json.dumps(jsonable(message), ensure_ascii=False)
+
+
+class _JSON(Response):
+    """A JSON answer written with :func:`_dumps`."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _dumps(content).encode("utf-8")
 
 
 class EnvServer:
@@ -275,15 +289,13 @@ class EnvServer:
         try:
             raw = await _read_body(request)
         except SessionError as exc:
-            return JSONResponse(
-                mcp.error_message(None, mcp.RpcError(mcp.INVALID_REQUEST, exc.message)), status_code=413
-            )
+            return _JSON(mcp.error_message(None, mcp.RpcError(mcp.INVALID_REQUEST, exc.message)), status_code=413)
         try:
             message = json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            return JSONResponse(mcp.error_message(None, mcp.RpcError(mcp.PARSE_ERROR, f"parse error: {exc}")))
+            return _JSON(mcp.error_message(None, mcp.RpcError(mcp.PARSE_ERROR, f"parse error: {exc}")))
         answer = await self.rpc(message, None, request.headers.get("mcp-session-id"))
-        return Response(status_code=202) if answer is None else JSONResponse(answer)
+        return Response(status_code=202) if answer is None else _JSON(answer)
 
     # ----- HTTP -----------------------------------------------------------------------------
     async def http_reset(self, request: Request) -> Response:
@@ -297,7 +309,7 @@ class EnvServer:
             if not session_id:  # the client never learnt this session's id
                 await self.table.close(session.id)
             raise
-        return JSONResponse({**payload, "session_id": session.id})
+        return _JSON({**payload, "session_id": session.id})
 
     async def http_step(self, request: Request) -> Response:
         body = await _json_object(request)
@@ -312,23 +324,23 @@ class EnvServer:
                 ErrorCode.EPISODE_NOT_STARTED,
                 "a step needs a session: POST /reset first and pass its session_id (body field or ?session_id=)",
             )
-        return JSONResponse(await self.table.get(_session_id(session_id)).step(action))
+        return _JSON(await self.table.get(_session_id(session_id)).step(action))
 
     async def http_state(self, request: Request) -> Response:
         session_id = request.query_params.get("session_id")
         if not session_id:  # OpenEnv's stateless answer: the state of an env nobody reset
-            return JSONResponse(SessionState(env_id=self.env_id).model_dump(mode="json"))
-        return JSONResponse(self.table.get(session_id).state())
+            return _JSON(SessionState(env_id=self.env_id).model_dump(mode="json"))
+        return _JSON(self.table.get(session_id).state())
 
     async def http_close(self, request: Request) -> Response:
         body = await _json_object(request)
         session_id = _session_id(body.get("session_id") or request.query_params.get("session_id"))
         if not await self.table.close(session_id):
             self.table.get(session_id)  # raises UNKNOWN_SESSION
-        return JSONResponse({"session_id": session_id, "closed": True})
+        return _JSON({"session_id": session_id, "closed": True})
 
     async def schema(self, request: Request) -> Response:
-        return JSONResponse(
+        return _JSON(
             {
                 "action": TextAction.model_json_schema(),
                 "observation": TextObservation.model_json_schema(),
@@ -337,7 +349,7 @@ class EnvServer:
         )
 
     async def metadata(self, request: Request) -> Response:
-        return JSONResponse(
+        return _JSON(
             {
                 "name": self.env_id,
                 "description": self.description,
@@ -349,7 +361,7 @@ class EnvServer:
         )
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse(
+        return _JSON(
             {"status": "healthy", "active_sessions": self.table.active, "max_sessions": self.table.max_sessions}
         )
 
@@ -412,20 +424,20 @@ async def _json_object(request: Request) -> dict[str, Any]:
 
 async def _session_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SessionError)
-    return JSONResponse(error_message(exc.code, exc.message, **exc.details), status_code=_HTTP_STATUS[exc.code])
+    return _JSON(error_message(exc.code, exc.message, **exc.details), status_code=_HTTP_STATUS[exc.code])
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return JSONResponse({"type": "error", "data": {"message": message, "code": code}}, status_code=exc.status_code)
+    return _JSON({"type": "error", "data": {"message": message, "code": code}}, status_code=exc.status_code)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     logger.error("%s %s failed: %r", request.method, request.url.path, exc)
     body = error_message(ErrorCode.EXECUTION_ERROR, f"the server failed: {type(exc).__name__}: {exc}")
-    return JSONResponse(body, status_code=500)
+    return _JSON(body, status_code=500)
 
 
 def create_app(

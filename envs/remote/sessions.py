@@ -139,7 +139,7 @@ class Session:
             self.task_id = info.get(TASK_ID) if isinstance(info, dict) else None
             if isinstance(info, dict) and isinstance(info.get(TOOLS), list):
                 self.tools = info[TOOLS]
-            return observation_payload(str(observation), None, False, False, info)
+            return _payload(str(observation), None, False, False, info)
 
     async def step(self, action: TextAction) -> dict[str, Any]:
         """One step with ``action.text``, as a payload; an env that raises ends the episode (truncated)."""
@@ -163,7 +163,7 @@ class Session:
             finally:
                 self.touch()
             self._done = bool(terminated or truncated)
-            return observation_payload(str(observation), float(reward), bool(terminated), bool(truncated), info)
+            return _payload(str(observation), float(reward), bool(terminated), bool(truncated), info)
 
     def _failed_step(self, exc: Exception) -> dict[str, Any]:
         """The truncation that ends an episode whose env raised in ``step``."""
@@ -216,6 +216,21 @@ class Session:
         self.closed = True
         async with self.lock:  # an env call in flight finishes first
             await self.table.run_in_pool(functools.partial(_close_quietly, self.env, self.table.env_id))
+
+
+def _payload(
+    text: str, reward: float | None, terminated: bool, truncated: bool, info: dict[str, Any]
+) -> dict[str, Any]:
+    """:func:`observation_payload` with ``info`` as the env returned it, not yet made JSON data.
+
+    The server writes answers with ``json.dumps(..., default=jsonable)``, which copies plain
+    JSON at C speed and calls :func:`~horizongym.envs.remote.protocol.jsonable` only on the values
+    JSON lacks (numpy numbers, sets...): the same text as ``jsonable`` first, without walking every
+    step's tool schemas in Python.
+    """
+    payload = observation_payload(text, reward, terminated, truncated, {})
+    payload["observation"]["info"] = info
+    return payload
 
 
 def _close_quietly(env: gym.Env[Any, Any], env_id: str) -> None:
