@@ -108,7 +108,7 @@ def _decode(text: str) -> Any:
 
 
 def _dumps(message: Any) -> str:
-    """``message`` as JSON text: plain JSON as is, other values (numpy numbers, sets...) as :func:`jsonable` has them."""
+    """``message`` as JSON text: plain JSON as is, other values (numpy numbers, sets) as :func:`jsonable` has them."""
     try:
         return json.dumps(message, ensure_ascii=False, default=jsonable)
     except TypeError:  # keys JSON cannot hold (tuples...)
