@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
@@ -62,7 +62,7 @@ class ServerThread:
         """``http://HOST:PORT``."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout_s: float = 30.0) -> ServerThread:
+    def start(self, timeout_s: float = 30.0) -> Self:
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
@@ -77,7 +77,7 @@ class ServerThread:
             self._thread.join(timeout_s)
         self._socket.close()
 
-    def __enter__(self) -> ServerThread:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

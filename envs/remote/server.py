@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -177,7 +177,7 @@ class EnvServer:
             with contextlib.suppress(Exception):
                 await ws.close()
 
-    async def _ws_answer(self, session: Session, frame: dict[str, Any]) -> Any:
+    async def _ws_answer(self, session: Session, frame: MutableMapping[str, Any]) -> Any:
         """The answer to one frame (None: no answer; ``_CLOSE``: the client closes the session)."""
         session.touch()
         try:
@@ -253,8 +253,8 @@ class EnvServer:
         if method == "ping":
             return {}
         if method == "openenv/session/create":
-            session = own or await self.table.open()
-            return {"session_id": session.id}
+            created = own or await self.table.open()
+            return {"session_id": created.id}
         if method == "openenv/session/close":
             target = params.get("session_id")
             if not isinstance(target, str) or not target:

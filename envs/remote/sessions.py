@@ -193,9 +193,8 @@ class Session:
             env_id=self.table.env_id,
             task_id=self.task_id,
             done=self._done,
-            session_id=self.id,
         )
-        return state.model_dump(mode="json")
+        return {**state.model_dump(mode="json"), "session_id": self.id}
 
     async def _rebuild(self) -> None:
         """Replace an env that raised with a new one (the old one is closed)."""
