@@ -393,6 +393,33 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CommandError(str(exc)) from None
 
 
+def cmd_serve_env(args: argparse.Namespace) -> None:
+    try:
+        horizongym.spec(args.env_id)
+    except UnknownEnvironment:
+        known = ", ".join(sorted(short_id(env_id) for env_id in registry))
+        raise CommandError(f"unknown environment '{args.env_id}'; the registered ones: {known}") from None
+    kwargs = _env_kwargs(args)
+    _check_env(args.env_id, kwargs, args)
+    from horizongym.envs.remote.server import EnvBuildError, serve_env
+
+    try:
+        serve_env(
+            args.env_id,
+            kwargs,
+            host=args.host,
+            port=args.port,
+            max_sessions=args.max_sessions,
+            idle_timeout_s=args.idle_timeout,
+        )
+    except EnvBuildError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port}: {os_error(exc)}; choose another --port"
+        ) from None
+
+
 def _train_model(spec: str, out: Path, seed: int) -> tuple[Any, Any]:
     """The initial model and tokenizer of ``train --policy``: ``tiny`` (built in OUT/init) or ``hf:PATH``."""
     if spec == "tiny":
@@ -610,6 +637,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-new-tokens", type=_positive(int), default=1024, help="completion limit when a request sets none"
     )
     p.set_defaults(run=cmd_serve)
+
+    p = commands.add_parser("serve-env", help="serve an environment over OpenEnv's contract (WebSocket, HTTP, MCP)")
+    p.add_argument("env_id")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_port, default=8010)
+    p.add_argument("--max-sessions", type=_positive(int), default=64, help="sessions open at once (one env each)")
+    p.add_argument("--idle-timeout", type=_positive(float), default=300.0, metavar="S", help="close a session idle S s")
+    _add_env_options(p)
+    p.set_defaults(run=cmd_serve_env)
 
     p = commands.add_parser(
         "train",
