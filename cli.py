@@ -401,7 +401,10 @@ def cmd_serve_env(args: argparse.Namespace) -> None:
         raise CommandError(f"unknown environment '{args.env_id}'; the registered ones: {known}") from None
     kwargs = _env_kwargs(args)
     _check_env(args.env_id, kwargs, args)
-    from horizongym.envs.remote.server import EnvBuildError, serve_env
+    try:
+        from horizongym.envs.remote.server import EnvBuildError, serve_env
+    except ModuleNotFoundError as exc:
+        raise CommandError(f"serve-env needs {exc.name}: pip install 'horizongym[env-server]'") from None
 
     try:
         serve_env(
