@@ -107,7 +107,9 @@ class TRLEnvironment:
         """Start an episode; return its first observation (TRL appends it to the prompt).
 
         ``seed`` picks the task (the same seed, the same task); ``options`` go to the env's
-        ``reset``. The row's other columns (``prompt``...) are not the env's business.
+        ``reset``. The row's other columns (``prompt``...) are not the env's business. Without a
+        seed the env draws the next task from its own generator, so the rollouts of one GRPO
+        group play different tasks: make the dataset with :func:`task_dataset`.
         """
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"the row's seed must be a whole number of at least 0, got {seed!r}")
