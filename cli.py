@@ -37,7 +37,7 @@ from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
 from horizongym.training.config import TrainConfig
 from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, RolloutEngine, RolloutError, read_episodes
-from horizongym.training.rollouts.cli import add_replay_commands
+from horizongym.training.rollouts.cli import add_export_commands, add_replay_commands
 from horizongym.training.rollouts.failure_report import all_failed_line, failed_episodes, failure_report
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile
@@ -395,6 +395,36 @@ def cmd_serve(args: argparse.Namespace) -> None:
         raise CommandError(str(exc)) from None
 
 
+def cmd_serve_env(args: argparse.Namespace) -> None:
+    try:
+        horizongym.spec(args.env_id)
+    except UnknownEnvironment:
+        known = ", ".join(sorted(short_id(env_id) for env_id in registry))
+        raise CommandError(f"unknown environment '{args.env_id}'; the registered ones: {known}") from None
+    kwargs = _env_kwargs(args)
+    _check_env(args.env_id, kwargs, args)
+    try:
+        from horizongym.envs.remote.server import EnvBuildError, serve_env
+    except ModuleNotFoundError as exc:
+        raise CommandError(f"serve-env needs {exc.name}: pip install 'horizongym[env-server]'") from None
+
+    try:
+        serve_env(
+            args.env_id,
+            kwargs,
+            host=args.host,
+            port=args.port,
+            max_sessions=args.max_sessions,
+            idle_timeout_s=args.idle_timeout,
+        )
+    except EnvBuildError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port}: {os_error(exc)}; choose another --port"
+        ) from None
+
+
 def _train_model(spec: str, out: Path, seed: int) -> tuple[Any, Any]:
     """The initial model and tokenizer of ``train --policy``: ``tiny`` (built in OUT/init) or ``hf:PATH``."""
     if spec == "tiny":
@@ -613,6 +643,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_serve)
 
+    p = commands.add_parser("serve-env", help="serve an environment over OpenEnv's contract (WebSocket, HTTP, MCP)")
+    p.add_argument("env_id")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_port, default=8010)
+    p.add_argument("--max-sessions", type=_positive(int), default=64, help="sessions open at once (one env each)")
+    p.add_argument("--idle-timeout", type=_positive(float), default=300.0, metavar="S", help="close a session idle S s")
+    _add_env_options(p)
+    p.set_defaults(run=cmd_serve_env)
+
     p = commands.add_parser(
         "train",
         help="train a transformers model on an environment with RL",
@@ -630,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_commands(commands)
     add_swe_commands(commands)
     add_replay_commands(commands)
+    add_export_commands(commands)
     return parser
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -35,6 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from horizongym.agents.hf import ContextLengthExceeded, TransformersPolicy
+from horizongym.serverthread import ServerThread as _ServerThread
 from horizongym.tools import parse_action
 
 
@@ -372,53 +371,16 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
-class ServerThread:
-    """Run an app with uvicorn in a background thread, on a free port unless one is given.
+class ServerThread(_ServerThread):
+    """Run an app with uvicorn in a background thread (see :class:`horizongym.serverthread.ServerThread`).
 
     Use as a context manager: ``with ServerThread(app) as server: ... server.base_url``.
     """
 
-    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
-        import uvicorn
-
-        self.app, self.host = app, host
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self.port: int = self._socket.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"uvicorn-{self.port}",
-            daemon=True,
-        )
-
     @property
     def base_url(self) -> str:
         """The OpenAI base URL, ``http://HOST:PORT/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
-
-    def start(self, timeout_s: float = 30.0) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-        self._socket.close()
-
-    def __enter__(self) -> ServerThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return f"{self.url}/v1"
 
 
 __all__ = ["APIError", "ChatCompletionRequest", "ServerThread", "create_app", "serve"]

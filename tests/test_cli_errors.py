@@ -261,6 +261,15 @@ def test_show_names_what_is_wrong_with_a_file(tmp_path: Path, capsys: Any) -> No
     assert f"horizongym: warning: {foreign}:1: skipped not an episode (env_id: Field required" in err
 
 
+@pytest.mark.parametrize("command", [("replay",), ("replay", "--rescore")])
+def test_replay_names_a_file_that_holds_no_episode(command: tuple[str, ...], tmp_path: Path, capsys: Any) -> None:
+    foreign = tmp_path / "data.jsonl"
+    foreign.write_text('{"question": "q", "answer": "a"}\n')
+    code, _, err = run(capsys, *command[:1], str(foreign), *command[1:], "--out", str(tmp_path / "new.jsonl"))
+    line = one_error_line(err)
+    assert code == 2 and "is not an episode file" in line and "reads the JSONL files" in line
+
+
 def test_show_warns_one_line_per_bad_line_and_reads_the_rest(tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "e.jsonl"
     assert main(["rollout", "KeyChain-v0", "-n", "3", "--out", str(path), "--quiet"]) == 0

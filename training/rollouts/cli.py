@@ -1,7 +1,9 @@
 """``horizongym replay``: re-run a stored run's actions and check the env answers the same; or rescore it.
+``horizongym export``: write a stored run in the formats other tools read.
 
     horizongym replay RUN.jsonl [--env-kwargs JSON] [--out REPORT]
     horizongym replay RUN.jsonl --rescore [--reward-kwargs JSON] --out NEW.jsonl
+    horizongym export RUN.jsonl --format hf|atif|sft-jsonl --out PATH [--only-success] [--include-failed]
 
 The first prints each episode that differs with its first difference, then one summary line,
 and exits 1 when any episode differs (``--out`` writes every episode's verdict as JSONL; see
@@ -11,7 +13,12 @@ recorded reward events with the new reward settings, runs no tool, and writes a 
 that cannot be built or rescored) is one line on stderr, ``horizongym: error: ...``, and exit
 status 2.
 
-:func:`add_replay_commands` registers ``replay`` on an argparse sub-parsers object.
+``export`` writes a Hugging Face dataset, ATIF trajectories or chat SFT JSONL (see
+:mod:`horizongym.training.rollouts.export`), then one summary line: what it wrote and what it left
+out. Its mistakes are one line and exit status 2 too.
+
+:func:`add_replay_commands` and :func:`add_export_commands` register ``replay`` and ``export`` on an
+argparse sub-parsers object.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from horizongym.argtypes import os_error
 from horizongym.training.rollouts.replay import EpisodeReplay, ReplayError, replay_episodes
 from horizongym.training.rollouts.rescore import RescoreError, rescore_episodes, write_episodes
-from horizongym.training.rollouts.store import read_episodes
+from horizongym.training.rollouts.store import NotAnEpisodeFile, read_episodes
 from horizongym.training.rollouts.trajectory import Episode
 
 
@@ -49,7 +57,12 @@ def _json_object(flag: str, text: str | None) -> dict[str, Any]:
 def _episodes(path: Path) -> list[Episode]:
     if not path.is_file():
         _fail(f"no episode file at {path}")
-    episodes = read_episodes(path)
+    try:
+        episodes = read_episodes(path)
+    except NotAnEpisodeFile as exc:
+        _fail(f"{exc}; 'horizongym replay' reads the JSONL files 'rollout' and 'train' write")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {os_error(exc)}")
     if not episodes:
         _fail(f"{path} holds no episodes")
     return episodes
@@ -135,3 +148,62 @@ def add_replay_commands(subparsers: Any) -> None:
         help="import MODULE first (a module of yours that registers environments); repeatable",
     )
     p.set_defaults(run=cmd_replay)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Export the episodes of ``args.run_file`` as ``args.format`` to ``args.out``."""
+    from horizongym.training.rollouts.export import ExportError, export_run
+
+    if args.layout is not None and args.format != "hf":
+        _fail("--layout goes with --format hf")
+    try:
+        result = export_run(
+            args.run_file,
+            args.format,
+            args.out,
+            include_failed=args.include_failed,
+            only_success=args.only_success,
+            layout=args.layout or "prompt-completion",
+        )
+    except ExportError as exc:
+        _fail(str(exc))
+    print(result.line())
+
+
+def add_export_commands(subparsers: Any) -> None:
+    """Add ``export`` to an argparse sub-parsers object."""
+    p = subparsers.add_parser(
+        "export",
+        help="write a run as a Hugging Face dataset, ATIF trajectories or chat SFT JSONL",
+        description="Write a stored run in the formats other tools read.",
+    )
+    p.add_argument("run_file", metavar="RUN.jsonl", help="the episodes to export (a rollout's --out)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["hf", "atif", "sft-jsonl"],
+        help="hf: a datasets folder (save_to_disk) for TRL; atif: a folder of ATIF trajectory files; "
+        "sft-jsonl: one {messages, tools} line per episode",
+    )
+    p.add_argument("--out", required=True, help="a new folder (hf, atif) or file (sft-jsonl)")
+    p.add_argument("--only-success", action="store_true", help="keep the successful episodes only")
+    p.add_argument(
+        "--include-failed",
+        action="store_true",
+        help="hf, sft-jsonl: keep the episodes that failed on infrastructure, env or policy errors too "
+        "(atif keeps every episode)",
+    )
+    p.add_argument(
+        "--layout",
+        choices=["prompt-completion", "messages"],
+        help="with --format hf: the conversation as prompt + completion columns (the default; what GRPO reads) "
+        "or as one messages column (SFT on the actions only: assistant_only_loss)",
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE first (a module of yours that registers environments); repeatable",
+    )
+    p.set_defaults(run=cmd_export)
