@@ -22,7 +22,6 @@ from websockets.sync.server import ServerConnection, serve
 
 import horizongym
 from horizongym.agents.scripted import expert_for
-from horizongym.agents.serving import ServerThread
 from horizongym.agents.specs import PolicySpecError, make_policy
 from horizongym.cli import main
 from horizongym.envs.remote.client import (
@@ -35,6 +34,7 @@ from horizongym.envs.remote.client import (
 )
 from horizongym.envs.remote.protocol import ErrorCode, error_message, jsonable, observation_payload
 from horizongym.failures import InfrastructureError
+from horizongym.serverthread import ServerThread
 from horizongym.training.rollouts import EnvRecipe, RolloutEngine, read_episodes
 
 ENV_ID = "KeyChain-v0"

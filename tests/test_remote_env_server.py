@@ -1,0 +1,118 @@
+"""RemoteEnv against horizongym's own env server: whole episodes equal the in-process env's, the rollout
+engine and the CLI drive it, and the server's own endings (env errors, idle timeouts, capacity) reach the engine."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import horizongym
+from horizongym.agents.scripted import expert_for
+from horizongym.cli import main
+from horizongym.envs.base import Task, TextEnv
+from horizongym.envs.remote.client import RemoteEnv, RemoteEnvAtCapacity, RemoteEnvError
+from horizongym.envs.remote.protocol import jsonable
+from horizongym.envs.remote.server import SERVER_CONFIG, create_app
+from horizongym.serverthread import ServerThread
+from horizongym.training.rollouts import EnvRecipe, RolloutEngine, read_episodes
+
+ENV_ID = "KeyChain-v0"
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with ServerThread(create_app(ENV_ID, max_sessions=8, idle_timeout_s=60), **SERVER_CONFIG) as server:
+        yield f"ws://{server.host}:{server.port}"
+
+
+def play(env: Any, seed: int, prefix: list[str]) -> list[tuple[Any, ...]]:
+    """Every value ``env`` returns in an episode from ``seed``: the ``prefix`` actions, then the expert's."""
+    expert = expert_for(ENV_ID)
+    observation, info = env.reset(seed=seed)
+    played: list[tuple[Any, ...]] = [(observation, jsonable(info))]
+    seen = [{"role": "user", "content": observation}]
+    pending = list(prefix)
+    while True:
+        action = pending.pop(0) if pending else expert.decide(seen, info["tools"], None).env_action()
+        observation, reward, terminated, truncated, info = env.step(action)
+        seen.append({"role": "user", "content": observation})
+        played.append((action, observation, reward, terminated, truncated, jsonable(info)))
+        if terminated or truncated:
+            return played
+
+
+@pytest.mark.parametrize("seed", [0, 11])
+def test_episodes_equal_the_in_process_env(url: str, seed: int) -> None:
+    prefix = ["no call at all", "<tool_call>{not json</tool_call>"]
+    local = play(horizongym.make(ENV_ID), seed, prefix)
+    env = horizongym.make(url)
+    assert isinstance(env, RemoteEnv)
+    try:
+        assert play(env, seed, prefix) == local
+        assert local[-1][3] is True and local[-1][5]["success"] is True
+        assert env.state()["env_id"] == ENV_ID and env.served_env_id == ENV_ID
+    finally:
+        env.close()
+
+
+def test_the_engine_and_the_cli_drive_it_like_a_local_env(url: str, tmp_path: Path) -> None:
+    with RolloutEngine(EnvRecipe(url), expert_for(ENV_ID), concurrency=4, progress=False) as engine:
+        remote_run = sorted(engine.run_sync(8), key=lambda e: e.seed)
+    with RolloutEngine(EnvRecipe(ENV_ID), expert_for(ENV_ID), concurrency=4, progress=False) as engine:
+        local_run = sorted(engine.run_sync(8), key=lambda e: e.seed)
+    timings = {"policy_seconds", "env_seconds"}
+    for remote, local in zip(remote_run, local_run, strict=True):
+        assert remote.outcome == "completed" and remote.success is True
+        assert remote.task_id == local.task_id and remote.total_reward == local.total_reward
+        assert remote.messages == local.messages
+        assert [s.model_dump(exclude=timings) for s in remote.steps] == [
+            s.model_dump(exclude=timings) for s in local.steps
+        ]
+    out = tmp_path / "run.jsonl"
+    assert main(["rollout", url, "--policy", "expert", "-n", "4", "--out", str(out), "--quiet"]) == 0
+    assert [e.success for e in read_episodes(out)] == [True] * 4
+
+
+class Fickle(TextEnv):
+    """Says ``ok`` to anything, except ``crash`` (raises) and ``options.fail`` at reset (raises)."""
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        if options.get("fail"):
+            raise RuntimeError("no task today")
+        return Task("fickle", "Say anything.")
+
+    def on_text(self, text: str) -> str:
+        if text == "crash":
+            raise RuntimeError("the env broke")
+        return "ok"
+
+
+def test_the_servers_own_endings_reach_the_caller() -> None:
+    if "RemoteFickle-v0" not in horizongym.registry:
+        horizongym.register("RemoteFickle-v0", Fickle)
+    app = create_app("RemoteFickle-v0", max_sessions=1, idle_timeout_s=0.3)
+    with ServerThread(app, **SERVER_CONFIG) as server:
+        url = f"ws://{server.host}:{server.port}"
+        env, other = RemoteEnv(url), RemoteEnv(url)
+        try:
+            env.reset()
+            with pytest.raises(RemoteEnvAtCapacity, match="at capacity"):
+                other.reset()
+            _, _, _, truncated, end = env.step("crash")  # the server's own env_error observation, unchanged
+            assert truncated and end["termination_reason"] == "env_error"
+            assert "the env broke" in end["termination_detail"]
+            with pytest.raises(RemoteEnvError, match="no task today"):
+                env.reset(options={"fail": True})
+            with pytest.raises(RemoteEnvAtCapacity, match="at capacity"):
+                other.reset()  # the session serves on after its env raised
+            time.sleep(0.8)  # the server closes the idle session
+            assert env.reset()[0].startswith("Say anything.")  # and the next reset opens another
+            info = env.step("hello")[4]
+            assert info["turn"] == 1 and info["task_id"] == "fickle"
+        finally:
+            env.close()
+            other.close()
