@@ -19,6 +19,7 @@ from horizongym.envs.remote.protocol import jsonable
 from horizongym.envs.remote.server import SERVER_CONFIG, create_app
 from horizongym.serverthread import ServerThread
 from horizongym.training.rollouts import EnvRecipe, RolloutEngine, read_episodes
+from horizongym.training.rollouts.replay import replay_episodes
 
 ENV_ID = "KeyChain-v0"
 
@@ -59,7 +60,7 @@ def test_episodes_equal_the_in_process_env(url: str, seed: int) -> None:
         env.close()
 
 
-def test_the_engine_and_the_cli_drive_it_like_a_local_env(url: str, tmp_path: Path) -> None:
+def test_the_engine_the_cli_and_replay_drive_it_like_a_local_env(url: str, tmp_path: Path) -> None:
     with RolloutEngine(EnvRecipe(url), expert_for(ENV_ID), concurrency=4, progress=False) as engine:
         remote_run = sorted(engine.run_sync(8), key=lambda e: e.seed)
     with RolloutEngine(EnvRecipe(ENV_ID), expert_for(ENV_ID), concurrency=4, progress=False) as engine:
@@ -72,6 +73,7 @@ def test_the_engine_and_the_cli_drive_it_like_a_local_env(url: str, tmp_path: Pa
         assert [s.model_dump(exclude=timings) for s in remote.steps] == [
             s.model_dump(exclude=timings) for s in local.steps
         ]
+    assert all(verdict.matches for verdict in replay_episodes(remote_run))  # a remote run replays on the server
     out = tmp_path / "run.jsonl"
     assert main(["rollout", url, "--policy", "expert", "-n", "4", "--out", str(out), "--quiet"]) == 0
     assert [e.success for e in read_episodes(out)] == [True] * 4
@@ -109,7 +111,10 @@ def test_the_servers_own_endings_reach_the_caller() -> None:
                 env.reset(options={"fail": True})
             with pytest.raises(RemoteEnvAtCapacity, match="at capacity"):
                 other.reset()  # the session serves on after its env raised
-            time.sleep(0.8)  # the server closes the idle session
+            deadline = time.monotonic() + 10
+            while app.state.server.table.active and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert app.state.server.table.active == 0  # the server closed the idle session
             assert env.reset()[0].startswith("Say anything.")  # and the next reset opens another
             info = env.step("hello")[4]
             assert info["turn"] == 1 and info["task_id"] == "fickle"
