@@ -15,7 +15,7 @@ from horizongym.agents.scripted import expert_for
 from horizongym.cli import main
 from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.remote.client import RemoteEnv, RemoteEnvAtCapacity, RemoteEnvError
-from horizongym.envs.remote.protocol import jsonable
+from horizongym.envs.remote.protocol import MAX_MESSAGE_BYTES, jsonable
 from horizongym.envs.remote.server import SERVER_CONFIG, create_app
 from horizongym.serverthread import ServerThread
 from horizongym.training.rollouts import EnvRecipe, RolloutEngine, read_episodes
@@ -80,7 +80,8 @@ def test_the_engine_the_cli_and_replay_drive_it_like_a_local_env(url: str, tmp_p
 
 
 class Fickle(TextEnv):
-    """Says ``ok`` to anything, except ``crash`` (raises) and ``options.fail`` at reset (raises)."""
+    """Says ``ok`` to anything, except ``crash`` (raises), ``shout`` (an answer over 1 MiB) and
+    ``options.fail`` at reset (raises)."""
 
     def new_task(self, options: dict[str, Any]) -> Task:
         if options.get("fail"):
@@ -90,13 +91,16 @@ class Fickle(TextEnv):
     def on_text(self, text: str) -> str:
         if text == "crash":
             raise RuntimeError("the env broke")
+        if text == "shout":
+            return "é" * MAX_MESSAGE_BYTES  # 2 MiB of UTF-8: an answer may be larger than a request
         return "ok"
 
 
 def test_the_servers_own_endings_reach_the_caller() -> None:
     if "RemoteFickle-v0" not in horizongym.registry:
         horizongym.register("RemoteFickle-v0", Fickle)
-    app = create_app("RemoteFickle-v0", max_sessions=1, idle_timeout_s=0.3)
+    long_texts = {"max_text_length": 2 * MAX_MESSAGE_BYTES}
+    app = create_app("RemoteFickle-v0", long_texts, max_sessions=1, idle_timeout_s=0.3)
     with ServerThread(app, **SERVER_CONFIG) as server:
         url = f"ws://{server.host}:{server.port}"
         env, other = RemoteEnv(url), RemoteEnv(url)
@@ -118,6 +122,8 @@ def test_the_servers_own_endings_reach_the_caller() -> None:
             assert env.reset()[0].startswith("Say anything.")  # and the next reset opens another
             info = env.step("hello")[4]
             assert info["turn"] == 1 and info["task_id"] == "fickle"
+            observation, _, _, truncated, info = env.step("shout")
+            assert observation == "é" * MAX_MESSAGE_BYTES and not truncated and info["turn"] == 2
         finally:
             env.close()
             other.close()

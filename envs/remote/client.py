@@ -54,7 +54,14 @@ from horizongym.envs.contract import (
     TerminationReason,
 )
 from horizongym.envs.registration import ENV_URL_SCHEMES
-from horizongym.envs.remote.protocol import MAX_MESSAGE_BYTES, ErrorCode, TextAction, jsonable, step_result
+from horizongym.envs.remote.protocol import (
+    MAX_ANSWER_BYTES,
+    MAX_MESSAGE_BYTES,
+    ErrorCode,
+    TextAction,
+    jsonable,
+    step_result,
+)
 from horizongym.envs.spaces import UnicodeText
 from horizongym.failures import InfrastructureError
 
@@ -324,7 +331,7 @@ class RemoteEnv(gym.Env[str, str]):
             connection = connect(
                 address,
                 open_timeout=self.connect_timeout_s,
-                max_size=MAX_MESSAGE_BYTES,
+                max_size=MAX_ANSWER_BYTES,
                 compression=None,  # short JSON messages on a fast network: deflate costs more than it saves
                 proxy=None if self.server.host in LOOPBACK_HOSTS else True,
             )
@@ -366,7 +373,7 @@ class RemoteEnv(gym.Env[str, str]):
                 too_large = exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG
                 if too_large:
                     raise _NoAnswer(
-                        f"{address} sent an answer to {what} larger than {MAX_MESSAGE_BYTES} bytes", retryable=False
+                        f"{address} sent an answer to {what} larger than {MAX_ANSWER_BYTES} bytes", retryable=False
                     ) from None
                 words = _exception_words(exc)
                 raise _NoAnswer(f"lost the connection to {address} during {what}: {words}", lost=True) from None

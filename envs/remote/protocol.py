@@ -27,7 +27,12 @@ import numpy as np
 import pydantic
 
 MAX_MESSAGE_BYTES: Final = 1 << 20
-"""The largest message a session takes or sends (1 MiB); a larger one is refused with ``MESSAGE_TOO_LARGE``."""
+"""The largest message a session takes (1 MiB); a larger one is refused with ``MESSAGE_TOO_LARGE``."""
+
+MAX_ANSWER_BYTES: Final = 64 << 20
+"""The largest answer a client reads (64 MiB). An observation is the env's to size (a long SWE
+test log, sent once as the text and once in ``info.tool_results``), so answers may pass the 1 MiB
+that bounds what a session takes from a client."""
 
 
 class ErrorCode(enum.StrEnum):
