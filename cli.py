@@ -543,7 +543,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> None:
     from horizongym.training.trainer import NothingToLearn, Trainer
 
-    horizongym.spec(args.env_id)
+    remote = is_env_url(args.env_id)  # a served env: its settings are the server's
+    if not remote:
+        horizongym.spec(args.env_id)
     config = train_config(args)
     out = Path(config.out_dir)
     if not args.resume and ((out / "metrics.jsonl").exists() or (out / "checkpoints").exists()):

@@ -31,7 +31,7 @@ import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator
 
 from horizongym.envs.base import Task, TextEnv
-from horizongym.envs.registration import spec
+from horizongym.envs.registration import is_env_url, spec
 
 TaskT = TypeVar("TaskT")
 EpisodeT = TypeVar("EpisodeT")
@@ -55,7 +55,10 @@ def split_of(key: str, declared: object = None) -> str:
 
 
 def is_task_list_env(env_id: str) -> bool:
-    """Whether the registered ``env_id`` is built by a :class:`TaskListEnv` subclass (it takes ``split``)."""
+    """Whether the registered ``env_id`` is built by a :class:`TaskListEnv` subclass (it takes ``split``).
+    False for a served env's URL: its settings, the split among them, are the server's."""
+    if is_env_url(env_id):
+        return False
     entry = spec(env_id).entry_point
     creator = load_env_creator(entry) if isinstance(entry, str) else entry
     return isinstance(creator, type) and issubclass(creator, TaskListEnv)

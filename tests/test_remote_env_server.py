@@ -3,6 +3,8 @@ engine and the CLI drive it, and the server's own endings (env errors, idle time
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +129,27 @@ def test_the_servers_own_endings_reach_the_caller() -> None:
         finally:
             env.close()
             other.close()
+
+
+def test_train_drives_a_served_env(url: str, tiny_model_dir: Path) -> None:
+    out = tiny_model_dir.parent / "remote-train"
+    args = ["train", url, "--policy", f"hf:{tiny_model_dir}", "--out", str(out), "--quiet", "--steps", "1"]
+    args += ["--group", "2", "--tasks-per-step", "1", "--max-new-tokens", "4", "--eval-every", "1", "--eval-tasks", "2"]
+    assert main(args) == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and metrics[-1]["step"] == 1
+    episodes = read_episodes(out / "episodes.jsonl")
+    assert len(episodes) == 2 and {e.env_id for e in episodes} == {url}
+    assert all(e.outcome in ("completed", "truncated") and e.steps for e in episodes)
+
+
+def test_a_rollout_against_no_server_names_the_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{probe.getsockname()[1]}"
+    out = tmp_path / "run.jsonl"
+    assert main(["rollout", url, "--policy", "random", "-n", "2", "--out", str(out), "--quiet"]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "all 2 episodes failed (infra_error 2)" in line and "RemoteEnvUnavailable" in line
+    assert f"is 'horizongym serve-env' running at {url}" in line
+    assert all(not e.trainable and e.retryable for e in read_episodes(out))

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from horizongym.envs.registration import is_env_url
 from horizongym.training.rollouts.trajectory import Episode
 
 WHAT_TO_CHECK: Final[dict[str, str]] = {
@@ -21,6 +22,11 @@ WHAT_TO_CHECK: Final[dict[str, str]] = {
     "policy_error": "the policy could not act: check --policy (is its server up, does it serve that model?)",
 }
 """The fix to name for each failed outcome (``{settings}``: how the env's settings were given)."""
+
+SERVED_ENV_INFRA_FIX: Final = (
+    "is 'horizongym serve-env' running at {url}, with --max-sessions at least the rollout's --concurrency?"
+)
+"""The fix to name for an ``infra_error`` of a served env (the episode's env id is the server's URL)."""
 
 
 def failed_episodes(episodes: Iterable[Episode]) -> list[Episode]:
@@ -55,5 +61,8 @@ def all_failed_line(failed: Sequence[Episode], settings: str) -> str:
     """One line for a run whose every episode failed: how many, how, the first error, what to check."""
     first = failed[0]
     error = (first.error or first.termination_detail or str(first.termination_reason)).splitlines()[0]
-    fix = WHAT_TO_CHECK.get(str(first.outcome), "see the first failure above").format(settings=settings)
+    if first.outcome == "infra_error" and is_env_url(first.env_id):
+        fix = SERVED_ENV_INFRA_FIX.format(url=first.env_id)
+    else:
+        fix = WHAT_TO_CHECK.get(str(first.outcome), "see the first failure above").format(settings=settings)
     return f"all {len(failed)} episodes failed ({failure_counts(failed)}); the first: {error}; {fix}"

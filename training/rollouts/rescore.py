@@ -29,6 +29,7 @@ from gymnasium.envs.registration import load_env_creator
 
 from horizongym.envs import registry, short_id, spec
 from horizongym.envs.base import UnknownRewardEvent
+from horizongym.envs.registration import is_env_url
 from horizongym.training.rollouts.engine import EnvRecipe
 from horizongym.training.rollouts.trajectory import Episode, Step
 
@@ -114,6 +115,11 @@ def _price(episode: Episode, step: Step, pricer: Any) -> dict[str, float]:
 
 def _pricer(recipe: EnvRecipe, reward_kwargs: dict[str, Any]) -> Any:
     """The unwrapped env that prices ``recipe``'s events; refused when its rewards are not all events."""
+    if is_env_url(recipe.env_id):
+        raise RescoreError(
+            f"episodes of the served env at {recipe.env_id} cannot be rescored here: rescoring builds the env "
+            "itself, with its settings, which are the server's; replay them against the server instead"
+        )
     settings = reward_settings(recipe.env_id)
     if settings is None:
         raise RescoreError(
