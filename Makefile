@@ -69,6 +69,8 @@ bench: venv
 	$(BIN)/python -m horizongym.bench.kernels --quick
 	$(BIN)/python -m horizongym.bench.credit --quick
 	$(BIN)/python -m horizongym.bench.sandbox --quick
+	$(BIN)/python -m horizongym.bench.replay --quick
+	$(BIN)/python -m horizongym.bench.server --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache .hypothesis
