@@ -33,6 +33,7 @@ from horizongym.envs.kernels.cli import add_kernel_commands
 from horizongym.envs.registration import is_env_url
 from horizongym.envs.swe.cli import add_swe_commands
 from horizongym.envs.tasklist import is_task_list_env
+from horizongym.failures import InfrastructureError
 from horizongym.sandboxes.cli import add_sandbox_commands
 from horizongym.tools import Tool, is_tool
 from horizongym.training.config import TrainConfig
@@ -292,6 +293,8 @@ def _play(env: Any, args: argparse.Namespace) -> None:
 
 def _env_raised(args: argparse.Namespace, where: str, exc: Exception) -> RunFailed:
     """The one line of an env that raised in ``play``: where, with which settings, what, and the fix."""
+    if isinstance(exc, InfrastructureError):  # what runs the env failed (a server, a sandbox), not its code
+        return RunFailed(f"{args.env_id} failed in {where}: {type(exc).__name__}: {_one_line(str(exc))}")
     shown, fix = _settings(args)
     return RunFailed(f"{args.env_id} raised in {where} with {shown}: {_exception_line(exc)}; {fix}, or the env's code")
 

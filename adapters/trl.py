@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import inspect
 import itertools
 import keyword
 import re
+import weakref
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -102,6 +104,8 @@ class TRLEnvironment:
         self.done = False
         self.reset_info: dict[str, Any] = {}
         self._started = False
+        # TRL never closes its environments: the env (and its sandbox) closes when this instance goes
+        self._closer = weakref.finalize(self, _close_quietly, env)
 
     def reset(self, *, seed: int | None = None, options: Mapping[str, Any] | None = None, **_row: Any) -> str:
         """Start an episode; return its first observation (TRL appends it to the prompt).
@@ -141,8 +145,13 @@ class TRLEnvironment:
         return str(observation)
 
     def _close(self) -> None:
-        """Close the env (its sandbox, when it has one)."""
-        self.env.close()
+        """Close the env (its sandbox, when it has one) now, rather than when this instance is collected."""
+        self._closer()
+
+
+def _close_quietly(env: gym.Env[Any, Any]) -> None:
+    with contextlib.suppress(Exception):
+        env.close()
 
 
 class EnvironmentFactory:

@@ -122,7 +122,7 @@ def http_run(url: str, sessions: int, steps: int) -> Run:
     async def play(barrier: asyncio.Barrier) -> Played:
         latencies = []
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:  # one connection per client task
-            session_id = (await http.post("/reset", json=RESET)).json()["session_id"]
+            session_id = (await http.post("/reset", json={**RESET, "session": True})).json()["session_id"]
             await barrier.wait()
             first = time.perf_counter()
             for step in range(steps):

@@ -11,6 +11,7 @@ with real rewards that differ, and one GRPO step moves the weights.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import os
@@ -178,6 +179,15 @@ def test_tool_methods_give_trl_the_schemas_the_env_declares() -> None:
                 kind = prop.get("type") or next(o["type"] for o in prop["anyOf"] if o["type"] != "null")
                 assert got["properties"][name]["type"] == kind
         environment._close()
+
+
+def test_an_environment_trl_lets_go_closes_its_env() -> None:
+    environment: Any = environment_factory("KeyChain-v0", **ENV_KWARGS)()
+    closed: list[bool] = []
+    environment.env.close = lambda: closed.append(True)  # TRL has no close hook: collection closes the env
+    del environment
+    gc.collect()
+    assert closed == [True]
 
 
 def test_each_tool_call_steps_the_env_and_the_reward_is_the_episodes() -> None:

@@ -119,9 +119,10 @@ def test_openenv_client_plays_a_whole_episode(keychain_server: ServerThread) -> 
 def test_http_sessions_step_state_and_close(keychain_server: ServerThread) -> None:
     url = keychain_server.url
     with httpx.Client(base_url=url) as http:
-        reset = http.post("/reset", json={"seed": 3}).json()
+        reset = http.post("/reset", json={"seed": 3, "session": True}).json()
         session_id = reset["session_id"]
-        other = http.post("/reset", json={"seed": 4}).json()["session_id"]  # a second session, independent
+        # a second session, independent
+        other = http.post("/reset", json={"seed": 4, "session": True}).json()["session_id"]
         local = horizongym.make("KeyChain-v0")
         observation, _ = local.reset(seed=3)
         assert reset["observation"]["text"] == observation
@@ -145,7 +146,7 @@ def test_http_sessions_step_state_and_close(keychain_server: ServerThread) -> No
             assert http.post("/close", json={"session_id": sid}).json() == {"session_id": sid, "closed": True}
         gone = http.post("/step", json={"action": {"text": "x"}, "session_id": session_id})
         assert gone.status_code == 404 and gone.json()["data"]["code"] == "UNKNOWN_SESSION"
-        assert "reset without a session_id" in gone.json()["data"]["message"]
+        assert 'POST /reset with "session": true' in gone.json()["data"]["message"]
         stateless = http.post("/step", json={"action": {"text": "x"}})
         assert stateless.status_code == 409 and stateless.json()["data"]["code"] == "EPISODE_NOT_STARTED"
         assert http.get("/state").json()["env_id"] == "KeyChain-v0"  # OpenEnv's stateless state
@@ -180,7 +181,7 @@ def test_mcp_over_http_lists_and_calls_tools_on_a_session(keychain_server: Serve
             }
             for s in expected
         ]
-        session_id = http.post("/reset", json={"seed": 11}).json()["session_id"]
+        session_id = http.post("/reset", json={"seed": 11, "session": True}).json()["session_id"]
         local = horizongym.make("KeyChain-v0")
         observation, _ = local.reset(seed=11)
         headers = {"Mcp-Session-Id": session_id}
@@ -310,3 +311,41 @@ def test_an_env_that_raises_ends_its_episode_and_is_rebuilt() -> None:
                 assert (await send("reset", {}))["type"] == "observation"  # the session goes on
 
         asyncio.run(main())
+
+
+def test_a_sessionless_http_reset_is_stateless_and_holds_no_slot(keychain_server: ServerThread) -> None:
+    with httpx.Client(base_url=keychain_server.url) as http:
+        before = http.get("/health").json()["active_sessions"]
+        local = horizongym.make("KeyChain-v0")
+        for seed in range(70):  # more than max_sessions: none is kept
+            answer = http.post("/reset", json={"seed": seed, "unknown_key": 1}).json()  # unknown keys dropped
+            assert "session_id" not in answer and answer["done"] is False
+            assert answer["observation"]["text"] == local.reset(seed=seed)[0]
+        assert http.get("/health").json()["active_sessions"] == before
+
+
+def test_openenvs_mcp_client_calls_tools_through_mcp_alone(keychain_server: ServerThread) -> None:
+    from openenv.core.mcp_client import MCPToolClient
+
+    async def play() -> tuple[list[str], Any]:
+        client = MCPToolClient(base_url=keychain_server.url)
+        client.use_production_mode = True  # MCP over HTTP only: no reset message exists there
+        try:
+            names = [tool.name for tool in await client.list_tools()]
+            return names, await client.call_tool("lookup", key="nope")
+        finally:
+            await client.close()
+
+    names, result = asyncio.run(play())
+    assert sorted(names) == ["answer", "lookup"]
+    assert result["isError"] is False and result["_meta"]["info"]["turn"] == 1  # a reset session, stepped once
+    assert "nope" in result["content"][0]["text"]
+
+
+def test_openenvs_validator_accepts_the_server(keychain_server: ServerThread) -> None:
+    from openenv.cli._validation import validate_running_environment
+
+    report = validate_running_environment(keychain_server.url)
+    failed = [c for c in report["criteria"] if not c["passed"]]
+    assert report["passed"] and not failed, failed
+    assert report["mode"] == "simulation"

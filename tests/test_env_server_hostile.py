@@ -146,7 +146,8 @@ def test_idle_sessions_time_out_and_free_their_slot() -> None:
                 assert notice["data"]["code"] == "SESSION_ERROR" and "without a message" in notice["data"]["message"]
                 with pytest.raises(websockets.ConnectionClosed):
                     await asyncio.wait_for(ws.recv(), 10)
-            session_id = (await asyncio.to_thread(httpx.post, f"{server.url}/reset", json={})).json()["session_id"]
+            opened = await asyncio.to_thread(httpx.post, f"{server.url}/reset", json={"session": True})
+            session_id = opened.json()["session_id"]
             await asyncio.sleep(1.0)
             gone = await asyncio.to_thread(
                 httpx.post, f"{server.url}/step", json={"action": {"text": "x"}, "session_id": session_id}

@@ -431,3 +431,12 @@ def _eventually(check: Any, timeout_s: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def test_an_openenv_done_alone_ends_the_episode() -> None:
+    from horizongym.envs.remote.protocol import step_result
+
+    ended = step_result({"observation": {"text": "bye"}, "reward": 1.0, "done": True})
+    assert ended == ("bye", 1.0, True, False, {})  # OpenEnv's only end signal: terminated
+    going = step_result({"observation": {"text": "more"}, "reward": None, "done": False})
+    assert going == ("more", 0.0, False, False, {})

@@ -153,3 +153,7 @@ def test_a_rollout_against_no_server_names_the_server(tmp_path: Path, capsys: py
     assert "all 2 episodes failed (infra_error 2)" in line and "RemoteEnvUnavailable" in line
     assert f"is 'horizongym serve-env' running at {url}" in line
     assert all(not e.trainable and e.retryable for e in read_episodes(out))
+    assert main(["play", url]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"horizongym: error: {url} failed in reset (seed 0): RemoteEnvUnavailable")
+    assert "serve-env" in line and "registered" not in line

@@ -76,9 +76,10 @@ class TextObservation(pydantic.BaseModel):
 
 
 class ResetData(pydantic.BaseModel):
-    """What a ``reset`` carries (OpenEnv's ``ResetRequest`` plus Gymnasium's ``options``)."""
+    """What a ``reset`` carries (OpenEnv's ``ResetRequest`` plus Gymnasium's ``options``). Other keys
+    are dropped, as OpenEnv drops the ones its env's ``reset`` does not take."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="ignore")
 
     seed: int | None = pydantic.Field(default=None, ge=0)
     episode_id: str | None = pydantic.Field(default=None, max_length=255)
@@ -132,7 +133,10 @@ def step_result(payload: Mapping[str, Any]) -> tuple[str, float, bool, bool, dic
         reward = float(payload.get("reward") or 0.0)
     except (KeyError, TypeError, ValueError, pydantic.ValidationError) as exc:
         raise ValueError(f"not an observation payload: {exc}") from None
-    return observation.text, reward, observation.terminated, observation.truncated, observation.info
+    terminated = observation.terminated
+    if payload.get("done") is True and not (terminated or observation.truncated):
+        terminated = True  # an OpenEnv server that says only ``done``: the episode ended
+    return observation.text, reward, terminated, observation.truncated, observation.info
 
 
 def error_message(code: ErrorCode, message: str, **details: Any) -> dict[str, Any]:

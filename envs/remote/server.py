@@ -11,9 +11,11 @@ with :class:`~horizongym.serverthread.ServerThread`. Every session owns its own 
   beyond ``max_sessions`` gets ``CAPACITY_REACHED`` and is closed at once; a connection idle for
   ``idle_timeout_s`` gets a ``SESSION_ERROR`` and is closed; a connection that drops closes its
   session and env (a sandbox container with it).
-* HTTP: ``POST /reset`` (a new session, or the one named by ``session_id``; the answer carries
-  ``session_id``), ``POST /step`` and ``GET /state`` on the session named by a body field or
-  ``?session_id=``, ``POST /close``, ``GET /schema``, ``GET /metadata``, ``GET /health``.
+* HTTP: ``POST /reset`` is OpenEnv's stateless call (an env built, reset and closed) unless it
+  asks for a session: ``"session": true`` opens one, ``session_id`` resets the one named; the
+  answer then carries ``session_id``. ``POST /step`` and ``GET /state`` act on the session named by
+  a body field or ``?session_id=``; ``POST /close`` closes it. ``GET /schema``, ``GET /metadata``,
+  ``GET /health``, ``GET /openapi.json`` (OpenEnv's validator reads the version and the paths).
   Without a ``session_id``, ``/state`` answers as OpenEnv's stateless server does (a fresh
   state) and ``/step`` is refused with ``EPISODE_NOT_STARTED``: a multi-turn env needs its
   session. Errors are ``{"type": "error", "data": {"message", "code"}}`` with a 4xx/5xx status.
@@ -46,6 +48,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 import horizongym
 from horizongym.envs.registration import describe, short_id, spec
 from horizongym.envs.remote import mcp
+from horizongym.envs.remote.openapi import openapi_document
 from horizongym.envs.remote.protocol import (
     MAX_MESSAGE_BYTES,
     ErrorCode,
@@ -252,8 +255,15 @@ class EnvServer:
             return mcp.initialize_result(f"horizongym/{self.env_id}", horizongym.__version__, self.description)
         if method == "ping":
             return {}
-        if method == "openenv/session/create":
+        if method == "openenv/session/create":  # a session MCP can use at once: reset (params seed, options)
+            data = _validated(ResetData, {k: v for k, v in params.items() if k != "session_id"}, "session params")
             created = own or await self.table.open()
+            try:
+                await created.reset(data)
+            except SessionError:
+                if own is None:
+                    await self.table.close(created.id)
+                raise
             return {"session_id": created.id}
         if method == "openenv/session/close":
             target = params.get("session_id")
@@ -276,8 +286,8 @@ class EnvServer:
             if session is None:
                 raise mcp.RpcError(
                     mcp.INVALID_PARAMS,
-                    "tools/call needs a session: POST /reset (or call openenv/session/create, then reset) and name "
-                    "it with the Mcp-Session-Id header or params.session_id",
+                    'tools/call needs a session: call openenv/session/create (or POST /reset with "session": true) '
+                    "and name it with the Mcp-Session-Id header or params.session_id",
                 )
             action = mcp.tool_call_action(params, session.tools)
             return mcp.call_result(await session.step(TextAction(text=action)))
@@ -301,6 +311,9 @@ class EnvServer:
     async def http_reset(self, request: Request) -> Response:
         body = await _json_object(request)
         session_id = body.pop("session_id", None) or request.query_params.get("session_id")
+        keep = body.pop("session", False)
+        if not isinstance(keep, bool):
+            raise SessionError(ErrorCode.VALIDATION_ERROR, '"session" must be true (open a session) or false')
         data = _validated(ResetData, body, "reset request")
         session = self.table.get(_session_id(session_id)) if session_id else await self.table.open()
         try:
@@ -309,6 +322,9 @@ class EnvServer:
             if not session_id:  # the client never learnt this session's id
                 await self.table.close(session.id)
             raise
+        if not session_id and not keep:  # OpenEnv's stateless reset: nothing outlives the answer
+            await self.table.close(session.id)
+            return _JSON(payload)
         return _JSON({**payload, "session_id": session.id})
 
     async def http_step(self, request: Request) -> Response:
@@ -359,6 +375,9 @@ class EnvServer:
                 "documentation_url": None,
             }
         )
+
+    async def openapi(self, request: Request) -> Response:
+        return _JSON(openapi_document(self.env_id, self.description))
 
     async def health(self, request: Request) -> Response:
         return _JSON(
@@ -473,6 +492,7 @@ def create_app(
             Route("/schema", server.schema, methods=["GET"]),
             Route("/metadata", server.metadata, methods=["GET"]),
             Route("/health", server.health, methods=["GET"]),
+            Route("/openapi.json", server.openapi, methods=["GET"]),
             Route("/mcp", server.http_mcp, methods=["POST"]),
         ],
         exception_handlers={SessionError: _session_error, HTTPException: _http_error, Exception: _server_error},

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import gymnasium as gym
 
@@ -51,6 +51,10 @@ from horizongym.failures import infrastructure_cause
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+EXPIRE_NOTICE_S: Final = 5.0
+"""How long the reaper waits to tell an idle session's client it closes (a client that stopped reading
+never takes the notice), before closing the session anyway."""
 
 
 class SessionError(Exception):
@@ -268,6 +272,7 @@ class SessionTable:
         self._opening = 0
         self._pool = ThreadPoolExecutor(pool_threads or min(max_sessions, 64), thread_name_prefix="env-session")
         self._reaper: asyncio.Task[None] | None = None
+        self._closing = 0
 
     def build_env(self) -> gym.Env[Any, Any]:
         """A new env of the served id (blocking: call it in the pool)."""
@@ -278,8 +283,8 @@ class SessionTable:
 
     @property
     def active(self) -> int:
-        """Sessions open or being opened."""
-        return len(self.sessions) + self._opening
+        """Sessions open, being opened, or being closed (their env still holds what it holds)."""
+        return len(self.sessions) + self._opening + self._closing
 
     async def open(self) -> Session:
         """A new session with its own env; ``CAPACITY_REACHED`` at once when ``max_sessions`` are open."""
@@ -309,7 +314,7 @@ class SessionTable:
             raise SessionError(
                 ErrorCode.UNKNOWN_SESSION,
                 f"no session {session_id!r} (closed, timed out after {self.idle_timeout_s:g} s idle, or never "
-                "opened); reset without a session_id to open a new one",
+                'opened); open a new one (a new WebSocket connection, or POST /reset with "session": true)',
             )
         return session
 
@@ -318,8 +323,16 @@ class SessionTable:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return False
-        await session.close()
+        await self._close(session)
         return True
+
+    async def _close(self, session: Session) -> None:
+        """Close a session already out of the table; it counts as active until its env is closed."""
+        self._closing += 1
+        try:
+            await session.close()
+        finally:
+            self._closing -= 1
 
     async def reap_idle(self) -> list[str]:
         """Close the sessions idle for ``idle_timeout_s`` (not those with a call in flight); their ids."""
@@ -327,11 +340,19 @@ class SessionTable:
         idle = [s for s in self.sessions.values() if not s.busy and now - s.last_active >= self.idle_timeout_s]
         for session in idle:
             self.sessions.pop(session.id, None)
+            self._closing += 1  # active until its env is closed
+        await asyncio.gather(*(self._expire(session) for session in idle))  # one stuck client stalls no other
+        return [s.id for s in idle]
+
+    async def _expire(self, session: Session) -> None:
+        """Tell an idle session's client (within ``EXPIRE_NOTICE_S``: it may have stopped reading), then close it."""
+        try:
             if session.on_expire is not None:
                 with contextlib.suppress(Exception):
-                    await session.on_expire()
+                    await asyncio.wait_for(session.on_expire(), EXPIRE_NOTICE_S)
             await session.close()
-        return [s.id for s in idle]
+        finally:
+            self._closing -= 1
 
     async def _reap_forever(self) -> None:
         period = max(0.05, min(1.0, self.idle_timeout_s / 4))
