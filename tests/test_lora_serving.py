@@ -239,9 +239,7 @@ def test_samples_older_than_the_bound_are_refused() -> None:
 
 
 # ----- training through the server ------------------------------------------------------------
-def test_training_through_the_server_hot_reloads_each_adapter_version(
-    folders: dict[str, Path], tmp_path: Path
-) -> None:
+def test_training_through_the_server_hot_reloads_each_adapter_version(folders: dict[str, Path], tmp_path: Path) -> None:
     app = create_app(folders["model"], BASE, max_new_tokens=10)
     server_state = app.state.server
     with ServerThread(app) as server:
