@@ -17,9 +17,11 @@ from typing import Any
 
 import httpx
 
+from horizongym.agents.base import PolicyError
 
-class PublishError(RuntimeError):
-    """The server could not be reached, or refused to load or unload an adapter."""
+
+class PublishError(PolicyError):
+    """The policy's server could not be reached, or refused to load or unload an adapter."""
 
 
 class AdapterPublisher:
