@@ -63,7 +63,7 @@ def save_adapter(model_dir: Path, out: Path, *, seed: int) -> Path:
     for name, parameter in peft_model.named_parameters():
         if "lora_B" in name:
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.5
-    peft_model.save_pretrained(out)
+    peft_model.save_pretrained(str(out))
     return out
 
 
