@@ -28,6 +28,8 @@ class Action:
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
     finish_reason: str | None = None
+    policy_version: int | None = None
+    """Which version of the policy's weights produced this action (a served LoRA adapter's), when known."""
 
     def env_action(self) -> str:
         """The text given to ``env.step``: the free text, then any structured calls as Hermes blocks."""

@@ -106,6 +106,10 @@ test models and as the fallback for a tokenizer that has no chat template.
 """
 
 
+BASE_ADAPTER = "__base__"
+"""The adapter name that makes a row of a ``peft`` model's batch use the base weights alone."""
+
+
 def normalize_messages(messages: list[Message]) -> list[Message]:
     """OpenAI messages made safe for any chat template: text content as one string, never ``None``."""
     normalized: list[Message] = []
@@ -182,6 +186,7 @@ class _Request:
     top_p: float
     seed: int
     future: asyncio.Future[Generation] = field(repr=False)
+    adapter: str | None = None
 
 
 class TransformersPolicy(Policy):
@@ -310,8 +315,14 @@ class TransformersPolicy(Policy):
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         top_p: float | None = None,
+        adapter: str | None = None,
     ) -> Generation:
-        """Token in, token out: queue ``prompt_ids`` for the next batch and await its completion."""
+        """Token in, token out: queue ``prompt_ids`` for the next batch and await its completion.
+
+        ``adapter`` names the ``peft`` LoRA adapter this request decodes with (:data:`BASE_ADAPTER`:
+        the base weights alone); requests of one batch may name different adapters (peft's
+        mixed-batch inference). ``None``: the model as it is, active adapters included.
+        """
         max_new = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         temp = self.temperature if temperature is None else temperature
         nucleus = self.top_p if top_p is None else top_p
@@ -332,6 +343,7 @@ class TransformersPolicy(Policy):
             top_p=nucleus,
             seed=self._seeds.getrandbits(63) if seed is None else seed,
             future=loop.create_future(),
+            adapter=adapter,
         )
         await queue.put(request)
         return await request.future
@@ -348,6 +360,11 @@ class TransformersPolicy(Policy):
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await worker
+
+    @property
+    def model_lock(self) -> threading.Lock:
+        """Held while a batch decodes: hold it to change the model (load or drop adapters) between batches."""
+        return self._model_lock
 
     # ----- batching --------------------------------------------------------------------
     def _ensure_worker(self, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[_Request]:
@@ -380,7 +397,11 @@ class TransformersPolicy(Policy):
                             request.future.set_exception(error)
                 else:
                     for request, result in zip(batch, results, strict=True):
-                        if not request.future.done():
+                        if request.future.done():
+                            continue
+                        if isinstance(result, Exception):
+                            request.future.set_exception(result)
+                        else:
                             request.future.set_result(result)
                 batch = []
         finally:
@@ -390,10 +411,23 @@ class TransformersPolicy(Policy):
                     request.future.set_exception(PolicyError("the policy was closed"))
 
     # ----- decoding --------------------------------------------------------------------
-    def _generate_batch(self, batch: list[_Request]) -> list[Generation]:
-        """Decode a left-padded batch with a KV cache; each row keeps its own settings and RNG."""
+    def _generate_batch(self, batch: list[_Request]) -> list[Generation | PolicyError]:
+        """Decode a left-padded batch with a KV cache; each row keeps its own settings and RNG.
+
+        A request naming an adapter the model no longer holds (unloaded while it waited) gets a
+        :class:`PolicyError`; the others decode."""
         with self._model_lock, torch.inference_mode():
-            return self._decode(batch)
+            held = getattr(self.model, "peft_config", None)
+            results: dict[int, Generation | PolicyError] = {}
+            for index, request in enumerate(batch):
+                if request.adapter == BASE_ADAPTER and held is None:
+                    request.adapter = None  # the plain model is the base
+                elif request.adapter not in (None, BASE_ADAPTER) and (held is None or request.adapter not in held):
+                    results[index] = PolicyError(f"the adapter {request.adapter!r} is not loaded")
+            ready = [index for index in range(len(batch)) if index not in results]
+            if ready:
+                results.update(zip(ready, self._decode([batch[i] for i in ready]), strict=True))
+            return [results[index] for index in range(len(batch))]
 
     def _decode(self, batch: list[_Request]) -> list[Generation]:
         from transformers import DynamicCache
@@ -411,6 +445,10 @@ class TransformersPolicy(Policy):
         greedy = [r.temperature == 0 for r in batch]
         generators = [torch.Generator(device=device).manual_seed(r.seed) for r in batch]
         eos = torch.tensor(sorted(self.eos_token_ids), dtype=torch.long, device=device)
+        # peft's mixed-batch inference: each row through its own adapter (or the base weights)
+        adapters = (
+            {"adapter_names": [r.adapter or BASE_ADAPTER for r in batch]} if any(r.adapter for r in batch) else {}
+        )
 
         tokens: list[list[int]] = [[] for _ in batch]
         logprobs: list[list[float]] = [[] for _ in batch]
@@ -423,6 +461,7 @@ class TransformersPolicy(Policy):
             past_key_values=cache,
             use_cache=True,
             logits_to_keep=1,
+            **adapters,
         )
         next_positions = positions[:, -1:] + 1
         for _ in range(max(r.max_new_tokens for r in batch)):  # every row stops by its own limit
@@ -455,6 +494,7 @@ class TransformersPolicy(Policy):
                 position_ids=next_positions,
                 past_key_values=cache,
                 use_cache=True,
+                **adapters,
             )
             next_positions = next_positions + 1
         return [

@@ -5,6 +5,13 @@ past the retries, or answers something that is not JSON raises
 :class:`~horizongym.agents.base.PolicyUnavailable` (an infrastructure failure the rollout engine
 retries on a fresh env, never trained on); a request the server refuses (4xx: a wrong model
 name, a bad key) or a reply without a choice is a :class:`~horizongym.agents.base.PolicyError`.
+
+Token in, token out through a server: with ``return_token_ids`` the policy asks for vLLM's
+``logprobs`` and ``return_token_ids`` and keeps the prompt's and the completion's token ids and
+the completion's log-probs on each :class:`~horizongym.agents.base.Action` (``horizongym serve``
+and vLLM answer them), so a trainer can learn from what the server sampled. A trainer that
+publishes new LoRA adapters switches the policy to each with :meth:`OpenAIPolicy.use_model`;
+every action records the ``policy_version`` its request named.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ class OpenAIPolicy(Policy):
         timeout_s: float = 120.0,
         extra_body: dict[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        return_token_ids: bool = False,
+        policy_version: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
@@ -53,6 +62,8 @@ class OpenAIPolicy(Policy):
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.extra_body = extra_body or {}
+        self.return_token_ids = return_token_ids
+        self.policy_version = policy_version
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = httpx.Timeout(timeout_s, connect=10.0)
         self._max_concurrency, self._transport = max_concurrency, transport
@@ -87,14 +98,23 @@ class OpenAIPolicy(Policy):
         data = listing.get("data", []) if isinstance(listing, dict) else []
         return [str(item.get("id")) for item in data if isinstance(item, dict)]
 
+    def use_model(self, model: str, policy_version: int | None = None) -> None:
+        """Send the next requests to ``model`` (e.g. a newly loaded LoRA adapter), recording ``policy_version``."""
+        self.model, self.policy_version = model, policy_version
+        self.name = f"openai:{self.base_url}#{model}"
+
     async def act(self, messages: list[Message], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
-        body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": self.temperature}
+        model, version = self.model, self.policy_version  # as this request names them, whatever switches meanwhile
+        body: dict[str, Any] = {"model": model, "messages": messages, "temperature": self.temperature}
         if tools:
             body["tools"] = tools
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         if seed is not None:
             body["seed"] = seed
+        if self.return_token_ids:
+            body["logprobs"] = True
+            body["return_token_ids"] = True
         body.update(self.extra_body)
         reply = await self._post(body)
         try:
@@ -102,12 +122,40 @@ class OpenAIPolicy(Policy):
             message = choice["message"]
         except (KeyError, IndexError, TypeError) as exc:
             raise PolicyError(f"unexpected reply from {self.base_url}: {json.dumps(reply)[:300]}") from exc
+        prompt_ids, token_ids, logprobs = self._tokens(reply, choice) if self.return_token_ids else (None, None, None)
         parsed = parse_openai_tool_calls(message)
         calls = [ToolCall(c.name, c.arguments, c.id) for c in parsed.calls]
         if parsed.errors:  # a server-side call we cannot read: hand its raw form to the env to report
             raw = json.dumps(message.get("tool_calls"), ensure_ascii=False)
-            return Action(text=(parsed.text + "\n" + raw).strip(), finish_reason=choice.get("finish_reason"))
-        return Action(text=parsed.text, tool_calls=calls, finish_reason=choice.get("finish_reason"))
+            text, calls = (parsed.text + "\n" + raw).strip(), []
+        else:
+            text = parsed.text
+        return Action(
+            text=text,
+            tool_calls=calls,
+            prompt_token_ids=prompt_ids,
+            token_ids=token_ids,
+            logprobs=logprobs,
+            finish_reason=choice.get("finish_reason"),
+            policy_version=version,
+        )
+
+    def _tokens(self, reply: dict[str, Any], choice: dict[str, Any]) -> tuple[list[int], list[int], list[float]]:
+        """The prompt ids, completion ids and completion log-probs of a reply to ``return_token_ids``."""
+        prompt_ids, token_ids = reply.get("prompt_token_ids"), choice.get("token_ids")
+        entries = (choice.get("logprobs") or {}).get("content")
+        if not isinstance(prompt_ids, list) or not isinstance(token_ids, list) or not isinstance(entries, list):
+            raise PolicyError(
+                f"{self.base_url} answered without prompt_token_ids, token_ids or logprobs: it must support "
+                "vLLM's return_token_ids (horizongym serve, vLLM >= 0.10.2) for training through a server"
+            )
+        try:
+            logprobs = [float(entry["logprob"]) for entry in entries]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PolicyError(f"{self.base_url} answered logprobs entries without a number: {exc!r}") from exc
+        if len(logprobs) != len(token_ids):
+            raise PolicyError(f"{self.base_url} answered {len(logprobs)} log-probs for {len(token_ids)} tokens")
+        return [int(i) for i in prompt_ids], [int(i) for i in token_ids], logprobs
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/chat/completions"

@@ -3,23 +3,39 @@
 ``horizongym serve MODEL_DIR --port P`` calls :func:`serve`; tests and scripts use
 :func:`create_app` with :class:`ServerThread`. Endpoints:
 
-* ``GET /v1/models``, ``GET /v1/models/{model}``: the one model served.
-* ``POST /v1/chat/completions``: OpenAI's request fields ``model``, ``messages``, ``tools``,
-  ``tool_choice`` (``"auto"`` or ``"none"``), ``temperature``, ``top_p``, ``max_tokens`` /
-  ``max_completion_tokens``, ``seed``, ``n`` (1 only), ``logprobs``, ``stream`` (Server-Sent
-  Events: the finished result sent as chunks) and ``stream_options.include_usage``. Hermes
-  ``<tool_call>`` blocks in the generated text become ``message.tool_calls``.
+* ``GET /v1/models``, ``GET /v1/models/{model}``: the model served and the LoRA adapters loaded
+  (an adapter's card has vLLM's ``root``, its folder, and ``parent``, the base model).
+* ``POST /v1/chat/completions``: OpenAI's request fields ``model`` (the base model or a loaded
+  adapter), ``messages``, ``tools``, ``tool_choice`` (``"auto"`` or ``"none"``), ``temperature``,
+  ``top_p``, ``max_tokens`` / ``max_completion_tokens``, ``seed``, ``n`` (1 only), ``logprobs``,
+  ``stream`` (Server-Sent Events: the finished result sent as chunks) and
+  ``stream_options.include_usage``. Hermes ``<tool_call>`` blocks in the generated text become
+  ``message.tool_calls``. vLLM's token fields, for token-in/token-out training: with
+  ``return_token_ids`` the reply carries ``prompt_token_ids`` (the rendered prompt) and each
+  choice ``token_ids`` (the sampled completion; when streaming, the prompt's on the first chunk
+  and the completion's on the last); with ``return_tokens_as_token_ids`` each ``logprobs`` entry
+  names its token as ``"token_id:N"``.
+* vLLM's dynamic LoRA API: ``POST /v1/load_lora_adapter`` ``{"lora_name", "lora_path"}`` reads a
+  ``peft`` adapter folder into the model under that name, ``POST /v1/unload_lora_adapter``
+  ``{"lora_name"}`` drops it (:mod:`horizongym.agents.lora`). Both answer 200 with vLLM's plain
+  text (``Success: LoRA adapter 'NAME' added successfully.``); errors as vLLM gives them: 400
+  ``InvalidUserInput`` for a missing field or a name loaded twice, 404 ``NotFoundError`` for no
+  adapter at the path or an unknown name, 400 ``BadRequestError`` for an adapter that does not fit
+  the model. Requests name a loaded adapter as their ``model``.
 * ``GET /health``.
 
 Errors have OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: 400 for an
-invalid request, 404 for an unknown model or path.
+invalid request, 404 for an unknown model or path (the LoRA endpoints put the status in ``code``,
+as vLLM does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,10 +45,11 @@ import pydantic
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from horizongym.agents.hf import ContextLengthExceeded, TransformersPolicy
+from horizongym.agents.hf import BASE_ADAPTER, ContextLengthExceeded, TransformersPolicy
+from horizongym.agents.lora import AdapterError, LoraAdapters
 from horizongym.serverthread import ServerThread as _ServerThread
 from horizongym.tools import parse_action
 
@@ -93,6 +110,10 @@ class ChatCompletionRequest(pydantic.BaseModel):
     stream_options: _StreamOptions | None = None
     logprobs: bool | None = False
     top_logprobs: Literal[0] | None = None
+    return_token_ids: bool | None = None
+    """vLLM's: answer ``prompt_token_ids`` and each choice's ``token_ids``."""
+    return_tokens_as_token_ids: bool | None = None
+    """vLLM's: name each ``logprobs`` entry's token as ``"token_id:N"``."""
 
     @pydantic.model_validator(mode="after")
     def _check_messages(self) -> ChatCompletionRequest:
@@ -114,7 +135,7 @@ class APIError(Exception):
         *,
         type: str = "invalid_request_error",
         param: str | None = None,
-        code: str | None = None,
+        code: str | int | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
@@ -147,47 +168,86 @@ def _tool_calls(text: str) -> tuple[str | None, list[dict[str, Any]]]:
 
 
 class ChatServer:
-    """The request handlers, bound to one policy and one model name."""
+    """The request handlers, bound to one policy and one model name (and the adapters loaded on it)."""
 
     def __init__(self, policy: TransformersPolicy, model_name: str, *, own_policy: bool = False) -> None:
         self.policy, self.model_name, self.own_policy = policy, model_name, own_policy
         self.created = int(time.time())
+        self.adapters = LoraAdapters(policy)
+        self.completions: Counter[str] = Counter()
+        """Completions answered per model name (the base model's or an adapter's): for tests and monitoring."""
+        self._adapter_changes = asyncio.Lock()
 
-    def model_card(self) -> dict[str, Any]:
-        return {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "horizongym"}
+    def model_card(self, name: str | None = None) -> dict[str, Any]:
+        """The ``/v1/models`` card of the base model, or of the loaded adapter ``name``."""
+        if name is None or name == self.model_name:
+            return {"id": self.model_name, "object": "model", "created": self.created, "owned_by": "horizongym"}
+        adapter = self.adapters.loaded[name]
+        return {
+            "id": name,
+            "object": "model",
+            "created": adapter.created,
+            "owned_by": "horizongym",
+            "root": adapter.path,
+            "parent": self.model_name,
+        }
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": self.model_name})
 
     async def list_models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [self.model_card()]})
+        cards = [self.model_card(), *(self.model_card(name) for name in self.adapters.loaded)]
+        return JSONResponse({"object": "list", "data": cards})
 
     async def get_model(self, request: Request) -> Response:
         name = request.path_params["model"]
-        if name != self.model_name:
+        if name != self.model_name and name not in self.adapters:
             raise self._unknown_model(name)
-        return JSONResponse(self.model_card())
+        return JSONResponse(self.model_card(name))
 
     def _unknown_model(self, name: str) -> APIError:
+        served = ", ".join(repr(n) for n in [self.model_name, *self.adapters.loaded])
         return APIError(
             404,
-            f"The model '{name}' does not exist; this server serves '{self.model_name}'.",
+            f"The model '{name}' does not exist; this server serves {served}.",
             param="model",
             code="model_not_found",
         )
 
+    # ----- vLLM's dynamic LoRA API -------------------------------------------------------
+    async def load_lora_adapter(self, request: Request) -> Response:
+        body = await _json_object(request)
+        name, path = body.get("lora_name"), body.get("lora_path")
+        if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
+            raise _lora_error(400, "Both 'lora_name' and 'lora_path' must be provided.", "InvalidUserInput")
+        if name == self.model_name:
+            raise _lora_error(400, f"'{name}' is the base model's name; give the adapter another.", "InvalidUserInput")
+        async with self._adapter_changes:
+            try:
+                await asyncio.to_thread(self.adapters.load, name, path)
+            except AdapterError as exc:
+                raise _lora_error(exc.status, str(exc), exc.kind) from None
+        return PlainTextResponse(f"Success: LoRA adapter '{name}' added successfully.")
+
+    async def unload_lora_adapter(self, request: Request) -> Response:
+        body = await _json_object(request)
+        name = body.get("lora_name")
+        if not isinstance(name, str) or not name:
+            raise _lora_error(400, "'lora_name' needs to be provided to unload a LoRA adapter.", "InvalidUserInput")
+        async with self._adapter_changes:
+            try:
+                await asyncio.to_thread(self.adapters.unload, name)
+            except AdapterError as exc:
+                raise _lora_error(exc.status, str(exc), exc.kind) from None
+        return PlainTextResponse(f"Success: LoRA adapter '{name}' removed successfully.")
+
     async def chat_completions(self, request: Request) -> Response:
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError):
-            raise APIError(400, "The request body is not valid JSON.", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
+        body = await _json_object(request)
         try:
             req = ChatCompletionRequest.model_validate(body)
         except pydantic.ValidationError as exc:
             raise _validation_error(exc) from None
-        if req.model != self.model_name:
+        if req.model != self.model_name and req.model not in self.adapters:
             raise self._unknown_model(req.model)
         result = await self._complete(req)
         if req.stream:
@@ -217,6 +277,10 @@ class ChatServer:
                 param="messages",
                 code="context_length_exceeded",
             )
+        if req.model in self.adapters:
+            adapter: str | None = req.model
+        else:  # the base model: its own weights, whether or not adapters are loaded beside it
+            adapter = BASE_ADAPTER if self.adapters.loaded else None
         try:
             generation = await self.policy.generate(
                 prompt_ids,
@@ -224,6 +288,7 @@ class ChatServer:
                 max_new_tokens=max_tokens or min(self.policy.max_new_tokens, room),
                 temperature=req.temperature,
                 top_p=req.top_p,
+                adapter=adapter,
             )
         except ContextLengthExceeded as exc:
             raise APIError(400, str(exc), param="messages", code="context_length_exceeded") from None
@@ -241,13 +306,19 @@ class ChatServer:
             "logprobs": None,
         }
         if req.logprobs:
-            choice["logprobs"] = {"content": _token_logprobs(tokenizer, generation.token_ids, generation.logprobs)}
+            entries = _token_logprobs(
+                tokenizer, generation.token_ids, generation.logprobs, as_ids=bool(req.return_tokens_as_token_ids)
+            )
+            choice["logprobs"] = {"content": entries}
+        if req.return_token_ids:
+            choice["token_ids"] = generation.token_ids
+        self.completions[req.model] += 1
         prompt_tokens, completion_tokens = len(prompt_ids), len(generation.token_ids)
-        return {
+        result: dict[str, Any] = {
             "id": f"chatcmpl-{secrets.token_hex(12)}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": self.model_name,
+            "model": req.model,
             "choices": [choice],
             "usage": {
                 "prompt_tokens": prompt_tokens,
@@ -256,13 +327,35 @@ class ChatServer:
             },
             "system_fingerprint": None,
         }
+        if req.return_token_ids:
+            result["prompt_token_ids"] = prompt_ids
+        return result
 
 
-def _token_logprobs(tokenizer: Any, token_ids: list[int], logprobs: list[float]) -> list[dict[str, Any]]:
-    """OpenAI's per-token log-prob entries (``top_logprobs`` is always empty)."""
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object (400 otherwise)."""
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise APIError(400, "The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _lora_error(status: int, message: str, kind: str) -> APIError:
+    """An error of the LoRA endpoints in vLLM's shape: its error type, the HTTP status as ``code``."""
+    return APIError(status, message, type=kind, code=status)
+
+
+def _token_logprobs(
+    tokenizer: Any, token_ids: list[int], logprobs: list[float], *, as_ids: bool = False
+) -> list[dict[str, Any]]:
+    """OpenAI's per-token log-prob entries (``top_logprobs`` is always empty); ``as_ids``: vLLM's
+    ``"token_id:N"`` names."""
     entries = []
     for token_id, logprob in zip(token_ids, logprobs, strict=True):
-        token = tokenizer.decode([token_id])
+        token = f"token_id:{token_id}" if as_ids else tokenizer.decode([token_id])
         entries.append({"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8")), "top_logprobs": []})
     return entries
 
@@ -280,12 +373,18 @@ def _chunks(result: dict[str, Any], include_usage: bool) -> Iterator[dict[str, A
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs}],
         }
 
-    yield chunk({"role": "assistant", "content": ""})
+    first = chunk({"role": "assistant", "content": ""})
+    if "prompt_token_ids" in result:
+        first["prompt_token_ids"] = result["prompt_token_ids"]
+    yield first
     if message.get("content"):
         yield chunk({"content": message["content"]}, logprobs=choice["logprobs"])
     for index, call in enumerate(message.get("tool_calls", [])):
         yield chunk({"tool_calls": [{"index": index, **call}]})
-    yield chunk({}, finish_reason=choice["finish_reason"])
+    last = chunk({}, finish_reason=choice["finish_reason"])
+    if "token_ids" in choice:
+        last["choices"][0]["token_ids"] = choice["token_ids"]
+    yield last
     if include_usage:
         yield {**head, "choices": [], "usage": result["usage"]}
 
@@ -346,6 +445,8 @@ def create_app(
             Route("/v1/models", server.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", server.get_model, methods=["GET"]),
             Route("/v1/chat/completions", server.chat_completions, methods=["POST"]),
+            Route("/v1/load_lora_adapter", server.load_lora_adapter, methods=["POST"]),
+            Route("/v1/unload_lora_adapter", server.unload_lora_adapter, methods=["POST"]),
         ],
         exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

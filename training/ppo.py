@@ -95,6 +95,7 @@ def ppo_loss(
     ref_logprobs: torch.Tensor | None = None,
     kl_coef: float = 0.0,
     normalizer: float | None = None,
+    is_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, PPOStats]:
     """The clipped policy-gradient loss over a batch of completions.
 
@@ -123,6 +124,10 @@ def ppo_loss(
     N is ``normalizer``: the number of tokens (token level) or completions (sequence level) in
     the whole optimizer batch, so micro-batches accumulated into one step average exactly like
     the full batch would; it defaults to this batch's count.
+
+    ``is_weights`` (``[B, L]`` at the token level, ``[B]`` at the sequence level) multiply each
+    unit's clipped term: the truncated importance weights of samples another policy generated
+    (:mod:`horizongym.training.truncated_is`).
     """
     if ratio_level not in ("token", "sequence"):
         raise ValueError(f"ratio_level must be 'token' or 'sequence', got {ratio_level!r}")
@@ -142,6 +147,8 @@ def ppo_loss(
         adv = advantages.to(ratio.dtype)
         weights = torch.ones_like(ratio)
     objective = torch.minimum(ratio * adv, ratio.clamp(low, high) * adv)
+    if is_weights is not None:
+        objective = objective * is_weights.detach().to(objective.dtype)
     units = float(weights.sum().item())
     denominator = units if normalizer is None else float(normalizer)
     loss = -(objective * weights).sum() / max(denominator, 1e-8)

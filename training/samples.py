@@ -31,6 +31,11 @@ class TurnSample:
     advantage: float
     episode: tuple[int, int]
     turn: int
+    policy_version: int | None = None
+    """The policy version that generated the turn (``Step.policy_version``): how stale the sample is."""
+    behaviour_logprobs: list[float] | None = None
+    """The sampler's own log-probs when ``old_logprobs`` were recomputed by the trainer (rollouts on a
+    server): the μ of truncated importance sampling (:mod:`horizongym.training.truncated_is`)."""
 
     @property
     def num_tokens(self) -> int:
@@ -79,6 +84,7 @@ def samples_from_episodes(
                     advantage=0.0 if row is None else float(row[turn]),
                     episode=episode.key,
                     turn=turn,
+                    policy_version=step.policy_version,
                 )
             )
     return SampleSet(samples, skipped)

@@ -6,7 +6,9 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    ``group_size`` episodes of each with the :class:`~horizongym.training.rollouts.engine.RolloutEngine`
    and a :class:`~horizongym.agents.hf.TransformersPolicy` wrapping the model being trained
    (each turn sampled with the engine's ``policy_seed(seed, sample, turn, config.seed)``, so
-   runs with different ``seed`` sample different episodes of the same tasks);
+   runs with different ``seed`` sample different episodes of the same tasks); with
+   ``rollout_server``, an :class:`~horizongym.agents.openai_api.OpenAIPolicy` on that server instead,
+   naming the LoRA adapter published after the last update (every turn records its version);
 2. per group (the episodes of one task) compute per-turn advantages with
    ``estimate(config.advantage, ...)``, scoring hindsight log-probs first when the estimator
    needs them (:mod:`horizongym.training.hindsight`);
@@ -14,6 +16,10 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    (:mod:`horizongym.training.samples`), and drop ``len % dp_size`` of them at random;
 4. ``ppo_epochs`` passes of PPO-clip or GSPO (:mod:`horizongym.training.ppo`) in micro-batches
    with gradient accumulation, gradient-norm clipping and AdamW;
+   With ``rollout_server``, samples more than ``max_staleness`` versions old are refused, π_old
+   is recomputed by the trainer, and each term is weighted by min(π_old/π_server, ``tis_cap``)
+   (:mod:`horizongym.training.truncated_is`); after the update the new adapter is published
+   (:mod:`horizongym.training.adapter_publisher`);
 5. log one JSON line to ``OUT/metrics.jsonl`` and TensorBoard scalars to ``OUT/tb``, append the
    episodes to ``OUT/episodes.jsonl``; every ``eval_every`` steps evaluate greedily on held-out
    seeds; every ``checkpoint_every`` steps, and at the end, checkpoint.
@@ -31,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -44,8 +51,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from horizongym.agents.base import Policy
 from horizongym.agents.hf import TransformersPolicy
+from horizongym.agents.openai_api import OpenAIPolicy
 from horizongym.envs.tasklist import is_task_list_env
+from horizongym.training.adapter_publisher import AdapterPublisher
 from horizongym.training.advantages import EpisodeCredit, downsample_to_multiple, estimate
 from horizongym.training.checkpoint import (
     DataPosition,
@@ -62,11 +72,14 @@ from horizongym.training.rollouts.failure_report import all_failed_line
 from horizongym.training.rollouts.store import EpisodeStore
 from horizongym.training.rollouts.trajectory import Episode
 from horizongym.training.samples import TurnSample, samples_from_episodes
+from horizongym.training.truncated_is import refuse_stale, truncated_is_weights
 
 HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
 """Estimators that need hindsight log-probs (HCA reads them as its model-based h(a | s, Z))."""
 
-RESUMABLE_CHANGES = frozenset({"steps", "eval_every", "eval_tasks", "checkpoint_every", "out_dir", "device"})
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "eval_every", "eval_tasks", "checkpoint_every", "out_dir", "device", "rollout_server"}
+)
 """Config fields a resumed run may change; any other difference is refused."""
 
 
@@ -131,22 +144,29 @@ class Trainer:
         step_episodes = config.tasks_per_step * config.group_size
         self.concurrency = config.concurrency or step_episodes
         batch = 1 if self.deterministic else self.concurrency
-        self.policy = TransformersPolicy(
-            model,
-            tokenizer,
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            max_batch_size=batch,
-            device=self.device,
-        )
-        self.eval_policy = TransformersPolicy(
-            model,
-            tokenizer,
-            max_new_tokens=config.max_new_tokens,
-            temperature=0.0,
-            max_batch_size=batch,
-            device=self.device,
-        )
+        self.policy: Policy
+        self.eval_policy: Policy
+        self.publisher: AdapterPublisher | None = None
+        self.served_version: int | None = None
+        if config.rollout_server is not None:
+            self.policy, self.eval_policy, self.publisher = self._server_policies(config)
+        else:
+            self.policy = TransformersPolicy(
+                model,
+                tokenizer,
+                max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                max_batch_size=batch,
+                device=self.device,
+            )
+            self.eval_policy = TransformersPolicy(
+                model,
+                tokenizer,
+                max_new_tokens=config.max_new_tokens,
+                temperature=0.0,
+                max_batch_size=batch,
+                device=self.device,
+            )
         self._engines: dict[str, RolloutEngine] = {}
 
     @property
@@ -202,6 +222,8 @@ class Trainer:
         """One training step (rollouts, advantages, update); returns its metrics."""
         cfg, start = self.config, time.perf_counter()
         seed = self.position.next_seed
+        if self.publisher is not None and self.served_version != self.position.step:
+            self._publish()  # the first step, or a resumed run: the server gets the current weights
         engine = self._engine("train")
         settled = settle_infra_failures(
             self._run(engine, self.policy, cfg.tasks_per_step, cfg.group_size, seed),
@@ -220,7 +242,8 @@ class Trainer:
             raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(played, settings)}", played)
         advantages = self.advantages(episodes)
         sample_set = samples_from_episodes(episodes, advantages)
-        samples = downsample_to_multiple(sample_set.samples, cfg.dp_size, self.rng)
+        fresh, stale = refuse_stale(sample_set.samples, self.position.step, cfg.max_staleness)
+        samples = downsample_to_multiple(fresh, cfg.dp_size, self.rng)
         update_start = time.perf_counter()
         update = self.update(samples)
         self.position = DataPosition(
@@ -228,6 +251,9 @@ class Trainer:
             next_seed=seed + cfg.tasks_per_step,
             episodes_consumed=self.position.episodes_consumed + len(settled.kept) + len(settled.dropped),
         )
+        rollout_version = self.served_version
+        if self.publisher is not None:
+            self._publish()
         rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
         tokens = sum(e.num_generated_tokens for e in episodes)
         flat = [a for row in advantages for a in row]
@@ -243,6 +269,8 @@ class Trainer:
             **update,
             "samples": len(samples),
             "skipped_steps": sample_set.skipped_steps,
+            "stale_samples": stale,
+            **({"rollout_version": rollout_version} if rollout_version is not None else {}),
             "tokens": tokens,
             "tokens_per_s": tokens / rollout_s if rollout_s > 0 else 0.0,
             "rollout_seconds": rollout_s,
@@ -319,6 +347,8 @@ class Trainer:
         cfg = self.config
         totals = {"loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0, "kl_ref": 0.0, "mean_ratio": 0.0}
         units, optimizer_steps, grad_norms = 0, 0, 0.0
+        if samples and self.publisher is not None:
+            samples = self._recompute_old_logprobs(samples)
         if samples:
             per_step = len(samples) if cfg.grad_accumulation is None else cfg.micro_batch_size * cfg.grad_accumulation
             self.model.train()
@@ -366,6 +396,12 @@ class Trainer:
             old[row, : sample.num_tokens] = torch.tensor(sample.old_logprobs, dtype=old.dtype)
         advantages = torch.tensor([s.advantage for s in micro], dtype=torch.float32, device=logprobs.device)
         reference = self._reference_logprobs(prompts, completions) if cfg.kl_coef > 0 else None
+        weights = None
+        if micro[0].behaviour_logprobs is not None:  # sampled on a server: weight by min(π_old/μ, C)
+            behaviour = torch.zeros_like(logprobs)
+            for row, sample in enumerate(micro):
+                behaviour[row, : sample.num_tokens] = torch.tensor(sample.behaviour_logprobs, dtype=old.dtype)
+            weights = truncated_is_weights(old, behaviour, mask, cap=cfg.tis_cap, level=cfg.ratio_level)
         return ppo_loss(
             logprobs,
             old,
@@ -377,6 +413,7 @@ class Trainer:
             ref_logprobs=reference,
             kl_coef=cfg.kl_coef,
             normalizer=normalizer,
+            is_weights=weights,
         )
 
     def _reference_logprobs(self, prompts: list[list[int]], completions: list[list[int]]) -> torch.Tensor:
@@ -461,8 +498,52 @@ class Trainer:
             )
         return self._engines[kind]
 
+    # ----- rollouts on an inference server ------------------------------------------------
+    def _server_policies(self, cfg: TrainConfig) -> tuple[OpenAIPolicy, OpenAIPolicy, AdapterPublisher]:
+        """The sampling and greedy policies on ``rollout_server``, and the publisher of the adapters."""
+        assert cfg.rollout_server is not None
+        first = f"{cfg.rollout_adapter}-v{self.position.step}"
+        sampler = OpenAIPolicy(
+            cfg.rollout_server,
+            first,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_new_tokens,
+            max_concurrency=self.concurrency,
+            return_token_ids=True,
+        )
+        greedy = OpenAIPolicy(cfg.rollout_server, first, temperature=0.0, max_tokens=cfg.max_new_tokens)
+        return sampler, greedy, AdapterPublisher(cfg.rollout_server, self.out_dir / "adapters", cfg.rollout_adapter)
+
+    def _publish(self) -> None:
+        """Save the current adapter (version = updates done), load it on the server, point the policies at it."""
+        assert self.publisher is not None
+        version = self.position.step
+        name = self.publisher.publish(self.model, version)
+        for policy in (self.policy, self.eval_policy):
+            assert isinstance(policy, OpenAIPolicy)
+            policy.use_model(name, version)
+        self.served_version = version
+
+    def _recompute_old_logprobs(self, samples: Sequence[TurnSample]) -> list[TurnSample]:
+        """π_old by the trainer (no gradient) for samples a server generated; the server's log-probs
+        become the behaviour μ of truncated importance sampling."""
+        out: list[TurnSample] = []
+        with torch.no_grad(), self._autocast():
+            for micro in _chunks(samples, self.config.micro_batch_size):
+                logprobs, _ = completion_logprobs(
+                    self.model,
+                    [s.prompt_ids for s in micro],
+                    [s.completion_ids for s in micro],
+                    pad_token_id=self.pad_token_id,
+                    temperature=self.config.temperature,
+                )
+                for row, sample in enumerate(micro):
+                    mine = logprobs[row, : sample.num_tokens].float().tolist()
+                    out.append(dataclasses.replace(sample, old_logprobs=mine, behaviour_logprobs=sample.old_logprobs))
+        return out
+
     @staticmethod
-    def _run(engine: RolloutEngine, policy: TransformersPolicy, tasks: int, group: int, seed: int) -> list[Episode]:
+    def _run(engine: RolloutEngine, policy: Policy, tasks: int, group: int, seed: int) -> list[Episode]:
         async def run() -> list[Episode]:
             try:
                 return await engine.run(tasks, group, seed=seed)
@@ -475,6 +556,8 @@ class Trainer:
         """Close the rollout engines (their environments and threads)."""
         while self._engines:
             self._engines.popitem()[1].close()
+        if self.publisher is not None:
+            self.publisher.close()
 
     # ----- logging, checkpoints, resume -------------------------------------------------
     def _log(self, record: dict[str, Any], writer: Any) -> None:

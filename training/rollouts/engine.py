@@ -99,6 +99,7 @@ _STEP_TEMPLATE: dict[str, Any] = {
     "prompt_token_ids": None,
     "token_ids": None,
     "logprobs": None,
+    "policy_version": None,
     "policy_seconds": 0.0,
     "env_seconds": 0.0,
     "info": EMPTY_DICT,
@@ -106,7 +107,7 @@ _STEP_TEMPLATE: dict[str, Any] = {
 """Every field of a Step, at its default: each step's record starts as a copy of it, then gets
 what every step sets stored over it, and the rest only where the step has it (a text action's step
 has no calls, events or error). Copying a dict clones its table in one go (about 0.1 µs), where a
-17-entry dict display costs 0.8 µs: CPython builds a display of more than 15 entries one entry at
+18-entry dict display costs 0.8 µs: CPython builds a display of more than 15 entries one entry at
 a time, resizing the dict as it grows."""
 
 
@@ -428,6 +429,8 @@ class RolloutEngine:
                     record["prompt_token_ids"] = action.prompt_token_ids
                 if action.logprobs is not None:
                     record["logprobs"] = action.logprobs
+                if action.policy_version is not None:
+                    record["policy_version"] = action.policy_version
                 steps.append(_step_record(record))
                 pending = None
                 transcript.extend(context.add_turn(assistant, observation, info, call_ids))

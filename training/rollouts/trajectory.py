@@ -118,6 +118,8 @@ class Step(Record):
     prompt_token_ids: list[int] | None = None
     token_ids: list[int] | None = None
     logprobs: list[float] | None = None
+    policy_version: int | None = None
+    """The version of the policy's weights that generated this turn (the LoRA adapter served); None when unknown."""
     policy_seconds: float = 0.0
     env_seconds: float = 0.0
     info: dict[str, Any] = Field(default_factory=dict)
@@ -188,6 +190,11 @@ class Episode(Record):
     @property
     def num_turns(self) -> int:
         return len(self.steps)
+
+    @property
+    def policy_versions(self) -> list[int]:
+        """The policy versions this episode's turns were generated with, oldest first, each once."""
+        return sorted({s.policy_version for s in self.steps if s.policy_version is not None})
 
     @property
     def num_generated_tokens(self) -> int:
