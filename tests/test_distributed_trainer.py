@@ -61,12 +61,18 @@ def finished(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def test_two_ranks_under_torchrun_train_like_one_process_on_the_same_batch(tmp_path: Path) -> None:
     """A 2-rank run of 2 steps resumed to 3, one process on the same global batch, a resume with 1 rank.
 
-    Both runs start from ``--policy tiny``, the same random model (its seed is the run's)."""
-    root = tmp_path_factory.mktemp("ddp")
+    Both runs start from ``--policy tiny``, the same random model (its seed is the run's). One
+    test, so that the runs are made once whichever xdist worker takes it."""
+    runs = _train(tmp_path)
+    _check_weights(runs)
+    _check_files_of_rank_zero(runs)
+    _check_refusal(runs)
+
+
+def _train(root: Path) -> dict[str, Any]:
     (root / "split_toy.py").write_text(TOY_ENV)
     two, one = root / "two", root / "one"
     # the same global batch in one process: dp_size 2 drops what the 2 ranks drop
@@ -91,7 +97,7 @@ def _metrics(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_two_ranks_end_with_the_weights_of_one_process_on_the_same_batch(runs: dict[str, Any]) -> None:
+def _check_weights(runs: dict[str, Any]) -> None:
     two, one = runs["two"], runs["one"]
     initial = _weights_of_init(two / "init")
     for step in (1, 2, 3):  # step 3 was trained after a resume
@@ -113,7 +119,8 @@ def _weights_of_init(path: Path) -> dict[str, torch.Tensor]:
     return load_file(path / "model.safetensors")
 
 
-def test_rank_zero_alone_writes_every_episode_once_and_the_metrics(runs: dict[str, Any]) -> None:
+def _check_files_of_rank_zero(runs: dict[str, Any]) -> None:
+    """Rank 0 alone wrote the store (every episode once, those one process plays), metrics, tb, checkpoints."""
     two, one = runs["two"], runs["one"]
     ranked = list(read_episodes(two / "episodes.jsonl"))
     keys = [e.key for e in ranked]
@@ -138,7 +145,8 @@ def test_rank_zero_alone_writes_every_episode_once_and_the_metrics(runs: dict[st
     assert runs["first"].stdout.count("metrics:") == 1  # rank 0 reports
 
 
-def test_resume_with_another_number_of_ranks_is_refused_in_one_line(runs: dict[str, Any]) -> None:
+def _check_refusal(runs: dict[str, Any]) -> None:
+    """A resume with another number of ranks is refused in one line, and loses nothing."""
     refused = runs["refused"]
     assert refused.returncode == 2
     errors = [line for line in refused.stderr.splitlines() if line.startswith("horizongym: error:")]
@@ -178,3 +186,12 @@ def test_the_config_is_fitted_to_the_ranks() -> None:
         two.fit(config.model_copy(update={"dp_size": 3}))
     with pytest.raises(ValueError, match="--tasks-per-step 4"):
         DataParallel(rank=0, world_size=4).fit(config)
+
+
+def test_gradients_are_summed_in_buckets_of_one_dtype() -> None:
+    from horizongym.training.distributed import _buckets
+
+    grads = [torch.zeros(4), torch.zeros(3), torch.zeros(5), torch.zeros(2, dtype=torch.float64), torch.zeros(1)]
+    sizes = [[g.numel() for g in bucket] for bucket in _buckets(grads, limit=8)]
+    assert sizes == [[4, 3], [5], [2], [1]]  # a new bucket past 8 elements, and for another dtype
+    assert _buckets([torch.zeros(20)], limit=8)[0][0].numel() == 20  # a tensor over the limit goes alone
