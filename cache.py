@@ -91,7 +91,7 @@ def content_key(*parts: str | bytes, modules: tuple[str, ...] = (), length: int 
     return digest.hexdigest()[:length]
 
 
-def build_atomically(target: Path, build: Callable[[Path], None], *, replace: bool = False) -> Path:
+def build_atomically(target: Path, build: Callable[[Path], object], *, replace: bool = False) -> Path:
     """Run ``build(tmp)`` on a fresh temporary sibling of ``target``, then rename it to ``target``.
 
     Holds ``target``'s lock (``<target>.lock``) throughout. An existing ``target`` is kept and

@@ -432,10 +432,11 @@ def _train_model(spec: str, out: Path, seed: int) -> tuple[Any, Any]:
     """The initial model and tokenizer of ``train --policy``: ``tiny`` (built in OUT/init) or ``hf:PATH``."""
     if spec == "tiny":
         from horizongym.agents.tiny import build_tiny_model
+        from horizongym.cache import build_atomically
 
-        path = out / "init"
+        path = out / "init"  # built once, whole, even when several ranks ask for it at once
         if not (path / "config.json").is_file():
-            build_tiny_model(path, seed=seed)
+            build_atomically(path, lambda tmp: build_tiny_model(tmp, seed=seed))
     elif spec.startswith("hf:"):
         path = Path(spec.removeprefix("hf:")).expanduser()
         if not (path / "config.json").is_file():
@@ -561,14 +562,16 @@ def cmd_train(args: argparse.Namespace) -> None:
             config.env_id, {**config.env_kwargs, "split": "test"}, args, what="the evaluation env (split=test) of "
         )
     model, tokenizer = _train_model(args.policy, out, config.seed)
-    trainer = Trainer(config, model, tokenizer, progress=not args.quiet)
     try:
+        trainer = Trainer(config, model, tokenizer, progress=not args.quiet)
         records = trainer.train(resume=args.resume)
     except NothingToLearn as exc:
         print(failure_report(exc.failed, len(exc.failed)))
         raise RunFailed(f"nothing can be learned: {exc}") from None
     except (PolicyError, RolloutError, ValueError) as exc:
         raise CommandError(str(exc)) from None
+    if not trainer.ranks.is_main:  # under torchrun, rank 0 reports
+        return
     if records:
         last = records[-1]
         print(f"step {last['step']}: reward {last['reward_mean']:.3f}, success {last['success_rate']:.1%}")

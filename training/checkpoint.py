@@ -7,7 +7,8 @@ A checkpoint is a folder ``OUT/checkpoints/step-NNNNNNNN`` holding
 * ``trainer.pt``: optimizer and LR-scheduler state, every RNG state (Python ``random``,
   NumPy, torch CPU and each CUDA device, and the trainer's own ``random.Random``) and the
   data position (step, next task seed, episodes consumed);
-* ``config.json`` and ``position.json``: the run's config and data position, readable.
+* ``config.json`` and ``position.json``: the run's config and data position, readable;
+* ``ranks.json``: how many data-parallel ranks trained the run (a resumed run must have as many).
 
 The folder is written under a temporary name and renamed into place, so a crash never
 leaves a half-written checkpoint under a ``step-*`` name. Files load with
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 CHECKPOINTS = "checkpoints"
+RANKS_FILE = "ranks.json"
 _NAME = re.compile(r"^step-(\d+)$")
 
 
@@ -107,8 +109,12 @@ def save_checkpoint(
     position: DataPosition,
     config: dict[str, Any],
     trainer_rng: random.Random,
+    world_size: int = 1,
 ) -> Path:
-    """Write a checkpoint for ``position.step`` atomically; return its folder."""
+    """Write a checkpoint for ``position.step`` atomically; return its folder.
+
+    ``world_size`` is the number of data-parallel ranks that trained the run.
+    """
     final = checkpoint_dir(out_dir, position.step)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
@@ -128,6 +134,7 @@ def save_checkpoint(
     )
     (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
     (tmp / "position.json").write_text(json.dumps(asdict(position), indent=2) + "\n")
+    (tmp / RANKS_FILE).write_text(json.dumps({"world_size": world_size}) + "\n")
     for file in tmp.iterdir():
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
@@ -139,6 +146,14 @@ def save_checkpoint(
     else:
         tmp.rename(final)
     return final
+
+
+def checkpoint_world_size(path: str | os.PathLike[str]) -> int:
+    """The number of data-parallel ranks that trained the checkpoint ``path`` (1 when it does not say)."""
+    file = Path(path) / RANKS_FILE
+    if not file.is_file():
+        return 1
+    return int(json.loads(file.read_text())["world_size"])
 
 
 def load_checkpoint(

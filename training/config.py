@@ -45,7 +45,7 @@ class TrainConfig(BaseModel):
     micro_batch_size: int = Field(default=4, ge=1)
     """Samples per forward/backward pass."""
     grad_accumulation: int | None = Field(default=None, ge=1)
-    """Micro-batches per optimizer step (default: all of a step's samples in one optimizer step)."""
+    """Micro-batches per optimizer step, per rank under torchrun (default: all of a step's samples in one step)."""
     max_grad_norm: float = Field(default=1.0, gt=0)
     """Gradients are clipped to this global norm before each optimizer step."""
     clip_low: float = Field(default=0.2, ge=0)
@@ -92,7 +92,8 @@ class TrainConfig(BaseModel):
     out_dir: str = "runs/train"
     """Folder of the run: metrics.jsonl, episodes.jsonl, tb/, checkpoints/."""
     dp_size: int = Field(default=1, ge=1)
-    """Data-parallel size: each step keeps a multiple of this many samples (EAPO's downsampling)."""
+    """Data-parallel size: each step keeps a multiple of this many samples (EAPO's downsampling); under torchrun
+    a multiple of the number of ranks, and 1 stands for that number."""
     deterministic: bool | None = None
     """Timing-independent rollouts and deterministic updates (default: on for CPU)."""
     device: str | None = None

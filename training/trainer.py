@@ -30,6 +30,10 @@ back to it, so steps after the checkpoint are redone exactly and no episode is s
 On CPU, with ``deterministic`` on (the default there), the policy decodes one request at a
 time so rollouts do not depend on timing, and updates use deterministic algorithms: a run
 stopped and resumed ends with the same weights, bit for bit, as one that never stopped.
+
+Under ``torchrun`` the run is data-parallel (:mod:`horizongym.training.distributed`): each rank
+plays its share of a step's task groups, every rank sees the whole batch, gradients are summed
+over the ranks, and rank 0 alone writes the run's files.
 """
 
 from __future__ import annotations
@@ -59,11 +63,13 @@ from horizongym.training.adapter_publisher import AdapterPublisher
 from horizongym.training.advantages import EpisodeCredit, downsample_to_multiple, estimate
 from horizongym.training.checkpoint import (
     DataPosition,
+    checkpoint_world_size,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
 from horizongym.training.config import TrainConfig
+from horizongym.training.distributed import DataParallel, resume_refusal
 from horizongym.training.failed_groups import settle_infra_failures
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
@@ -103,11 +109,14 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, model: Any, tokenizer: Any, *, progress: bool = True) -> None:
-        self.config, self.tokenizer, self.progress = config, tokenizer, progress
+        self.ranks = DataParallel.from_env()
+        config = self.ranks.fit(config)
+        self.config, self.tokenizer, self.progress = config, tokenizer, progress and self.ranks.is_main
         random.seed(config.seed)
         np.random.seed(config.seed % 2**32)
         torch.manual_seed(config.seed)
-        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = self.ranks.device(config.device)
+        self.ranks.start(self.device)
         self.deterministic = config.deterministic if config.deterministic is not None else self.device.type == "cpu"
         model.to(self.device)
         self.reference: Any | None = None
@@ -125,6 +134,7 @@ class Trainer:
         elif config.kl_coef > 0:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
         self.model = model
+        self.ranks.broadcast([*model.parameters(), *(self.reference.parameters() if self.reference else [])])
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         warmup = config.warmup_steps
@@ -189,32 +199,37 @@ class Trainer:
             self._restore(checkpoint)
         elif not resume and (checkpoint is not None or (out / "metrics.jsonl").exists()):
             raise FileExistsError(f"{out} already holds a training run: resume it, or choose another output folder")
-        self._cut_logs()
+        main = self.ranks.is_main  # the one rank that writes the run's files
+        if main:
+            self._cut_logs()
         target = self.config.steps if stop_after is None else min(stop_after, self.config.steps)
         records: list[dict[str, Any]] = []
-        writer = SummaryWriter(str(out / "tb"), purge_step=self.position.step + 1 if self.position.step else None)
+        purge = self.position.step + 1 if self.position.step else None
+        writer = SummaryWriter(str(out / "tb"), purge_step=purge) if main else None
         bar = tqdm(
             total=self.config.steps, initial=self.position.step, desc="train", unit="step", disable=not self.progress
         )
         try:
-            with EpisodeStore(out / "episodes.jsonl") as store:
+            with EpisodeStore(out / "episodes.jsonl") if main else contextlib.nullcontext() as store:
                 while self.position.step < target:
                     record = self.step(store)
                     step = self.position.step
                     if self.config.eval_every and step % self.config.eval_every == 0 and self.config.eval_tasks:
                         record["eval"] = self.evaluate(self.eval_seeds())
-                    self._log(record, writer)
+                    if writer is not None:
+                        self._log(record, writer)
                     records.append(record)
                     bar.update(1)
                     bar.set_postfix(
                         reward=f"{record['reward_mean']:.3f}", tok_s=f"{record['tokens_per_s']:.0f}", refresh=False
                     )
                     every = self.config.checkpoint_every
-                    if (every and step % every == 0) or step == target:
+                    if main and ((every and step % every == 0) or step == target):
                         self.save_checkpoint()
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
             self.close()
         return records
 
@@ -225,12 +240,14 @@ class Trainer:
         if self.publisher is not None and self.served_version != self.position.step:
             self._publish()  # the first step, or a resumed run: the server gets the current weights
         engine = self._engine("train")
+        first, count = self.ranks.share(seed, cfg.tasks_per_step)  # this rank's groups
         settled = settle_infra_failures(
-            self._run(engine, self.policy, cfg.tasks_per_step, cfg.group_size, seed),
+            self._run(engine, self.policy, count, cfg.group_size, first),
             lambda seeds: [e for s, n in _runs(seeds) for e in self._run(engine, self.policy, n, cfg.group_size, s)],
             mode=cfg.infra_failures,
             max_rerolls=cfg.max_rerolls,
         )
+        settled = self.ranks.gather_settled(settled)
         rollout_s = time.perf_counter() - start
         if store is not None:
             for episode in sorted([*settled.kept, *settled.dropped], key=lambda e: e.key):
@@ -343,14 +360,19 @@ class Trainer:
 
     # ----- the update -------------------------------------------------------------------
     def update(self, samples: Sequence[TurnSample]) -> dict[str, float]:
-        """``ppo_epochs`` passes over ``samples``: micro-batches, accumulation, clipping, AdamW."""
+        """``ppo_epochs`` passes over ``samples``: micro-batches, accumulation, clipping, AdamW.
+
+        With several ranks, each optimizer batch is split evenly over them and their gradients
+        are summed (:mod:`horizongym.training.distributed`); the figures are the whole batch's.
+        """
         cfg = self.config
         totals = {"loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0, "kl_ref": 0.0, "mean_ratio": 0.0}
         units, optimizer_steps, grad_norms = 0, 0, 0.0
         if samples and self.publisher is not None:
             samples = self._recompute_old_logprobs(samples)
         if samples:
-            per_step = len(samples) if cfg.grad_accumulation is None else cfg.micro_batch_size * cfg.grad_accumulation
+            per_rank = None if cfg.grad_accumulation is None else cfg.micro_batch_size * cfg.grad_accumulation
+            per_step = len(samples) if per_rank is None else per_rank * self.ranks.world_size
             self.model.train()
             try:
                 with self._deterministic():
@@ -360,12 +382,13 @@ class Trainer:
                         for batch in _chunks(order, per_step):
                             normalizer = sum(s.num_tokens for s in batch) if cfg.ratio_level == "token" else len(batch)
                             self.optimizer.zero_grad(set_to_none=True)
-                            for micro in _chunks(batch, cfg.micro_batch_size):
+                            for micro in _chunks(self.ranks.batch_share(batch), cfg.micro_batch_size):
                                 loss, stats = self._micro_loss(micro, normalizer)
                                 loss.backward()
                                 totals["loss"] += float(loss.item())
                                 _accumulate(totals, stats)
                                 units += stats.units
+                            self.ranks.all_reduce_gradients(self.params)
                             norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
                             grad_norms += float(norm.item())
                             self.optimizer.step()
@@ -373,6 +396,8 @@ class Trainer:
                             optimizer_steps += 1
             finally:
                 self.model.eval()
+            *summed, units_sum = self.ranks.sum_floats([*totals.values(), float(units)], self.device)
+            totals, units = dict(zip(totals, summed, strict=True)), int(units_sum)
         return {
             "loss": totals["loss"] / max(optimizer_steps, 1),
             "clip_fraction": totals["clip_fraction"] / max(units, 1),
@@ -459,8 +484,9 @@ class Trainer:
         """
         engine = self._engine("eval")
         played: list[Episode] = []
-        for start, count in _runs(seeds):
+        for start, count in _runs(self.ranks.shard(seeds)):
             played.extend(self._run(engine, self.eval_policy, count, 1, start))
+        played = self.ranks.gather(played)
         episodes = [e for e in played if e.trainable]
         failed = float(len(played) - len(episodes))
         if not episodes:
@@ -581,9 +607,12 @@ class Trainer:
             position=self.position,
             config=self.config.model_dump(mode="json"),
             trainer_rng=self.rng,
+            world_size=self.ranks.world_size,
         )
 
     def _restore(self, path: Path) -> None:
+        if (ranks := checkpoint_world_size(path)) != self.ranks.world_size:
+            raise ValueError(resume_refusal(path, ranks, self.ranks.world_size))
         saved = json.loads((path / "config.json").read_text())
         current = self.config.model_dump(mode="json")
         changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
