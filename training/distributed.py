@@ -153,6 +153,11 @@ class DataParallel:
             for tensor in tensors:
                 dist.broadcast(tensor.data, src=0)
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        if self.active:
+            dist.barrier()
+
     # ----- shares -----------------------------------------------------------------------------
     def share(self, first_seed: int, count: int) -> tuple[int, int]:
         """This rank's block of the seeds ``first_seed .. first_seed + count - 1``: (first seed, count).

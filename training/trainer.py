@@ -541,10 +541,14 @@ class Trainer:
         return sampler, greedy, AdapterPublisher(cfg.rollout_server, self.out_dir / "adapters", cfg.rollout_adapter)
 
     def _publish(self) -> None:
-        """Save the current adapter (version = updates done), load it on the server, point the policies at it."""
+        """Save the current adapter (version = updates done), load it on the server, point the policies at it.
+        With several ranks, rank 0 publishes (they all hold the same weights) and the others wait for it."""
         assert self.publisher is not None
         version = self.position.step
-        name = self.publisher.publish(self.model, version)
+        if self.ranks.is_main:
+            self.publisher.publish(self.model, version)
+        self.ranks.barrier()  # no rank samples from an adapter the server has not loaded yet
+        name = self.publisher.name(version)
         for policy in (self.policy, self.eval_policy):
             assert isinstance(policy, OpenAIPolicy)
             policy.use_model(name, version)
