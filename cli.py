@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import inspect
 import json
@@ -314,6 +315,16 @@ def cmd_rollout(args: argparse.Namespace) -> None:
     except PolicyError as exc:  # a model folder that does not load
         raise CommandError(f"--policy {args.policy}: {_one_line(str(exc))}") from None
     recipe = EnvRecipe(args.env_id, kwargs)
+    if args.backend != "ray" and (args.address or args.ray_workers):
+        raise CommandError(f"{'--address' if args.address else '--ray-workers'} goes with --backend ray")
+    workers = args.ray_workers or args.concurrency
+
+    def env_factory() -> contextlib.AbstractContextManager[Callable[[], Any] | None]:
+        if args.backend != "ray":
+            return contextlib.nullcontext()
+        from horizongym.training.rollouts.ray_backend import ray_envs
+
+        return ray_envs(recipe, address=args.address, workers=workers)
 
     async def run() -> list[Episode]:
         check = getattr(policy, "check", None)
@@ -325,10 +336,12 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                     print(f"warning: {model!r} is not among the served models {served}", file=sys.stderr)
             with (
                 EpisodeStore(out) as store,
+                env_factory() as envs,  # envs in Ray actors with --backend ray; else None: in this process
                 RolloutEngine(
                     recipe,
                     policy,
-                    concurrency=args.concurrency,
+                    concurrency=workers,
+                    env_factory=envs,
                     max_turns=args.max_turns,
                     episode_timeout_s=args.timeout,
                     store=store,
@@ -632,6 +645,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens", type=_positive(int), help="completion length limit (default: the server's or 256 for hf:)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--backend", choices=["asyncio", "ray"], default="asyncio", help="envs in this process, or in Ray actors"
+    )
+    p.add_argument("--address", help="with --backend ray: the cluster to join, auto or HOST:PORT (default: a local one)")
+    p.add_argument("--ray-workers", type=_positive(int), help="with --backend ray: env actors (default: --concurrency)")
     _add_env_options(p)
     p.set_defaults(run=cmd_rollout)
 

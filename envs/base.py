@@ -115,6 +115,15 @@ class TextEnv(gym.Env[str, str]):
     """What a replay compares at each step (:data:`REPLAY_COMPARES`): fields of the step record,
     else keys of its ``info``; ``a.b`` is key ``b`` of the info value ``a``."""
 
+    @classmethod
+    def needs_docker(cls, kwargs: Mapping[str, Any]) -> bool:
+        """Whether episodes of this env, built with keyword arguments ``kwargs``, run Docker sandboxes.
+
+        A distributed rollout backend places such envs only on machines with a Docker engine. False
+        here; an env whose tools run in containers (SWE-v0) says when it needs them.
+        """
+        return False
+
     max_turns: int = 16
     format_penalty: float = -0.1
     max_text_length: int = 100_000

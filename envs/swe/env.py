@@ -38,6 +38,7 @@ Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -102,6 +103,12 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         self.command_timeout = command_timeout
         self.test_timeout = test_timeout
         self.warm_pool = warm_pool
+
+    @classmethod
+    def needs_docker(cls, kwargs: Mapping[str, Any]) -> bool:
+        """Every backend but ``local`` runs the episodes in Docker containers (``auto`` falls back to
+        local folders only where no engine answers: a cluster must not place them there)."""
+        return kwargs.get("backend", "auto") != "local"
 
     # ----- episodes -------------------------------------------------------------------
     def task_id(self, task: SWEInstance) -> str:
