@@ -648,7 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend", choices=["asyncio", "ray"], default="asyncio", help="envs in this process, or in Ray actors"
     )
-    p.add_argument("--address", help="with --backend ray: the cluster to join, auto or HOST:PORT (default: a local one)")
+    p.add_argument(
+        "--address", help="with --backend ray: the cluster to join, auto or HOST:PORT (default: a local one)"
+    )
     p.add_argument("--ray-workers", type=_positive(int), help="with --backend ray: env actors (default: --concurrency)")
     _add_env_options(p)
     p.set_defaults(run=cmd_rollout)

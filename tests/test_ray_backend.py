@@ -3,6 +3,7 @@ as the asyncio engine, lost actors retried on fresh ones, and ``horizongym rollo
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -41,7 +42,7 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[str]:
     """One local Ray of 2 CPUs for the module; yields the address other processes connect to."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -116,7 +117,9 @@ def _run(recipe: EnvRecipe, policy: Policy, tasks: int, group: int = 1, **option
 def test_ray_actors_play_the_same_episodes_as_the_asyncio_engine(spec: str, tmp_path: Path) -> None:
     local = _run(KEYCHAIN, make_policy(spec, "KeyChain-v0"), 3, 2)
     with EpisodeStore(tmp_path / "ray.jsonl") as store:
-        remote = _run(KEYCHAIN, make_policy(spec, "KeyChain-v0"), 3, 2, env_factory=RayEnvFactory(KEYCHAIN), store=store)
+        remote = _run(
+            KEYCHAIN, make_policy(spec, "KeyChain-v0"), 3, 2, env_factory=RayEnvFactory(KEYCHAIN), store=store
+        )
     assert [_comparable(e) for e in remote] == [_comparable(e) for e in local]  # seeds, outcomes, actions, rng...
     assert {e.outcome for e in local} <= {"completed", "truncated"} and all(e.rng_state for e in remote)
     stored = read_episodes(tmp_path / "ray.jsonl")
@@ -146,7 +149,12 @@ def test_an_episode_whose_every_try_dies_is_an_infrastructure_failure_not_a_zero
     episodes = _run(KEYCHAIN, policy, 2, env_factory=envs, max_attempts=2)
     dead = episodes[0]
     assert policy.kills == 2 and len(dead.attempts) == 1
-    assert (dead.outcome, dead.termination_reason, dead.retryable, dead.success) == ("infra_error", "infra_error", True, None)
+    assert (dead.outcome, dead.termination_reason, dead.retryable, dead.success) == (
+        "infra_error",
+        "infra_error",
+        True,
+        None,
+    )
     assert not dead.trainable and episodes[1].outcome == "completed"
 
 
@@ -201,7 +209,13 @@ def test_the_proxy_maps_a_lost_actor_to_infrastructure_failures() -> None:
     assert "Start key" in observation and info["turn"] == 0
     kill(env.actor)
     _, reward, terminated, truncated, info = env.step("<tool_call>{}</tool_call>")
-    assert (reward, terminated, truncated, info["termination_reason"], info["retryable"]) == (0.0, False, True, "infra_error", True)
+    assert (reward, terminated, truncated, info["termination_reason"], info["retryable"]) == (
+        0.0,
+        False,
+        True,
+        "infra_error",
+        True,
+    )
     with pytest.raises(EnvActorLost, match="lost during reset") as lost:
         env.reset(seed=3)
     assert lost.value.retryable
@@ -222,7 +236,9 @@ def test_only_sandboxed_envs_ask_for_a_docker_node() -> None:
     assert connect().started is False  # a connected process stays on its cluster
 
 
-def test_cli_rollout_on_ray_end_to_end_and_resume(cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rollout_on_ray_end_to_end_and_resume(
+    cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "episodes.jsonl"
     command = ["rollout", "KeyChain-v0", "--backend", "ray", "--ray-workers", "2", "--out", str(out), "--quiet"]
     # a separate driver process joins this module's cluster by its address
@@ -239,4 +255,3 @@ def test_cli_rollout_on_ray_end_to_end_and_resume(cluster: str, tmp_path: Path, 
     assert sorted(e.seed for e in episodes) == [0, 1, 2, 3, 4] and {e.outcome for e in episodes} == {"completed"}
     assert main(["rollout", "KeyChain-v0", "--address", "auto", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "--address goes with --backend ray" in capsys.readouterr().err
-

@@ -145,7 +145,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, docker: 
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise RayBackendError(f"cannot connect to the Ray cluster at {address!r}: {_words(exc)}; {_START_HINT}") from None
+            raise RayBackendError(
+                f"cannot connect to the Ray cluster at {address!r}: {_words(exc)}; {_START_HINT}"
+            ) from None
         return RayConnection(address, started=True)
     resources = {DOCKER_RESOURCE: 1.0} if docker and _docker_answers() else {}
     ray.init(num_cpus=num_cpus, resources=resources, **quiet)
@@ -332,7 +334,7 @@ class RayEnvFactory:
                     f"{recipe.env_id} runs Docker sandboxes, and no node of the Ray cluster declares a Docker engine "
                     f"(resource {DOCKER_RESOURCE!r}): start the Docker engine here (see 'horizongym sandbox doctor'), "
                     f"start the cluster's Docker nodes with ray start --resources '{{\"{DOCKER_RESOURCE}\": 1}}', "
-                    "or run the env without Docker (SWE-v0: --env-kwargs '{\"backend\": \"local\"}')"
+                    'or run the env without Docker (SWE-v0: --env-kwargs \'{"backend": "local"}\')'
                 )
             self.resources[DOCKER_RESOURCE] = DOCKER_SHARE
         self._actors = _actor_class().options(
