@@ -470,7 +470,7 @@ def _train_model(spec: str, out: Path, seed: int) -> tuple[Any, Any]:
 TRAIN_ENV_FIELDS = frozenset({"env_id", "env_kwargs"})
 """TrainConfig fields set by the options every env command shares: ENV_ID and --env-kwargs/--data."""
 
-TRAIN_FLAGS = {"group_size": "--group", "out_dir": "--out"}
+TRAIN_FLAGS = {"group_size": "--group", "out_dir": "--out", "ray_address": "--address"}
 """TrainConfig fields whose flag is not ``--kebab-case`` of the name (these are the names ``rollout`` uses)."""
 
 

@@ -20,6 +20,7 @@ import horizongym
 from horizongym.agents.base import Action, Message, Policy
 from horizongym.agents.specs import make_policy
 from horizongym.cli import main
+from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.keychain import KeyChainEnv
 from horizongym.failures import InfrastructureError
 from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, RolloutEngine, policy_seed, read_episodes
@@ -255,3 +256,58 @@ def test_cli_rollout_on_ray_end_to_end_and_resume(
     assert sorted(e.seed for e in episodes) == [0, 1, 2, 3, 4] and {e.outcome for e in episodes} == {"completed"}
     assert main(["rollout", "KeyChain-v0", "--address", "auto", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "--address goes with --backend ray" in capsys.readouterr().err
+
+
+class VarietyEnv(TextEnv):
+    """One turn of free text, its reward varying with the text: the samples of a group differ, so a step learns."""
+
+    max_turns = 1
+
+    def new_task(self, options: dict[str, Any]) -> Task:
+        return Task(id=f"variety-{int(self.np_random.integers(100))}", prompt="Say hi.")
+
+    def on_text(self, text: str) -> str:
+        self.add_reward("variety", sum(map(ord, text)) % 10 / 9)
+        self.end_episode(success=True)
+        return "Done."
+
+
+def test_training_with_ray_rollouts_gives_the_same_weights(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from horizongym.agents.tiny import build_tiny_model
+    from horizongym.training.config import TrainConfig
+    from horizongym.training.trainer import Trainer
+
+    horizongym.register("RayTestVariety-v0", VarietyEnv)
+    model_dir = build_tiny_model(tmp_path / "tiny", seed=3, hidden_size=32, num_heads=2)
+    weights = []
+    for backend in ("asyncio", "ray"):
+        settings: dict[str, Any] = (
+            {"backend": backend} if backend == "asyncio" else {"backend": backend, "ray_workers": 2}
+        )
+        config = TrainConfig(
+            env_id="RayTestVariety-v0",
+            group_size=2,
+            tasks_per_step=1,
+            steps=1,
+            max_new_tokens=4,
+            out_dir=str(tmp_path / backend),
+            **settings,
+        )
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        trainer = Trainer(config, model, AutoTokenizer.from_pretrained(model_dir), progress=False)
+        assert [r["step"] for r in trainer.train()] == [1]
+        weights.append(dict(trainer.model.named_parameters()))
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    initial = dict(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).named_parameters())
+    assert any(not torch.equal(initial[name], weights[1][name]) for name in initial), "training moved no weight"
+    assert _keys(tmp_path / "ray") == _keys(tmp_path / "asyncio")
+    assert ray.is_initialized()  # the trainer joined this module's cluster and left it running
+    with pytest.raises(ValueError, match="ray_address and ray_workers go with backend 'ray'"):
+        TrainConfig(env_id="KeyChain-v0", ray_workers=2)
+
+
+def _keys(out: Path) -> list[tuple[int, int]]:
+    return [e.key for e in read_episodes(out / "episodes.jsonl")]

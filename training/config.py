@@ -77,6 +77,13 @@ class TrainConfig(BaseModel):
     """System message put before every episode's first observation."""
     concurrency: int | None = Field(default=None, ge=1)
     """Episodes run at once (default: all of a step's)."""
+    backend: Literal["asyncio", "ray"] = "asyncio"
+    """Where the rollouts' envs run: in this process (``asyncio``), or in Ray actors of a cluster (``ray``;
+    the policy stays in this process)."""
+    ray_address: str | None = None
+    """With ``backend`` ray: the cluster to join, ``auto`` or ``HOST:PORT`` of its head (default: start a local one)."""
+    ray_workers: int | None = Field(default=None, ge=1)
+    """With ``backend`` ray: env actors per rollout engine, the episodes run at once (default: ``concurrency``)."""
     eval_every: int = Field(default=0, ge=0)
     """Evaluate on held-out tasks every k steps (0: never)."""
     eval_tasks: int = Field(default=16, ge=0)
@@ -128,6 +135,8 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
         if self.rollout_server is not None and self.lora_rank is None:
             raise ValueError("rollout_server publishes LoRA adapters to the server: set lora_rank too")
+        if self.backend != "ray" and (self.ray_address is not None or self.ray_workers is not None):
+            raise ValueError("ray_address and ray_workers go with backend 'ray'")
         last = self.task_seed_start + self.steps * self.tasks_per_step
         if last > self.eval_seed_start:
             raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")

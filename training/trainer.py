@@ -8,7 +8,9 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    (each turn sampled with the engine's ``policy_seed(seed, sample, turn, config.seed)``, so
    runs with different ``seed`` sample different episodes of the same tasks); with
    ``rollout_server``, an :class:`~horizongym.agents.openai_api.OpenAIPolicy` on that server instead,
-   naming the LoRA adapter published after the last update (every turn records its version);
+   naming the LoRA adapter published after the last update (every turn records its version); the
+   envs run in this process, or with ``backend="ray"`` in Ray actors
+   (:mod:`horizongym.training.rollouts.ray_backend`), which play the same episodes;
 2. per group (the episodes of one task) compute per-turn advantages with
    ``estimate(config.advantage, ...)``, scoring hindsight log-probs first when the estimator
    needs them (:mod:`horizongym.training.hindsight`);
@@ -47,10 +49,11 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -178,6 +181,7 @@ class Trainer:
                 device=self.device,
             )
         self._engines: dict[str, RolloutEngine] = {}
+        self._ray: Any = None  # the Ray connection of ``backend`` ray, made by the first engine
 
     @property
     def out_dir(self) -> Path:
@@ -512,10 +516,12 @@ class Trainer:
             kwargs = cfg.env_kwargs if kind == "train" or cfg.eval_env_kwargs is None else cfg.eval_env_kwargs
             if kind == "eval" and cfg.eval_env_kwargs is None and is_task_list_env(cfg.env_id):
                 kwargs = {**cfg.env_kwargs, "split": "test"}
+            recipe = EnvRecipe(cfg.env_id, dict(kwargs))
             self._engines[kind] = RolloutEngine(
-                EnvRecipe(cfg.env_id, dict(kwargs)),
+                recipe,
                 self.policy if kind == "train" else self.eval_policy,
-                concurrency=self.concurrency,
+                concurrency=cfg.ray_workers or self.concurrency,
+                env_factory=self._env_factory(recipe),
                 max_turns=cfg.max_turns,
                 system_prompt=cfg.system_prompt,
                 progress=False,
@@ -523,6 +529,19 @@ class Trainer:
                 max_attempts=cfg.max_attempts,
             )
         return self._engines[kind]
+
+    def _env_factory(self, recipe: EnvRecipe) -> Callable[[], gym.Env[Any, Any]] | None:
+        """None (the engine builds envs in this process), or with ``backend`` ray the factory of envs in
+        Ray actors; the first call connects to the cluster (:mod:`horizongym.training.rollouts.ray_backend`)."""
+        cfg = self.config
+        if cfg.backend != "ray":
+            return None
+        from horizongym.training.rollouts.ray_backend import RayEnvFactory, connect, needs_docker
+
+        if self._ray is None:
+            workers = cfg.ray_workers or self.concurrency
+            self._ray = connect(cfg.ray_address, num_cpus=workers, docker=needs_docker(recipe))
+        return RayEnvFactory(recipe)
 
     # ----- rollouts on an inference server ------------------------------------------------
     def _server_policies(self, cfg: TrainConfig) -> tuple[OpenAIPolicy, OpenAIPolicy, AdapterPublisher]:
@@ -588,6 +607,9 @@ class Trainer:
             self._engines.popitem()[1].close()
         if self.publisher is not None:
             self.publisher.close()
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
 
     # ----- logging, checkpoints, resume -------------------------------------------------
     def _log(self, record: dict[str, Any], writer: Any) -> None:
