@@ -10,6 +10,18 @@ steps: horizongym as stored ``Episode`` records with OpenAI chat messages, GEM w
 per episode as its training examples do. Figures: ``steps_per_s`` per implementation and
 concurrency, ``ratio_vs_gem`` (horizongym over GEM at the same concurrency).
 
+The same engine with its envs in Ray actors (``--backend ray``,
+:mod:`horizongym.training.rollouts.ray_backend`) on a local Ray of 2 workers, next to the asyncio
+engine with 2 envs in flight: ``steps_per_s`` and ``episodes_per_s`` with ``impl`` = ray and
+``workers`` = 2, the asyncio engine's at ``concurrency`` = 2, and ``ratio_ray_vs_asyncio``
+(episodes/s). Honestly: on this trivial env Ray is far slower. Each ``reset`` and ``step`` is one
+actor call, a round trip of about 0.7 ms on one machine (serialization, two process hops, a thread
+handoff) where the local env steps in microseconds, so a run is bound by that round trip. Measured
+on a busy 2-core machine: about 1,100 steps/s with 2 Ray workers (some 1.8 ms per step per worker)
+against about 43,000 for the asyncio engine with 2 envs, 40 times fewer. Ray pays where a step
+costs milliseconds anyway (sandboxed commands, tool calls, kernel builds) or where one machine is
+not enough; its rows measure the floor of its per-step cost, not a speed-up.
+
     python -m horizongym.bench.overhead [--quick]
 """
 
@@ -31,7 +43,7 @@ import horizongym
 from horizongym.agents.base import Action, Message
 from horizongym.agents.scripted import ScriptedPolicy
 from horizongym.envs.base import Task, TextEnv
-from horizongym.training.rollouts import EpisodeStore, RolloutEngine
+from horizongym.training.rollouts import EnvRecipe, EpisodeStore, RolloutEngine
 
 BENCH_ENV_ID = "BenchGuessNumber-v0"
 _BOXED = re.compile(r"\\boxed{(\d+)}")
@@ -152,6 +164,36 @@ def gem_steps_per_s(concurrency: int, episodes: int, mode: str = "sync") -> floa
     return steps / seconds
 
 
+def ray_rows(episodes: int, repeats: int, workers: int = 2) -> list[str]:
+    """Steps and episodes per second of the engine with its envs in ``workers`` Ray actors of a local
+    Ray, and of the asyncio engine with as many envs, both warm; the best of ``repeats`` runs each."""
+    from horizongym.training.rollouts.ray_backend import RayEnvFactory, connect
+
+    recipe = EnvRecipe(BENCH_ENV_ID)
+    rates: dict[str, tuple[float, float]] = {}
+    with connect(num_cpus=workers):
+        for impl in ("horizongym", "ray"):
+            factory = RayEnvFactory(recipe) if impl == "ray" else None
+            options: dict[str, Any] = {"concurrency": workers, "progress": False, "env_factory": factory}
+            with RolloutEngine(recipe, RandomGuesser(), **options) as engine:
+                engine.run_sync(workers * 2)  # envs built and warm
+                runs = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    done = engine.run_sync(episodes)
+                    seconds = time.perf_counter() - started
+                    runs.append((sum(e.num_turns for e in done) / seconds, len(done) / seconds))
+                rates[impl] = max(runs)
+    lines = []
+    for impl, (steps_per_s, episodes_per_s) in rates.items():
+        params = {"impl": impl, "workers" if impl == "ray" else "concurrency": workers}
+        lines.append(figure("steps_per_s", steps_per_s, "steps/s", **params))
+        lines.append(figure("episodes_per_s", episodes_per_s, "episodes/s", **params))
+    ratio = rates["ray"][1] / rates["horizongym"][1]
+    lines.append(figure("ratio_ray_vs_asyncio", ratio, "x", workers=workers))
+    return lines
+
+
 def figure(metric: str, value: float, unit: str, **params: Any) -> str:
     return json.dumps({"bench": "overhead", "metric": metric, "value": round(value, 3), "unit": unit, "params": params})
 
@@ -180,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         stored = horizongym_steps_per_s(engine, episodes)
         engine.close()
     lines.append(figure("steps_per_s", stored, "steps/s", impl="horizongym", concurrency=64, store="jsonl+fsync"))
+    if importlib.util.find_spec("ray") is None:
+        sys.exit("bench.overhead: error: Ray is not installed; pip install 'horizongym[distributed]'")
+    lines.extend(ray_rows(200 if args.quick else 2000, args.repeats))
     print("\n".join(lines))
 
 
