@@ -23,13 +23,16 @@ from horizongym.cli import main
 from horizongym.envs.base import Task, TextEnv
 from horizongym.envs.keychain import KeyChainEnv
 from horizongym.failures import InfrastructureError
+from horizongym.sandboxes.engine import ensure_engine
 from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, RolloutEngine, policy_seed, read_episodes
 from horizongym.training.rollouts.ray_backend import (
+    DOCKER_RESOURCE,
     EnvActorLost,
     RayBackendError,
     RayEnv,
     RayEnvFactory,
     connect,
+    local_resources,
     needs_docker,
 )
 
@@ -235,6 +238,8 @@ def test_only_sandboxed_envs_ask_for_a_docker_node() -> None:
     with pytest.raises(RayBackendError, match="no node of the Ray cluster declares a Docker engine"):
         RayEnvFactory(EnvRecipe("SWE-v0", {}))  # this module's cluster declares none
     assert connect().started is False  # a connected process stays on its cluster
+    ensure_engine()  # the Docker engine answers here, as the sandbox tests require
+    assert local_resources(docker=True) == {DOCKER_RESOURCE: 1.0} and local_resources(docker=False) == {}
 
 
 def test_cli_rollout_on_ray_end_to_end_and_resume(
@@ -254,8 +259,18 @@ def test_cli_rollout_on_ray_end_to_end_and_resume(
     assert main([*command, "-n", "5", "--resume"]) == 0  # this process, already on the cluster
     episodes = read_episodes(out)
     assert sorted(e.seed for e in episodes) == [0, 1, 2, 3, 4] and {e.outcome for e in episodes} == {"completed"}
+    capsys.readouterr()
     assert main(["rollout", "KeyChain-v0", "--address", "auto", "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "--address goes with --backend ray" in capsys.readouterr().err
+    # an address where nothing listens is one line at once (ray.init alone would retry for minutes)
+    refused = subprocess.run(
+        [sys.executable, "-m", "horizongym", *command, "--address", "127.0.0.1:1", "--out", str(tmp_path / "y.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "error: no Ray cluster answers at 127.0.0.1:1: ConnectionRefusedError" in refused.stderr
 
 
 class VarietyEnv(TextEnv):

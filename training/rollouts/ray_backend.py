@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -77,6 +78,8 @@ DOCKER_SHARE: Final = 0.001
 ``{"docker": 1}`` takes up to 1000 of them, so the resource works as a label, not a count."""
 PLACEMENT_TIMEOUT_S: Final = 120.0
 """How long a new actor may wait for a node with room, and take to build its env."""
+CONNECT_TIMEOUT_S: Final = 5.0
+"""How long :func:`connect` waits for the head of a cluster named by ``HOST:PORT`` to accept a connection."""
 CLOSE_WAIT_S: Final = 5.0
 """How long closing a proxy waits for its actor to close the env before the actor is killed."""
 _START_HINT: Final = (
@@ -142,6 +145,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, docker: 
         return RayConnection(address, started=False)
     quiet = {"logging_level": logging.WARNING, "include_dashboard": False}
     if address is not None:
+        _check_reachable(address)
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -149,16 +153,30 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, docker: 
                 f"cannot connect to the Ray cluster at {address!r}: {_words(exc)}; {_START_HINT}"
             ) from None
         return RayConnection(address, started=True)
-    resources = {DOCKER_RESOURCE: 1.0} if docker and _docker_answers() else {}
-    ray.init(num_cpus=num_cpus, resources=resources, **quiet)
+    ray.init(num_cpus=num_cpus, resources=local_resources(docker=docker), **quiet)
     return RayConnection(None, started=True)
 
 
-def _docker_answers() -> bool:
-    """Whether a Docker engine answers here: the check of ``horizongym sandbox doctor``."""
+def local_resources(*, docker: bool) -> dict[str, float]:
+    """The custom resources a local cluster declares: :data:`DOCKER_RESOURCE` when ``docker`` is
+    wanted and a Docker engine answers here (the check of ``horizongym sandbox doctor``)."""
     from horizongym.sandboxes.engine import engine_status
 
-    return engine_status().engine_answers
+    return {DOCKER_RESOURCE: 1.0} if docker and engine_status().engine_answers else {}
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast when nothing listens at a ``HOST:PORT`` address (``ray.init`` would retry for minutes)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or "://" in address:
+        return  # ``auto``, or a ``ray://`` client address: Ray looks it up and says what is missing
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise RayBackendError(
+            f"no Ray cluster answers at {address}: {_words(exc)}; check the address ('ray status' on the head "
+            "prints it), start the cluster ('ray start --head'), or leave out --address for a local one"
+        ) from None
 
 
 @contextlib.contextmanager
