@@ -127,6 +127,13 @@ class TrainConfig(BaseModel):
             check_options(advantage, options)
         return options
 
+    @field_validator("ray_address", "ray_workers")
+    @classmethod
+    def _only_with_ray(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("backend") != "ray":
+            raise ValueError("is used only with backend 'ray'")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         from horizongym.training.advantages import ESTIMATORS  # imports torch: only when a config is built
@@ -135,8 +142,6 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
         if self.rollout_server is not None and self.lora_rank is None:
             raise ValueError("rollout_server publishes LoRA adapters to the server: set lora_rank too")
-        if self.backend != "ray" and (self.ray_address is not None or self.ray_workers is not None):
-            raise ValueError("ray_address and ray_workers go with backend 'ray'")
         last = self.task_seed_start + self.steps * self.tasks_per_step
         if last > self.eval_seed_start:
             raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")

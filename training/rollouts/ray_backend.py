@@ -189,6 +189,10 @@ def ray_envs(recipe: EnvRecipe, *, address: str | None = None, workers: int | No
 
 
 # ----- the actor -----------------------------------------------------------------------
+EnvDescription = tuple[gym.Space[Any], gym.Space[Any], dict[str, Any], str | None]
+"""An env's observation space, action space, metadata and render mode, as its actor reports them."""
+
+
 class EnvHost:
     """What an env actor runs: one env built from a recipe, reset and stepped on request.
 
@@ -203,7 +207,7 @@ class EnvHost:
         self.env = recipe.build()
         self.unwrapped = self.env.unwrapped
 
-    def describe(self) -> tuple[gym.Space[Any], gym.Space[Any], dict[str, Any], str | None]:
+    def describe(self) -> EnvDescription:
         """The env's spaces, metadata and render mode; answering it says the actor is up."""
         return self.env.observation_space, self.env.action_space, self.env.metadata, self.env.render_mode
 
@@ -241,12 +245,11 @@ class RayEnv(gym.Env[str, str]):
     blocking: ClassVar[bool] = True
     """Every call waits on the cluster: the rollout engine runs it in a thread."""
 
-    def __init__(self, actor: Any, recipe: EnvRecipe) -> None:
-        ray = _ray()
-        self._ray = ray
+    def __init__(self, actor: Any, recipe: EnvRecipe, description: EnvDescription) -> None:
+        self._ray = _ray()
         self.actor = actor
         self.recipe = recipe
-        observation_space, action_space, metadata, render_mode = self._call(actor.describe, "start")
+        observation_space, action_space, metadata, render_mode = description
         self.observation_space = observation_space
         self.action_space = action_space
         self.metadata = metadata
@@ -287,7 +290,7 @@ class RayEnv(gym.Env[str, str]):
             ray.kill(self.actor, no_restart=True)
 
     def __repr__(self) -> str:
-        return f"<RayEnv {self.recipe.env_id} on actor {self.actor._actor_id.hex()[:12]}>"
+        return f"<RayEnv {self.recipe.env_id} in a Ray actor>"
 
     # ----- the actor -----------------------------------------------------------------
     def _call(self, method: Any, what: str, *args: Any) -> Any:
@@ -363,7 +366,7 @@ class RayEnvFactory:
         ray = _ray()
         actor = self._actors.remote(self.recipe, self.spec)
         try:
-            ray.get(actor.describe.remote(), timeout=self.placement_timeout_s)
+            description = ray.get(actor.describe.remote(), timeout=self.placement_timeout_s)
         except ray.exceptions.GetTimeoutError:
             ray.kill(actor, no_restart=True)
             needs = f"resources {self.resources}" if self.resources else "a CPU"
@@ -376,7 +379,7 @@ class RayEnvFactory:
             raise RayBackendError(
                 f"the Ray actor could not build {self.recipe.env_id} with {self.recipe.kwargs}: {_creation_error(exc)}"
             ) from None
-        return RayEnv(actor, self.recipe)
+        return RayEnv(actor, self.recipe, description)
 
 
 # ----- helpers -------------------------------------------------------------------------
