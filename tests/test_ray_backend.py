@@ -273,6 +273,18 @@ def test_cli_rollout_on_ray_end_to_end_and_resume(
     assert "error: no Ray cluster answers at 127.0.0.1:1: ConnectionRefusedError" in refused.stderr
 
 
+def test_sandboxed_episodes_run_in_docker_on_a_local_cluster_that_declares_it(tmp_path: Path) -> None:
+    ensure_engine()  # the engine answers: the new local cluster declares the docker resource SWE-v0 asks for
+    out = tmp_path / "swe.jsonl"
+    command = ["rollout", "SWE-v0", "--backend", "ray", "--ray-workers", "1", "-n", "1", "--out", str(out), "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "horizongym", *command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (episode,) = read_episodes(out)
+    assert (episode.outcome, episode.success) == ("completed", True)
+    prompt = str(episode.messages[0]["content"])
+    assert prompt.startswith("Instance:") and "local folder" not in prompt  # a container, not LocalSandbox
+
+
 class VarietyEnv(TextEnv):
     """One turn of free text, its reward varying with the text: the samples of a group differ, so a step learns."""
 
