@@ -153,7 +153,13 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, docker: 
                 f"cannot connect to the Ray cluster at {address!r}: {_words(exc)}; {_START_HINT}"
             ) from None
         return RayConnection(address, started=True)
-    ray.init(num_cpus=num_cpus, resources=local_resources(docker=docker), **quiet)
+    try:
+        ray.init(num_cpus=num_cpus, resources=local_resources(docker=docker), **quiet)
+    except (ConnectionError, ValueError, RuntimeError) as exc:  # e.g. RAY_ADDRESS names a cluster to join
+        raise RayBackendError(
+            f"cannot start a local Ray cluster: {_words(exc)}; to use a cluster that runs already, pass "
+            "--address auto (or its HOST:PORT)"
+        ) from None
     return RayConnection(None, started=True)
 
 
