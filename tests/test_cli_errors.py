@@ -342,3 +342,12 @@ def test_rollout_of_an_unbuildable_env_exits_2_with_the_constructors_message(tmp
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "cannot build KeyChain-v0" in result.stderr and "unexpected keyword argument 'bogus'" in result.stderr
     assert not out.exists()
+
+
+def test_a_rollout_server_without_lora_is_one_line_naming_both_flags(tmp_path: Path, capsys: Any) -> None:
+    code, _, err = run(
+        capsys, "train", "KeyChain-v0", "--out", str(tmp_path / "run"), "--rollout-server", "http://h/v1"
+    )
+    line = one_error_line(err)
+    assert code == 2 and "--rollout-server:" in line and "--lora-rank" in line
+    assert not (tmp_path / "run").exists()

@@ -127,6 +127,13 @@ class TrainConfig(BaseModel):
             check_options(advantage, options)
         return options
 
+    @field_validator("rollout_server")
+    @classmethod
+    def _needs_lora(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("lora_rank") is None:
+            raise ValueError("publishes LoRA adapters to the server after each update: set lora_rank (--lora-rank) too")
+        return value
+
     @field_validator("ray_address", "ray_workers")
     @classmethod
     def _only_with_ray(cls, value: Any, info: ValidationInfo) -> Any:
@@ -140,8 +147,6 @@ class TrainConfig(BaseModel):
 
         if self.advantage not in ESTIMATORS:
             raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
-        if self.rollout_server is not None and self.lora_rank is None:
-            raise ValueError("rollout_server publishes LoRA adapters to the server: set lora_rank too")
         last = self.task_seed_start + self.steps * self.tasks_per_step
         if last > self.eval_seed_start:
             raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")
