@@ -344,6 +344,7 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                     env_factory=envs,
                     max_turns=args.max_turns,
                     episode_timeout_s=args.timeout,
+                    max_attempts=args.max_attempts,
                     store=store,
                     system_prompt=args.system_prompt,
                     progress=not args.quiet,
@@ -639,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue --out, skipping finished episodes")
     p.add_argument("--max-turns", type=_positive(int), help="engine-side turn limit per episode")
     p.add_argument("--timeout", type=_positive(float), help="wall-clock limit per episode, seconds")
+    p.add_argument(
+        "--max-attempts",
+        type=_positive(int),
+        default=3,
+        help="tries per episode when infrastructure fails (a dead container, a lost server or Ray actor) (default 3)",
+    )
     p.add_argument("--system-prompt")
     p.add_argument("--temperature", type=_non_negative, default=1.0)
     p.add_argument(

@@ -186,6 +186,11 @@ def test_the_config_is_fitted_to_the_ranks() -> None:
         two.fit(config.model_copy(update={"dp_size": 3}))
     with pytest.raises(ValueError, match="--tasks-per-step 4"):
         DataParallel(rank=0, world_size=4).fit(config)
+    on_ray = config.model_copy(update={"backend": "ray"})
+    with pytest.raises(ValueError, match=r"each start a Ray cluster of their own.*--address auto"):
+        two.fit(on_ray)
+    assert two.fit(on_ray.model_copy(update={"ray_address": "auto"})).dp_size == 2
+    assert DataParallel().fit(on_ray) is on_ray  # one process may start a local Ray
 
 
 def test_gradients_are_summed_in_buckets_of_one_dtype() -> None:

@@ -182,6 +182,17 @@ class CrashingKeyChain(KeyChainEnv):
         return super().step(action)
 
 
+class DyingBuilder(KeyChainEnv):
+    """KeyChain whose worker process dies while it builds the env (as when its node goes), unless the
+    file ``marker`` exists; it writes the file first, so only the first actor dies."""
+
+    def __init__(self, *, marker: str, **kwargs: Any) -> None:
+        if not Path(marker).exists():
+            Path(marker).touch()
+            os._exit(1)
+        super().__init__(**kwargs)
+
+
 class BrokenKeyChain(KeyChainEnv):
     """KeyChain whose step fails on infrastructure that another try cannot fix."""
 
@@ -205,6 +216,14 @@ def test_a_worker_process_that_dies_is_retried(tmp_path: Path) -> None:
     assert marker.exists() and [len(e.attempts) for e in episodes] == [1, 0]
     assert "was lost during step 2" in (episodes[0].attempts[0].detail or "")
     assert {e.outcome for e in episodes} == {"completed"}
+
+
+def test_an_actor_lost_while_building_its_env_is_replaced(tmp_path: Path) -> None:
+    horizongym.register("RayTestDyingBuilder-v0", DyingBuilder)
+    marker = tmp_path / "died"
+    recipe = EnvRecipe("RayTestDyingBuilder-v0", {"marker": str(marker)})
+    episodes = _run(recipe, make_policy("expert", "KeyChain-v0"), 2, env_factory=RayEnvFactory(recipe))
+    assert marker.exists() and {e.outcome for e in episodes} == {"completed"}
 
 
 def test_the_proxy_maps_a_lost_actor_to_infrastructure_failures() -> None:

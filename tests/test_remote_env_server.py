@@ -148,11 +148,12 @@ def test_a_rollout_against_no_server_names_the_server(tmp_path: Path, capsys: py
         probe.bind(("127.0.0.1", 0))
         url = f"ws://127.0.0.1:{probe.getsockname()[1]}"
     out = tmp_path / "run.jsonl"
-    assert main(["rollout", url, "--policy", "random", "-n", "2", "--out", str(out), "--quiet"]) == 1
+    args = ["rollout", url, "--policy", "random", "-n", "2", "--out", str(out), "--quiet", "--max-attempts", "2"]
+    assert main(args) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "all 2 episodes failed (infra_error 2)" in line and "RemoteEnvUnavailable" in line
     assert f"is 'horizongym serve-env' running at {url}" in line
-    assert all(not e.trainable and e.retryable for e in read_episodes(out))
+    assert all(not e.trainable and e.retryable and len(e.attempts) == 1 for e in read_episodes(out))  # 2 tries
     assert main(["play", url]) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith(f"horizongym: error: {url} failed in reset (seed 0): RemoteEnvUnavailable")

@@ -100,8 +100,9 @@ class DataParallel:
 
     # ----- setting up -----------------------------------------------------------------------
     def fit(self, config: TrainConfig) -> TrainConfig:
-        """``config`` for these ranks: ``dp_size`` 1 becomes W; a ``dp_size`` W does not divide, or
-        fewer tasks per step than ranks, is refused (``ValueError``, one line with the fix)."""
+        """``config`` for these ranks: ``dp_size`` 1 becomes W; a ``dp_size`` W does not divide, fewer
+        tasks per step than ranks, or Ray rollouts without a cluster address are refused (``ValueError``,
+        one line with the fix)."""
         world = self.world_size
         if not self.active:
             return config
@@ -116,6 +117,11 @@ class DataParallel:
             raise ValueError(
                 f"tasks_per_step {config.tasks_per_step} leaves a rank without a task: "
                 f"use --tasks-per-step {world} or more with {world} ranks"
+            )
+        if config.backend == "ray" and config.ray_address is None:  # else each rank starts a Ray of its own
+            raise ValueError(
+                f"the {world} data-parallel ranks would each start a Ray cluster of their own: start one "
+                "(ray start --head) and give every rank --address auto (or HOST:PORT)"
             )
         return config
 

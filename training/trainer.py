@@ -87,7 +87,18 @@ HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
 """Estimators that need hindsight log-probs (HCA reads them as its model-based h(a | s, Z))."""
 
 RESUMABLE_CHANGES = frozenset(
-    {"steps", "eval_every", "eval_tasks", "checkpoint_every", "out_dir", "device", "rollout_server"}
+    {
+        "steps",
+        "eval_every",
+        "eval_tasks",
+        "checkpoint_every",
+        "out_dir",
+        "device",
+        "rollout_server",
+        "backend",  # asyncio and Ray play the same episodes
+        "ray_address",
+        "ray_workers",
+    }
 )
 """Config fields a resumed run may change; any other difference is refused."""
 

@@ -15,6 +15,8 @@ Truncating at C bounds the variance a rare token with μ ≪ π_old would add, a
 small bias. Sources: Yao, Liu, Zhang et al. 2025, "Your Efficient RL Framework Secretly Brings You
 Off-Policy RL Training" (truncated IS on the vLLM/trainer mismatch; C = 2 in their runs);
 Espeholt et al. 2018, "IMPALA" (arXiv:1802.01561), whose V-trace truncates ρ = min(ρ̄, π/μ).
+Neither defines a sequence-level weight: the one above is this project's analogue for GSPO's
+length-normalised sequence ratio (Zheng et al. 2025, "Group Sequence Policy Optimization").
 
 Staleness: a sample generated with version v while the trainer holds version v_now is
 v_now − v versions old. Samples older than ``max_staleness`` are refused (left out of the step

@@ -78,6 +78,8 @@ DOCKER_SHARE: Final = 0.001
 ``{"docker": 1}`` takes up to 1000 of them, so the resource works as a label, not a count."""
 PLACEMENT_TIMEOUT_S: Final = 120.0
 """How long a new actor may wait for a node with room, and take to build its env."""
+BUILD_ATTEMPTS: Final = 3
+"""Actors tried in a row for one env when each is lost (its worker or node died) while building it."""
 CONNECT_TIMEOUT_S: Final = 5.0
 """How long :func:`connect` waits for the head of a cluster named by ``HOST:PORT`` to accept a connection."""
 CLOSE_WAIT_S: Final = 5.0
@@ -369,7 +371,26 @@ class RayEnvFactory:
         )
 
     def __call__(self) -> RayEnv:
+        """A proxy on a new actor. An actor lost while it builds its env (its worker or node died, not
+        its constructor) is replaced, up to ``BUILD_ATTEMPTS`` actors in all."""
         ray = _ray()
+        lost: BaseException | None = None
+        for _ in range(BUILD_ATTEMPTS):
+            try:
+                return self._build(ray)
+            except ray.exceptions.RayActorError as exc:
+                if getattr(exc, "actor_init_failed", False):  # the env's constructor raised: another try fails too
+                    raise RayBackendError(
+                        f"the Ray actor could not build {self.recipe.env_id} with {self.recipe.kwargs}: "
+                        f"{_creation_error(exc)}"
+                    ) from None
+                lost = exc
+        raise RayBackendError(
+            f"{BUILD_ATTEMPTS} Ray actors of {self.recipe.env_id} in a row were lost while building the env "
+            f"({_words(lost) if lost else 'no cause given'}): check the cluster's nodes (ray status) and their memory"
+        )
+
+    def _build(self, ray: ModuleType) -> RayEnv:
         actor = self._actors.remote(self.recipe, self.spec)
         try:
             description = ray.get(actor.describe.remote(), timeout=self.placement_timeout_s)
@@ -381,10 +402,6 @@ class RayEnvFactory:
                 f"{self.placement_timeout_s:g} s; cluster resources: {ray.available_resources()}. Add nodes, or run "
                 "fewer envs at once (--ray-workers)"
             ) from None
-        except ray.exceptions.RayActorError as exc:
-            raise RayBackendError(
-                f"the Ray actor could not build {self.recipe.env_id} with {self.recipe.kwargs}: {_creation_error(exc)}"
-            ) from None
         return RayEnv(actor, self.recipe, description)
 
 
@@ -394,7 +411,7 @@ def _ray() -> ModuleType:
     try:
         import ray
     except ImportError:
-        raise ImportError("the Ray backend needs Ray: pip install 'horizongym[distributed]'") from None
+        raise RayBackendError("the Ray backend needs Ray: pip install 'horizongym[distributed]'") from None
     return ray
 
 
