@@ -108,7 +108,8 @@ class TrainConfig(BaseModel):
     rollout_server: str | None = None
     """Roll out through this OpenAI-compatible server (base URL, e.g. ``http://127.0.0.1:8000/v1``:
     ``horizongym serve BASE_MODEL`` or vLLM with runtime LoRA updating) instead of in-process; needs
-    ``lora_rank``: after each update the adapter is saved under OUT/adapters and loaded there."""
+    ``lora_rank``: after each update the adapter is saved under OUT/adapters and loaded there. Its
+    log-probs must be after temperature, as the trainer's are (vLLM: --logprobs-mode processed_logprobs)."""
     rollout_adapter: str = "policy"
     """Name prefix of the adapters published to the rollout server: NAME-vK holds the weights after K updates."""
     max_staleness: int = Field(default=1, ge=0)
