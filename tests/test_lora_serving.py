@@ -219,10 +219,10 @@ def test_ppo_loss_scales_each_token_by_its_weight() -> None:
     old = torch.log(torch.tensor([[0.4, 0.4]]))
     mask = torch.ones(1, 2)
     weights = torch.tensor([[2.0, 0.5]])
-    loss, _ = ppo_loss(logprobs, old, torch.tensor([1.0]), mask, is_weights=weights)
-    assert float(loss) == pytest.approx(-(2.0 * 1.2 + 0.5 * 0.5) / 2)
-    unweighted, _ = ppo_loss(logprobs, old, torch.tensor([1.0]), mask)
-    assert float(unweighted) == pytest.approx(-(1.2 + 0.5) / 2)
+    loss, stats = ppo_loss(logprobs, old, torch.tensor([1.0]), mask, is_weights=weights)
+    assert float(loss) == pytest.approx(-(2.0 * 1.2 + 0.5 * 0.5) / 2) and stats.is_weight_mean == 1.25
+    unweighted, stats = ppo_loss(logprobs, old, torch.tensor([1.0]), mask)
+    assert float(unweighted) == pytest.approx(-(1.2 + 0.5) / 2) and stats.is_weight_mean == 1.0
 
 
 def sample(version: int | None, turn: int = 0) -> TurnSample:
@@ -262,6 +262,7 @@ def test_training_through_the_server_hot_reloads_each_adapter_version(folders: d
         # the step k rollouts named adapter toy-v(k-1); the last update is served as toy-v3
         assert [r["rollout_version"] for r in records] == [0, 1, 2]
         assert all(r["stale_samples"] == 0 and r["samples"] > 0 for r in records)
+        assert [r["tis_weight_mean"] for r in records] == pytest.approx([1.0] * 3, abs=1e-3)  # the same weights
         served = [card["id"] for card in httpx.get(f"{server.base_url}/models").json()["data"]]
         assert served == [BASE, "toy-v3"]
         assert sorted(p.name for p in (tmp_path / "run" / "adapters").iterdir()) == ["v00000003"]
@@ -283,3 +284,75 @@ def test_training_through_the_server_hot_reloads_each_adapter_version(folders: d
         assert logprobs_of(reply) == pytest.approx(mine[0].tolist(), abs=1e-4)
         trained = [p for n, p in trainer.model.named_parameters() if "lora_B" in n]
         assert trained and any(bool(p.abs().sum() > 0) for p in trained)  # the adapter moved away from the base
+
+
+class LowerLogprobs:
+    """ASGI middleware: every log-prob in a chat completion's answer is lowered by ``shift``.
+
+    The server then reports μ = π · e^−shift for the tokens it sampled from π, so a trainer that
+    recomputes π_old (the same weights) sees π_old / μ = e^shift on every token.
+    """
+
+    def __init__(self, app: Any, shift: float) -> None:
+        self.app, self.shift = app, shift
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def rewrite(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            payload = self.lowered(bytes(body)) if start["status"] == 200 else bytes(body)
+            headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+
+        await self.app(scope, receive, rewrite)
+
+    def lowered(self, body: bytes) -> bytes:
+        reply = json.loads(body)
+        for choice in reply["choices"]:
+            for entry in (choice.get("logprobs") or {}).get("content") or []:
+                entry["logprob"] -= self.shift
+        return json.dumps(reply).encode()
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [(0.2, math.exp(0.2)), (0.7, 1.5)],  # e^0.2 ≈ 1.22 under the cap of 1.5; e^0.7 ≈ 2.01 truncated to it
+    ids=["under-the-cap", "truncated"],
+)
+def test_truncated_is_weights_the_server_mismatch(
+    folders: dict[str, Path], tmp_path: Path, shift: float, expected: float
+) -> None:
+    """A server whose log-probs are all ``shift`` too low: each token's weight is min(e^shift, C),
+    and PPO's ratio is taken against the trainer's recomputed π_old, so it starts at 1."""
+    with ServerThread(LowerLogprobs(create_app(folders["model"], BASE, max_new_tokens=6), shift)) as server:
+        cfg = TrainConfig(
+            env_id="ServedToy-v0",
+            group_size=2,
+            tasks_per_step=2,
+            steps=2,
+            lr=5e-2,
+            max_new_tokens=6,
+            lora_rank=4,
+            tis_cap=1.5,
+            out_dir=str(tmp_path / "run"),
+            rollout_server=server.base_url,
+            rollout_adapter="toy",
+        )
+        model, tokenizer = load(folders["model"])
+        records = Trainer(cfg, model, tokenizer, progress=False).train()
+    # the second step samples from the adapter the first one trained: the weights still match
+    assert [r["rollout_version"] for r in records] == [0, 1] and all(r["samples"] > 0 for r in records)
+    assert [r["tis_weight_mean"] for r in records] == pytest.approx([expected] * 2, rel=1e-4)
+    # one optimizer step per training step: π_θ = π_old for every micro-batch, as recomputed (not μ)
+    assert [r["mean_ratio"] for r in records] == pytest.approx([1.0] * 2, abs=1e-4)

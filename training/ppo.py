@@ -73,7 +73,7 @@ class PPOStats:
     active (r < 1 − ε_low with A < 0, or r > 1 + ε_high with A > 0); ``approx_kl``: mean k3
     estimate of KL(π_old ‖ π) per token; ``mean_ratio``: mean of r over units; ``kl_ref``: mean
     k3 estimate of KL(π ‖ π_ref) per token (0 without a reference); ``units``: how many units
-    the means are over.
+    the means are over; ``is_weight_mean``: mean importance weight over units (1 without weights).
     """
 
     clip_fraction: float
@@ -81,6 +81,7 @@ class PPOStats:
     mean_ratio: float
     kl_ref: float
     units: int
+    is_weight_mean: float = 1.0
 
 
 def ppo_loss(
@@ -165,11 +166,13 @@ def ppo_loss(
         clipped = ((ratio < low) & (adv < 0)) | ((ratio > high) & (adv > 0))
         old_q = -log_ratio
         approx_kl = ((torch.exp(old_q) - old_q - 1.0) * mask).sum() / max(token_count, 1.0)
+        is_weight_sum = units if is_weights is None else float((is_weights.to(weights.dtype) * weights).sum().item())
         stats = PPOStats(
             clip_fraction=float((clipped.float() * weights).sum().item() / max(units, 1.0)),
             approx_kl=float(approx_kl.item()),
             mean_ratio=float((ratio * weights).sum().item() / max(units, 1.0)),
             kl_ref=float(kl_ref.detach().item()),
             units=int(units),
+            is_weight_mean=is_weight_sum / units if units else 1.0,
         )
     return loss, stats

@@ -20,7 +20,8 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    with gradient accumulation, gradient-norm clipping and AdamW;
    With ``rollout_server``, samples more than ``max_staleness`` versions old are refused, π_old
    is recomputed by the trainer, and each term is weighted by min(π_old/π_server, ``tis_cap``)
-   (:mod:`horizongym.training.truncated_is`); after the update the new adapter is published
+   (:mod:`horizongym.training.truncated_is`; the weights' mean over the update's tokens, or
+   sequences, is logged as ``tis_weight_mean``); after the update the new adapter is published
    (:mod:`horizongym.training.adapter_publisher`);
 5. log one JSON line to ``OUT/metrics.jsonl`` and TensorBoard scalars to ``OUT/tb``, append the
    episodes to ``OUT/episodes.jsonl``; every ``eval_every`` steps evaluate greedily on held-out
@@ -379,9 +380,10 @@ class Trainer:
 
         With several ranks, each optimizer batch is split evenly over them and their gradients
         are summed (:mod:`horizongym.training.distributed`); the figures are the whole batch's.
+        With ``rollout_server``, ``tis_weight_mean`` is the mean truncated importance weight per unit.
         """
         cfg = self.config
-        totals = {"loss": 0.0, "clip_fraction": 0.0, "approx_kl": 0.0, "kl_ref": 0.0, "mean_ratio": 0.0}
+        totals = dict.fromkeys(("loss", *_STAT_TOTALS), 0.0)
         units, optimizer_steps, grad_norms = 0, 0, 0.0
         if samples and self.publisher is not None:
             samples = self._recompute_old_logprobs(samples)
@@ -413,7 +415,7 @@ class Trainer:
                 self.model.eval()
             *summed, units_sum = self.ranks.sum_floats([*totals.values(), float(units)], self.device)
             totals, units = dict(zip(totals, summed, strict=True)), int(units_sum)
-        return {
+        metrics = {
             "loss": totals["loss"] / max(optimizer_steps, 1),
             "clip_fraction": totals["clip_fraction"] / max(units, 1),
             "approx_kl": totals["approx_kl"] / max(units, 1),
@@ -423,6 +425,9 @@ class Trainer:
             "optimizer_steps": float(optimizer_steps),
             "lr": float(self.scheduler.get_last_lr()[0]),
         }
+        if self.publisher is not None:  # samples a server generated, weighted by truncated IS
+            metrics["tis_weight_mean"] = totals["tis_weight_mean"] / units if units else 1.0
+        return metrics
 
     def _micro_loss(self, micro: Sequence[TurnSample], normalizer: float) -> tuple[torch.Tensor, PPOStats]:
         cfg = self.config
@@ -714,6 +719,17 @@ def _runs(seeds: Sequence[int]) -> Iterator[tuple[int, int]]:
         yield start, count
 
 
+_STAT_TOTALS = {
+    "clip_fraction": "clip_fraction",
+    "approx_kl": "approx_kl",
+    "kl_ref": "kl_ref",
+    "mean_ratio": "mean_ratio",
+    "tis_weight_mean": "is_weight_mean",
+}
+"""The update's metrics averaged over units (tokens, or sequences), and the PPOStats field of each."""
+
+
 def _accumulate(totals: dict[str, float], stats: PPOStats) -> None:
-    for key in ("clip_fraction", "approx_kl", "kl_ref", "mean_ratio"):
-        totals[key] += getattr(stats, key) * stats.units
+    """Add ``stats``' per-unit means, weighted by its units, to ``totals`` (divided by all units at the end)."""
+    for metric, field in _STAT_TOTALS.items():
+        totals[metric] += getattr(stats, field) * stats.units
