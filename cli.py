@@ -42,7 +42,7 @@ from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, Rollo
 from horizongym.training.rollouts.cli import add_export_commands, add_replay_commands
 from horizongym.training.rollouts.failure_report import all_failed_line, failed_episodes, failure_report
 from horizongym.training.rollouts.report import episodes_html
-from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile
+from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile, RunFileError, read_run
 from horizongym.training.rollouts.summary import format_table, summarize
 
 
@@ -371,16 +371,10 @@ def cmd_rollout(args: argparse.Namespace) -> None:
 
 def cmd_show(args: argparse.Namespace) -> None:
     path = Path(args.file)
-    if not path.is_file():
-        raise CommandError(f"no episode file at {path}")
     try:
-        episodes = read_episodes(path)
-    except NotAnEpisodeFile as exc:
-        raise CommandError(f"{exc}; 'horizongym show' reads the JSONL files 'rollout' and 'train' write") from None
-    except OSError as exc:
-        raise CommandError(f"cannot read {path}: {os_error(exc)}") from None
-    if not episodes:
-        raise CommandError(f"{path} holds no episodes")
+        episodes = read_run(path, "show")
+    except RunFileError as exc:
+        raise CommandError(str(exc)) from None
     print(format_table(summarize(episodes)))
     failed = failed_episodes(episodes)
     if failed:

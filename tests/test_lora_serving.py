@@ -239,22 +239,26 @@ def test_samples_older_than_the_bound_are_refused() -> None:
 
 
 # ----- training through the server ------------------------------------------------------------
+def served_config(server: ServerThread, tmp_path: Path, **settings: Any) -> TrainConfig:
+    """A run of ServedToy-v0 that rolls out through ``server`` with LoRA adapters named ``toy-vN``."""
+    return TrainConfig(
+        env_id="ServedToy-v0",
+        group_size=2,
+        tasks_per_step=2,
+        lr=5e-2,
+        lora_rank=4,
+        out_dir=str(tmp_path / "run"),
+        rollout_server=server.base_url,
+        rollout_adapter="toy",
+        **settings,
+    )
+
+
 def test_training_through_the_server_hot_reloads_each_adapter_version(folders: dict[str, Path], tmp_path: Path) -> None:
     app = create_app(folders["model"], BASE, max_new_tokens=10)
     server_state = app.state.server
     with ServerThread(app) as server:
-        cfg = TrainConfig(
-            env_id="ServedToy-v0",
-            group_size=2,
-            tasks_per_step=2,
-            steps=3,
-            lr=5e-2,
-            max_new_tokens=10,
-            lora_rank=4,
-            out_dir=str(tmp_path / "run"),
-            rollout_server=server.base_url,
-            rollout_adapter="toy",
-        )
+        cfg = served_config(server, tmp_path, steps=3, max_new_tokens=10)
         model, tokenizer = load(folders["model"])
         trainer = Trainer(cfg, model, tokenizer, progress=False)
         records = trainer.train()
@@ -336,19 +340,7 @@ def test_truncated_is_weights_the_server_mismatch(
     """A server whose log-probs are all ``shift`` too low: each token's weight is min(e^shift, C),
     and PPO's ratio is taken against the trainer's recomputed π_old, so it starts at 1."""
     with ServerThread(LowerLogprobs(create_app(folders["model"], BASE, max_new_tokens=6), shift)) as server:
-        cfg = TrainConfig(
-            env_id="ServedToy-v0",
-            group_size=2,
-            tasks_per_step=2,
-            steps=2,
-            lr=5e-2,
-            max_new_tokens=6,
-            lora_rank=4,
-            tis_cap=1.5,
-            out_dir=str(tmp_path / "run"),
-            rollout_server=server.base_url,
-            rollout_adapter="toy",
-        )
+        cfg = served_config(server, tmp_path, steps=2, max_new_tokens=6, tis_cap=1.5)
         model, tokenizer = load(folders["model"])
         records = Trainer(cfg, model, tokenizer, progress=False).train()
     # the second step samples from the adapter the first one trained: the weights still match

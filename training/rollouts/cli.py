@@ -29,10 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from horizongym.argtypes import os_error
 from horizongym.training.rollouts.replay import EpisodeReplay, ReplayError, replay_episodes
 from horizongym.training.rollouts.rescore import RescoreError, rescore_episodes, write_episodes
-from horizongym.training.rollouts.store import NotAnEpisodeFile, read_episodes
+from horizongym.training.rollouts.store import RunFileError, read_run
 from horizongym.training.rollouts.trajectory import Episode
 
 
@@ -55,17 +54,10 @@ def _json_object(flag: str, text: str | None) -> dict[str, Any]:
 
 
 def _episodes(path: Path) -> list[Episode]:
-    if not path.is_file():
-        _fail(f"no episode file at {path}")
     try:
-        episodes = read_episodes(path)
-    except NotAnEpisodeFile as exc:
-        _fail(f"{exc}; 'horizongym replay' reads the JSONL files 'rollout' and 'train' write")
-    except OSError as exc:
-        _fail(f"cannot read {path}: {os_error(exc)}")
-    if not episodes:
-        _fail(f"{path} holds no episodes")
-    return episodes
+        return read_run(path, "replay")
+    except RunFileError as exc:
+        _fail(str(exc))
 
 
 def cmd_replay(args: argparse.Namespace) -> None:

@@ -51,7 +51,7 @@ from horizongym.argtypes import os_error
 from horizongym.training.rollouts.atif import atif_trajectory
 from horizongym.training.rollouts.engine import EnvRecipe
 from horizongym.training.rollouts.failure_report import failure_counts
-from horizongym.training.rollouts.store import NotAnEpisodeFile, read_episodes
+from horizongym.training.rollouts.store import RunFileError, read_run
 from horizongym.training.rollouts.trajectory import Episode
 
 ExportFormat = Literal["hf", "atif", "sft-jsonl"]
@@ -269,13 +269,9 @@ def export_run(
         raise ExportError(f"--out {target} is the run being read; choose another path")
     check_out(format, target, layout)
     try:
-        episodes = read_episodes(path)
-    except NotAnEpisodeFile as exc:
-        raise ExportError(f"{exc}; 'horizongym export' reads the JSONL files 'rollout' and 'train' write") from None
-    except OSError as exc:
-        raise ExportError(f"cannot read {path}: {os_error(exc)}") from None
-    if not episodes:
-        raise ExportError(f"{path} holds no episodes")
+        episodes = read_run(path, "export")
+    except RunFileError as exc:
+        raise ExportError(str(exc)) from None
     return export_episodes(
         episodes, format, target, include_failed=include_failed, only_success=only_success, layout=layout, tools=tools
     )

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 
+from horizongym.argtypes import os_error
 from horizongym.training.rollouts.trajectory import Episode
 
 MAX_LINE_WARNINGS = 10
@@ -148,6 +149,27 @@ def read_episodes(path: str | os.PathLike[str]) -> list[Episode]:
     """Every episode of the file, each once, in file order (see the module docstring for bad lines);
     ``[]`` when there is no file."""
     return list(iter_episodes(path))
+
+
+class RunFileError(ValueError):
+    """A run file a command cannot read: missing, unreadable, not episodes, or empty (one line with the fix)."""
+
+
+def read_run(path: str | os.PathLike[str], command: str) -> list[Episode]:
+    """The episodes of the run file ``path`` that ``horizongym COMMAND`` reads; :class:`RunFileError`
+    when there is no such file, it cannot be read, none of its lines is an episode, or it is empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"no episode file at {path}")
+    try:
+        episodes = read_episodes(path)
+    except NotAnEpisodeFile as exc:
+        raise RunFileError(f"{exc}; 'horizongym {command}' reads the JSONL files 'rollout' and 'train' write") from None
+    except OSError as exc:
+        raise RunFileError(f"cannot read {path}: {os_error(exc)}") from None
+    if not episodes:
+        raise RunFileError(f"{path} holds no episodes")
+    return episodes
 
 
 def iter_episodes(path: str | os.PathLike[str]) -> Iterator[Episode]:
