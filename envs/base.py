@@ -16,10 +16,16 @@ Recorded episodes can be replayed and rescored (``horizongym replay``):
 * **Replay.** :attr:`TextEnv.replay_compares` names what a replay of the recorded actions
   compares step by step (:data:`REPLAY_COMPARES` by default: everything an env answers); an
   env whose raw output is not reproducible (command output, timings) names the parts that are.
+
+Episodes are forkable (:mod:`horizongym.envs.snapshot`): :meth:`TextEnv.snapshot` copies the
+base class's :class:`EpisodeState`, the random generator's state and what the subclass names in
+:meth:`TextEnv.fork_state` (by default the attributes in :attr:`TextEnv.episode_attributes`);
+:meth:`TextEnv.restore` puts copies of them back, so two restores of one snapshot share nothing.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, SupportsFloat
@@ -28,6 +34,7 @@ import gymnasium as gym
 
 from horizongym.envs.contract import REWARD_EVENTS, StepInfo, TerminationReason, termination_reason
 from horizongym.envs.seeding import np_random
+from horizongym.envs.snapshot import NotForkable, Snapshot, type_name
 from horizongym.envs.spaces import UnicodeText
 from horizongym.tools import (
     NoToolCall,
@@ -66,6 +73,17 @@ class Task:
 
     id: str
     prompt: str
+
+
+@dataclass(frozen=True)
+class TextEnvSnapshot:
+    """What :meth:`TextEnv.snapshot` keeps (the ``state`` of its :class:`~horizongym.envs.snapshot.Snapshot`):
+    the base class's episode state, the generator's state (None before the first seeded reset) and
+    the subclass's :meth:`TextEnv.fork_state`."""
+
+    episode: EpisodeState
+    rng: dict[str, Any] | None
+    own: Any
 
 
 @dataclass
@@ -123,6 +141,10 @@ class TextEnv(gym.Env[str, str]):
         here; an env whose tools run in containers (SWE-v0) says when it needs them.
         """
         return False
+
+    episode_attributes: ClassVar[tuple[str, ...]] = ()
+    """The attributes that hold the running episode's own state beyond :class:`EpisodeState` (the
+    task's data): what the default :meth:`fork_state` copies into a snapshot."""
 
     max_turns: int = 16
     format_penalty: float = -0.1
@@ -240,6 +262,42 @@ class TextEnv(gym.Env[str, str]):
     def end_turn(self) -> None:
         """Ignore the rest of this action's calls: the agent must see this call's result first."""
         self.state.turn_ended = True
+
+    # ----- forking (horizongym.envs.snapshot) ----------------------------------------
+    def fork_state(self) -> Any:
+        """The subclass's part of a snapshot: a picklable copy of what the running episode holds beyond
+        :class:`EpisodeState`. The default copies the attributes named in :attr:`episode_attributes`."""
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.episode_attributes}
+
+    def load_fork_state(self, state: Any) -> None:
+        """Make ``state`` (from :meth:`fork_state`, possibly of another process) the running episode's;
+        called with a copy of its own, so the env may keep what it is given."""
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def snapshot(self) -> Snapshot:
+        """A snapshot of the running episode (:mod:`horizongym.envs.snapshot`); :class:`NotForkable` before reset."""
+        if self.state.task is None:
+            raise NotForkable(f"{type(self).__name__} has no running episode to snapshot; call reset() first")
+        generator = getattr(self, "_np_random", None)
+        rng = copy.deepcopy(generator.bit_generator.state) if generator is not None else None
+        payload = TextEnvSnapshot(episode=copy.deepcopy(self.state), rng=rng, own=self.fork_state())
+        return Snapshot(env_type=type_name(self), turn=self.state.turn, state=payload)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Continue the episode of ``snapshot`` (taken from an env of this class built with the same arguments)."""
+        payload = snapshot.state
+        if not isinstance(payload, TextEnvSnapshot):
+            raise ValueError(f"not a snapshot of a TextEnv: its state is a {type(payload).__name__}")
+        self.load_fork_state(copy.deepcopy(payload.own))
+        if payload.rng is not None:
+            if getattr(self, "_np_random", None) is None:
+                self._np_random, self._np_random_seed = np_random(0)
+            self.np_random.bit_generator.state = copy.deepcopy(payload.rng)
+        self.state = copy.deepcopy(payload.episode)
+
+    def release_snapshot(self, snapshot: Snapshot) -> None:
+        """Free what ``snapshot`` holds outside the process; the default holds nothing there."""
 
     # ----- Gymnasium API -------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ class ChainEnv(TextEnv):
 
     blocking = False
     reward_settings: ClassVar[frozenset[str] | None] = frozenset({"format_penalty"})
+    episode_attributes: ClassVar[tuple[str, ...]] = ("store", "chain", "answer_value", "max_turns")
     key_space: ClassVar[int] = 0
     """How many distinct keys exist: keys are ``key_name(i)`` for ``i < key_space``."""
 

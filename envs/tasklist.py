@@ -23,6 +23,7 @@ Gymnasium's ``ResetNeeded`` before the first reset, as ``step`` does.
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
@@ -152,18 +153,38 @@ class TaskListEnv(TextEnv, Generic[TaskT, EpisodeT]):
         self._drop_episode()
         super().close()
 
+    # ----- forking (horizongym.envs.snapshot) -------------------------------------------------
+    def fork_state(self) -> Any:
+        """The running task's id and a copy of the episode's state (plus :attr:`episode_attributes`).
+        A subclass whose episode holds what cannot be copied (a sandbox) overrides this."""
+        own = super().fork_state()
+        own["task_id"] = self.task_id(self.current_task)
+        own["episode"] = copy.deepcopy(self.episode)
+        return own
+
+    def load_fork_state(self, state: Any) -> None:
+        """Release the running episode, then take the snapshot's task (found by id) and episode."""
+        state = dict(state)
+        task_id, episode = state.pop("task_id"), state.pop("episode")
+        task = self._task_by_id(task_id)
+        self._drop_episode()
+        super().load_fork_state(state)
+        self._task, self._episode = task, episode
+
     # ----- helpers ------------------------------------------------------------------------
     def _choose(self, options: dict[str, Any]) -> TaskT:
         """The task named by ``options`` (``task_id`` or ``task_index``), else one drawn with the env's RNG."""
         if "task_id" in options:
-            wanted = options["task_id"]
-            for task in self.tasks:
-                if self.task_id(task) == wanted:
-                    return task
-            raise ValueError(f"no task with id {wanted!r} in split {self.split!r}")
+            return self._task_by_id(options["task_id"])
         if "task_index" in options:
             return self.tasks[int(options["task_index"]) % len(self.tasks)]
         return self.tasks[int(self.np_random.integers(len(self.tasks)))]
+
+    def _task_by_id(self, wanted: object) -> TaskT:
+        for task in self.tasks:
+            if self.task_id(task) == wanted:
+                return task
+        raise ValueError(f"no task with id {wanted!r} in split {self.split!r}")
 
     def _drop_episode(self) -> None:
         episode, self._task, self._episode = self._episode, None, None

@@ -46,6 +46,10 @@ class EpisodeCredit:
     hindsight_logprobs: Sequence[float] | None = None
     policy_logprobs: Sequence[float] | None = None
     hindsight_head_logprobs: Sequence[float] | None = None
+    parent: int | None = None
+    """For an episode forked from another of the group (a tree rollout): that episode's index in the group."""
+    fork_turn: int = 0
+    """For a forked episode: the turns 1..fork_turn it shares with its parent (its first own turn is fork_turn + 1)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.num_turns, bool) or not isinstance(self.num_turns, int) or self.num_turns < 1:
@@ -56,6 +60,10 @@ class EpisodeCredit:
             values = getattr(self, name)
             if values is not None and len(values) != self.num_turns:
                 raise ValueError(f"{name} has {len(values)} entries but num_turns is {self.num_turns}")
+        if not 0 <= self.fork_turn < self.num_turns:
+            raise ValueError(f"fork_turn must be in 0..num_turns-1 ({self.num_turns - 1}), got {self.fork_turn}")
+        if self.parent is None and self.fork_turn:
+            raise ValueError("fork_turn is set but parent is not: a forked episode names its parent")
 
 
 def check_group(group: Sequence[EpisodeCredit]) -> None:

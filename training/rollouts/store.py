@@ -9,7 +9,7 @@ store wrote:
 * a **bad line** anywhere else (not JSON, not an episode: hand-edited, truncated, overwritten)
   is skipped with a warning naming ``FILE:LINE`` and what is wrong; every other line is read;
 * a **duplicate**: a run holds each episode once, an episode being its env id, env kwargs,
-  policy, seed and sample. A later line with the identity of an earlier one (a line copied
+  policy, seed, sample and branch. A later line with the identity of an earlier one (a line copied
   twice, two processes appending the same run) is skipped with a warning naming both lines:
   the first stored wins, so readers see every episode once, and :meth:`EpisodeStore.finished_keys`
   (a set) counts it once; a resumed run skips it and never stores it again;
@@ -177,7 +177,7 @@ def iter_episodes(path: str | os.PathLike[str]) -> Iterator[Episode]:
     path = Path(path)
     if not path.exists():
         return
-    seen: dict[tuple[str, str, str, int, int], int] = {}
+    seen: dict[tuple[str, str, str, int, int, int], int] = {}
     warned = skipped = whole_lines = 0
     first_problem = ""
     with open(path, "rb") as handle:
@@ -233,7 +233,7 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
-def _identity(episode: Episode) -> tuple[str, str, str, int, int]:
-    """What makes an episode the same one: env id, env kwargs, policy, seed and sample."""
+def _identity(episode: Episode) -> tuple[str, str, str, int, int, int]:
+    """What makes an episode the same one: env id, env kwargs, policy, seed, sample and branch."""
     kwargs = json.dumps(episode.env_kwargs, sort_keys=True, default=str)
-    return (episode.env_id, kwargs, episode.policy, episode.seed, episode.sample)
+    return (episode.env_id, kwargs, episode.policy, episode.seed, episode.sample, episode.branch)

@@ -170,6 +170,13 @@ class Episode(Record):
     in the same state drew the same random numbers."""
     started_at: float = 0.0
     seconds: float = 0.0
+    branch: int = 0
+    """Which branch of its tree (the episodes of one seed and sample) this is: 0 for the trunk (every
+    episode of a run without ``--tree``), 1, 2... for the episodes forked from it, in the order forked."""
+    parent_branch: int | None = None
+    """The branch this one was forked from; None for a trunk."""
+    fork_turn: int = 0
+    """The turns this episode shares with its parent: its steps 1..fork_turn are the parent's (0 for a trunk)."""
 
     @model_validator(mode="after")
     def _derive_outcome(self) -> Self:
