@@ -266,7 +266,7 @@ def test_hindsight_head_fit_lowers_loss() -> None:
 
 
 def test_registry_and_dispatch() -> None:
-    assert set(ESTIMATORS) == {"grpo", "eapo", "hcapo", "eapo+hcapo", "hca"}
+    assert set(ESTIMATORS) == {"grpo", "eapo", "hcapo", "eapo+hcapo", "hca", "tree"}
     group = [EpisodeCredit(1.0, 2), EpisodeCredit(0.0, 3)]
     assert estimate("grpo", group) == grpo(group)
     assert estimate("eapo", group, gamma=0.5) == eapo(group, gamma=0.5)

@@ -17,6 +17,7 @@ from horizongym.training.advantages.eapo import downsample_to_multiple, eapo
 from horizongym.training.advantages.grpo import grpo
 from horizongym.training.advantages.hca import HindsightHead, hca
 from horizongym.training.advantages.hcapo import eapo_hcapo, hcapo
+from horizongym.training.advantages.tree import tree
 
 ESTIMATORS: dict[str, Callable[..., Advantages]] = {
     "grpo": grpo,
@@ -24,6 +25,7 @@ ESTIMATORS: dict[str, Callable[..., Advantages]] = {
     "hcapo": hcapo,
     "eapo+hcapo": eapo_hcapo,
     "hca": hca,
+    "tree": tree,
 }
 
 
@@ -77,4 +79,5 @@ __all__ = [
     "grpo",
     "hca",
     "hcapo",
+    "tree",
 ]
