@@ -1,4 +1,5 @@
-"""Credit assignment, measured on controlled toys: EAPO vs GRPO, HCAPO vs GRPO, workspace vs history.
+"""Credit assignment, measured on controlled toys: EAPO vs GRPO, HCAPO vs GRPO, tree vs GRPO vs HCAPO at
+equal env steps, workspace vs history.
 
 Hypotheses under test (from the papers behind ``training.advantages``), each reported as measured,
 whichever way it comes out:
@@ -10,6 +11,9 @@ whichever way it comes out:
     updates than GRPO.
 (c) The Markovian workspace keeps the policy's context about constant, while full history grows
     with every round.
+(d) Sibling branches forked from one state estimate the value of the action at the fork without a
+    critic (the ``tree`` estimator), so at the same number of env steps (a branch pays only for its
+    own rounds) tree rollouts should reach the success threshold sooner than GRPO and HCAPO.
 
 Setups (numpy, one seed per run, the same seeds and budget for every estimator):
 
@@ -45,14 +49,26 @@ Figures (``{"bench": "credit", "metric", "value", "unit", "params"}``, one JSON 
 - ``mean_rounds_at_success`` (``advantage``, ``seeds``, ``per_seed``, EAPO: ``gamma``): mean
   rounds of the successful episodes among ``eval_episodes`` sampled from each seed's final policy,
   averaged over seeds (shortest possible: 2); ``final_success``: their success rate, same params.
-- ``steps_to_threshold`` (``advantage``, ``seed``, HCAPO: ``hindsight``): policy updates until the
-  success rate of the training episodes of the last ``window`` = 5 updates is ≥ 0.9 (the budget
-  if never, ``reached`` false); one figure per seed and one with ``seed: "mean"``.
+- ``steps_to_threshold`` (``advantage``, ``seed``, ``task``, HCAPO: ``hindsight``): policy updates
+  until the success rate of the training episodes of the last ``window`` = 5 updates is ≥ 0.9 (the
+  budget if never, ``reached`` false); one figure per seed and one with ``seed: "mean"``. For
+  ``advantage: "tree"`` (``task`` decisive and corridor) these are the updates of the runs below.
+- ``env_steps_to_threshold`` (``advantage`` = tree | grpo | hcapo, ``task``): env steps spent
+  until that threshold, mean over seeds, with ``ci95`` (mean ± t·s/√n over seeds), ``reached``
+  (seeds that got there) and ``per_seed``; a seed that never got there counts as the budget.
+  Every run has the same env-step ``budget`` (decisive: 153,600 = 600 GRPO updates of 8 × 32
+  rounds; corridor: 20,000). GRPO and HCAPO (hindsight head) sample groups of 8 episodes; the tree
+  samples groups of ``trunks`` = 3 trunks, each forked after a uniformly drawn round k ∈ 0..T−1
+  into ``branches`` = 4 episodes (3 continuations restored from the env's snapshot): about 246
+  env steps per update on the decisive round against GRPO's 256. The tree trains every distinct
+  round once (a branch's rounds 1..k are its parent's) with ``estimate("tree", group)``; its
+  update divides by the number of full-length episodes its env steps are worth (see ``train``).
 
     python -m horizongym.bench.credit [--quick]
 
 ``--quick`` (under a minute): 3 seeds, 300 updates per corridor run and at most 300 per decisive
-run, 500 evaluation episodes; the full run: 10 seeds, 1000 and 600 updates, 2000 episodes.
+run, 500 evaluation episodes, equal-steps budgets 76,800 and 10,000; the full run: 10 seeds, 1000
+and 600 updates, 2000 episodes.
 """
 
 from __future__ import annotations
@@ -89,6 +105,10 @@ class ToyEnv(Protocol):
     def reset(self) -> int: ...
 
     def step(self, action: int) -> tuple[int, float, bool]: ...
+
+    def snapshot(self) -> tuple[int, ...]: ...
+
+    def restore(self, snapshot: tuple[int, ...]) -> None: ...
 
 
 class ShortcutCorridor:
@@ -132,6 +152,13 @@ class ShortcutCorridor:
             self.state += 1
         return self.state, 0.0, self.rounds >= self.max_rounds
 
+    def snapshot(self) -> tuple[int, ...]:
+        """The whole episode state: (cell, rounds played)."""
+        return (self.state, self.rounds)
+
+    def restore(self, snapshot: tuple[int, ...]) -> None:
+        self.state, self.rounds = snapshot
+
 
 class DecisiveRound:
     """``rounds`` binary choices; reward 1 iff the choice in round ``decisive`` (1-based) is ``correct``.
@@ -162,6 +189,13 @@ class DecisiveRound:
         done = self.round == self.num_states
         return (self.round - 1 if done else self.round), float(self.hit and done), done
 
+    def snapshot(self) -> tuple[int, ...]:
+        """The whole episode state: (rounds played, whether the decisive choice was right)."""
+        return (self.round, int(self.hit))
+
+    def restore(self, snapshot: tuple[int, ...]) -> None:
+        self.round, self.hit = snapshot[0], bool(snapshot[1])
+
 
 class TabularSoftmax:
     """π(a | s) = softmax over the legal actions of θ_s; illegal actions have probability 0."""
@@ -176,7 +210,9 @@ class TabularSoftmax:
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)
 
-    def update(self, states: np.ndarray, actions: np.ndarray, advantages: np.ndarray, lr: float, episodes: int) -> None:
+    def update(
+        self, states: np.ndarray, actions: np.ndarray, advantages: np.ndarray, lr: float, episodes: float
+    ) -> None:
         """θ ← θ + (lr / episodes) · Σ A · ∇ log π(a | s), with ∇_θs log π(a | s) = onehot(a) − π(·|s)."""
         probs = self.probs()
         grad = np.zeros_like(self.theta)
@@ -190,18 +226,39 @@ class Episode:
     states: list[int]
     actions: list[int]
     reward: float
+    parent: int | None = None
+    """For a branch: the index of the episode it was forked from, in its group."""
+    fork_turn: int = 0
+    """For a branch: rounds 1..fork_turn are its parent's (copied), the rest its own."""
 
     @property
     def rounds(self) -> int:
         return len(self.actions)
 
+    @property
+    def env_steps(self) -> int:
+        """The env steps this episode cost: its own rounds (a branch's shared prefix was paid by its parent)."""
+        return self.rounds - self.fork_turn
 
-def rollout(env: ToyEnv, cumulative: np.ndarray, rng: np.random.Generator) -> Episode:
-    """One episode, actions sampled from the rows of ``cumulative`` (cumulative action probabilities)."""
-    state = env.reset()
-    episode = Episode([], [], 0.0)
+
+Situation = tuple[tuple[int, ...], int, float]
+"""Before a round: (the env's snapshot, the observed state, the reward so far)."""
+
+
+def play_on(
+    env: ToyEnv,
+    state: int,
+    episode: Episode,
+    cumulative: np.ndarray,
+    rng: np.random.Generator,
+    situations: list[Situation] | None = None,
+) -> Episode:
+    """Sample actions from the rows of ``cumulative`` (cumulative action probabilities) from ``state`` until
+    the episode ends, appending to ``episode``; ``situations`` (if given) gets the situation before each round."""
     done = False
     while not done:
+        if situations is not None:
+            situations.append((env.snapshot(), state, episode.reward))
         row = cumulative[state]
         action = min(int(np.count_nonzero(row < rng.random())), len(row) - 1)
         episode.states.append(state)
@@ -211,9 +268,42 @@ def rollout(env: ToyEnv, cumulative: np.ndarray, rng: np.random.Generator) -> Ep
     return episode
 
 
+def rollout(env: ToyEnv, cumulative: np.ndarray, rng: np.random.Generator) -> Episode:
+    """One episode, actions sampled from the rows of ``cumulative`` (cumulative action probabilities)."""
+    return play_on(env, env.reset(), Episode([], [], 0.0), cumulative, rng)
+
+
+def rollout_tree(
+    env: ToyEnv, cumulative: np.ndarray, rng: np.random.Generator, branches: int, trunk_index: int
+) -> list[Episode]:
+    """A trunk, then ``branches`` − 1 continuations forked from it after a uniformly drawn round k in 0..T−1.
+
+    Each branch restores the env's snapshot taken before the trunk's round k + 1, copies the trunk's
+    rounds 1..k and samples its own rounds from k + 1 on (``parent`` = ``trunk_index``, ``fork_turn`` = k).
+    """
+    situations: list[Situation] = []
+    trunk = play_on(env, env.reset(), Episode([], [], 0.0), cumulative, rng, situations)
+    fork = int(rng.integers(trunk.rounds))
+    snapshot, state, reward = situations[fork]
+    out = [trunk]
+    for _ in range(branches - 1):
+        env.restore(snapshot)
+        prefix = Episode(trunk.states[:fork], trunk.actions[:fork], reward, parent=trunk_index, fork_turn=fork)
+        out.append(play_on(env, state, prefix, cumulative, rng))
+    return out
+
+
 def sample(env: ToyEnv, policy: TabularSoftmax, rng: np.random.Generator, count: int) -> list[Episode]:
     cumulative = np.cumsum(policy.probs(), axis=1)
     return [rollout(env, cumulative, rng) for _ in range(count)]
+
+
+def sample_trees(
+    env: ToyEnv, policy: TabularSoftmax, rng: np.random.Generator, trunks: int, branches: int
+) -> list[Episode]:
+    """``trunks`` trees of ``branches`` episodes each (the trunk first), as one group."""
+    cumulative = np.cumsum(policy.probs(), axis=1)
+    return [ep for g in range(trunks) for ep in rollout_tree(env, cumulative, rng, branches, g * branches)]
 
 
 class Hindsight:
@@ -254,6 +344,8 @@ class TrainLog:
     policy: TabularSoftmax
     success: list[float] = field(default_factory=list)
     """Success rate of each update's group."""
+    env_steps: list[int] = field(default_factory=list)
+    """Env steps spent up to and including each update (a branch costs only its own rounds)."""
 
 
 def train(
@@ -267,30 +359,59 @@ def train(
     options: dict[str, Any] | None = None,
     hindsight: Callable[[list[Episode]], list[list[float]]] | None = None,
     stop: Callable[[TrainLog], bool] | None = None,
+    branches: int = 1,
+    max_env_steps: int | None = None,
     progress: bool = False,
     desc: str = "",
 ) -> TrainLog:
-    """Policy gradient with ``estimate(advantage, group)`` for ``updates`` updates (or until ``stop``)."""
+    """Policy gradient with ``estimate(advantage, group)`` for ``updates`` updates (or until ``stop``, or
+    until ``max_env_steps`` env steps are spent).
+
+    With ``branches`` = K > 1 a group is ``group`` trees (``sample_trees``: a trunk and K − 1 branches
+    forked at a random round), and each distinct round is trained once: a branch's shared rounds
+    1..fork_turn are its parent's and only its own rounds enter the update. The update is
+    θ ← θ + lr / n · Σ_{own rounds} A ∇log π with n = (own rounds) · (episodes) / (all rounds of all
+    episodes): the number of full-length episodes the group's env steps are worth, which is the
+    group size itself for a group without branches (so GRPO and HCAPO updates are unchanged).
+    """
+    if branches < 1:
+        raise ValueError(f"branches must be >= 1, got {branches}")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     log = TrainLog(TabularSoftmax(env.legal()))
+    spent = 0
     for _ in tqdm(range(updates), desc=desc, unit="update", disable=not progress, leave=False):
-        episodes = sample(env, log.policy, rng, group)
-        hind: Sequence[list[float] | None] = hindsight(episodes) if hindsight is not None else [None] * group
+        if branches == 1:
+            episodes = sample(env, log.policy, rng, group)
+        else:
+            episodes = sample_trees(env, log.policy, rng, group, branches)
+        hind: Sequence[list[float] | None] = hindsight(episodes) if hindsight is not None else [None] * len(episodes)
         credits = [
-            EpisodeCredit(ep.reward, ep.rounds, success=ep.reward > 0, hindsight_logprobs=h)
+            EpisodeCredit(
+                ep.reward,
+                ep.rounds,
+                success=ep.reward > 0,
+                hindsight_logprobs=h,
+                parent=ep.parent,
+                fork_turn=ep.fork_turn,
+            )
             for ep, h in zip(episodes, hind, strict=True)
         ]
         rows = estimate(advantage, credits, **(options or {}))
+        own = sum(ep.env_steps for ep in episodes)
         log.policy.update(
-            np.array([s for ep in episodes for s in ep.states]),
-            np.array([a for ep in episodes for a in ep.actions]),
-            np.array([a for row in rows for a in row], dtype=np.float64),
+            np.array([s for ep in episodes for s in ep.states[ep.fork_turn :]]),
+            np.array([a for ep in episodes for a in ep.actions[ep.fork_turn :]]),
+            np.array([a for ep, row in zip(episodes, rows, strict=True) for a in row[ep.fork_turn :]]),
             lr,
-            group,
+            own * len(episodes) / sum(ep.rounds for ep in episodes),
         )
-        log.success.append(sum(ep.reward > 0 for ep in episodes) / group)
+        spent += own
+        log.env_steps.append(spent)
+        log.success.append(sum(ep.reward > 0 for ep in episodes) / len(episodes))
         if stop is not None and stop(log):
+            break
+        if max_env_steps is not None and spent >= max_env_steps:
             break
     return log
 
@@ -310,9 +431,22 @@ class Config:
     hindsight_steps: int = 20
     eapo_gammas: tuple[float, ...] = (0.995, 0.9)
     context: bool = True
+    trunks: int = 3
+    """Tree runs: trees per group (each a trunk and ``branches`` − 1 forks)."""
+    branches: int = 4
+    corridor_env_steps: int = 20_000
+    decisive_env_steps: int = 153_600
+    """Env-step budget of every run of the equal-steps comparison (decisive: 600 GRPO updates of 8 × 32 rounds)."""
 
 
-QUICK = Config(seeds=3, corridor_updates=300, decisive_updates=300, eval_episodes=500)
+QUICK = Config(
+    seeds=3,
+    corridor_updates=300,
+    decisive_updates=300,
+    eval_episodes=500,
+    corridor_env_steps=10_000,
+    decisive_env_steps=76_800,
+)
 FULL = Config(seeds=10, corridor_updates=1000, decisive_updates=600, eval_episodes=2000)
 
 
@@ -391,6 +525,7 @@ def bench_decisive(config: Config, progress: bool) -> list[dict[str, Any]]:
     out = []
     seeds = list(range(config.seeds))
     common = {
+        "task": "decisive",
         "threshold": config.threshold,
         "window": config.window,
         "budget": config.decisive_updates,
@@ -440,6 +575,136 @@ def bench_decisive(config: Config, progress: bool) -> list[dict[str, Any]]:
     return out
 
 
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
+"""Student's t 0.975 quantiles for 1..15 degrees of freedom (two-sided 95%); 1.96 beyond 15 is within 7%."""
+
+
+def interval95(values: Sequence[float]) -> tuple[float, float]:
+    """mean ± t_{0.975, n−1} · s / √n (s: sample std) over ``values``; (mean, mean) for a single value."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean
+    t = T_975[len(values) - 2] if len(values) - 1 <= len(T_975) else 1.96
+    half = t * statistics.stdev(values) / len(values) ** 0.5
+    return mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    make: Callable[[], ToyEnv]
+    lr: float
+    budget: int
+    """Env steps per run."""
+
+
+def bench_equal_steps(config: Config, progress: bool) -> list[dict[str, Any]]:
+    """Tree vs GRPO vs HCAPO at the same env-step budget: env steps (and updates) to the success threshold.
+
+    GRPO and HCAPO (hindsight head) train on groups of ``group`` independent episodes; the tree on
+    groups of ``trunks`` trees of ``branches`` episodes (forked at a uniformly drawn round), each
+    distinct round trained once. Every run stops at the threshold or when its budget is spent.
+    """
+    out: list[dict[str, Any]] = []
+    seeds = list(range(config.seeds))
+    tasks = (
+        Task("decisive", DecisiveRound, config.decisive_lr, config.decisive_env_steps),
+        Task("corridor", ShortcutCorridor, config.corridor_lr, config.corridor_env_steps),
+    )
+    table = []
+    for task in tasks:
+        for advantage in ("tree", "grpo", "hcapo"):
+            tree = advantage == "tree"
+            shape = {"trunks": config.trunks, "branches": config.branches} if tree else {"group": config.group}
+            common = {"threshold": config.threshold, "window": config.window, "lr": task.lr, **shape}
+            env_steps, updates, reached, per_update = [], [], [], []
+            for seed in seeds:
+                env = task.make()
+                hindsight = None
+                if advantage == "hcapo":
+                    torch.manual_seed(seed)
+                    hindsight = Hindsight(
+                        env.num_states, env.num_actions, config.hindsight_window, config.hindsight_steps
+                    )
+
+                def reached_threshold(log: TrainLog) -> bool:
+                    return (
+                        steps_to_threshold(log.success[-config.window :], config.window, config.threshold) is not None
+                    )
+
+                log = train(
+                    env,
+                    advantage,
+                    seed,
+                    updates=task.budget,
+                    group=config.trunks if tree else config.group,
+                    lr=task.lr,
+                    hindsight=hindsight,
+                    stop=reached_threshold,
+                    branches=config.branches if tree else 1,
+                    max_env_steps=task.budget,
+                    progress=progress,
+                    desc=f"equal steps {task.name} {advantage} seed {seed}",
+                )
+                n = steps_to_threshold(log.success, config.window, config.threshold)
+                hit = n is not None and log.env_steps[n - 1] <= task.budget
+                env_steps.append(log.env_steps[n - 1] if n is not None and hit else task.budget)
+                updates.append(n if n is not None and hit else len(log.success))
+                reached.append(hit)
+                per_update.append(log.env_steps[-1] / len(log.env_steps))
+                if tree:
+                    out.append(
+                        figure(
+                            "steps_to_threshold",
+                            updates[-1],
+                            "updates",
+                            advantage="tree",
+                            task=task.name,
+                            seed=seed,
+                            reached=hit,
+                            env_steps_per_update=round(per_update[-1], 1),
+                            **common,
+                        )
+                    )
+            if tree:
+                out.append(
+                    figure(
+                        "steps_to_threshold",
+                        statistics.fmean(updates),
+                        "updates",
+                        advantage="tree",
+                        task=task.name,
+                        seed="mean",
+                        seeds=seeds,
+                        reached=sum(reached),
+                        **common,
+                    )
+                )
+            mean = statistics.fmean(env_steps)
+            low, high = interval95(env_steps)
+            out.append(
+                figure(
+                    "env_steps_to_threshold",
+                    mean,
+                    "env_steps",
+                    advantage=advantage,
+                    task=task.name,
+                    ci95=[round(low, 1), round(high, 1)],
+                    reached=sum(reached),
+                    seeds=seeds,
+                    per_seed=env_steps,
+                    budget=task.budget,
+                    env_steps_per_update=round(statistics.fmean(per_update), 1),
+                    **common,
+                )
+            )
+            table.append((task.name, advantage, mean, low, high, sum(reached), len(seeds)))
+    print("env steps to threshold, equal budgets (advantage x task: mean [95% interval] reached/seeds)")
+    for name, advantage, mean, low, high, hits, count in table:
+        print(f"  {name:8s} {advantage:6s} {mean:10.1f} [{low:.1f}, {high:.1f}] {hits}/{count}")
+    return out
+
+
 def bench_context() -> list[dict[str, Any]]:
     """(c) Context tokens per round, Markovian workspace vs full history."""
     from horizongym.bench.context import context_tokens
@@ -460,6 +725,7 @@ def run(config: Config, progress: bool = True) -> list[dict[str, Any]]:
     figures = bench_context() if config.context else []
     figures += bench_corridor(config, progress)
     figures += bench_decisive(config, progress)
+    figures += bench_equal_steps(config, progress)
     return figures
 
 

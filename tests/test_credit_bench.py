@@ -20,6 +20,8 @@ from horizongym.bench.credit import (
     Hindsight,
     ShortcutCorridor,
     TabularSoftmax,
+    interval95,
+    rollout_tree,
     steps_to_threshold,
     train,
     uniform_hindsight,
@@ -34,7 +36,35 @@ TINY = Config(
     window=2,
     hindsight_steps=2,
     eapo_gammas=(0.995,),
+    trunks=2,
+    branches=2,
+    corridor_env_steps=60,
+    decisive_env_steps=300,
 )
+
+
+class CountingEnv:
+    """Counts the steps taken through it."""
+
+    def __init__(self, env: ShortcutCorridor | DecisiveRound) -> None:
+        self.env, self.steps = env, 0
+        self.num_states, self.num_actions = env.num_states, env.num_actions
+
+    def legal(self) -> np.ndarray:
+        return self.env.legal()
+
+    def reset(self) -> int:
+        return self.env.reset()
+
+    def step(self, action: int) -> tuple[int, float, bool]:
+        self.steps += 1
+        return self.env.step(action)
+
+    def snapshot(self) -> tuple[int, ...]:
+        return self.env.snapshot()
+
+    def restore(self, snapshot: tuple[int, ...]) -> None:
+        self.env.restore(snapshot)
 
 
 def play(env: ShortcutCorridor | DecisiveRound, actions: list[int]) -> list[tuple[int, float, bool]]:
@@ -70,6 +100,87 @@ def test_decisive_round() -> None:
     others_wrong[16] = 1
     assert play(env, others_wrong)[-1][1] == 1.0
     assert [state for state, _, _ in right[:3]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("env", "prefix", "rest"),
+    [
+        (ShortcutCorridor(), [LONG, FORWARD, WAIT], [WAIT, FORWARD] + [FORWARD] * 6),
+        (DecisiveRound(), [0] * 16, [1] * 16),
+        (DecisiveRound(), [0] * 17, [1] * 15),
+    ],
+)
+def test_restore_replays_the_same_continuation(
+    env: ShortcutCorridor | DecisiveRound, prefix: list[int], rest: list[int]
+) -> None:
+    play(env, prefix)
+    snapshot = env.snapshot()
+    first = [env.step(a) for a in rest]
+    env.restore(snapshot)
+    assert [env.step(a) for a in rest] == first
+    env.restore(snapshot)
+    other = [env.step(1 - a if isinstance(env, DecisiveRound) else WAIT) for a in rest]
+    if isinstance(env, DecisiveRound):
+        # the decisive round is round 17: forked before it, the continuations decide (1 wins, 0 loses);
+        # forked after it, the prefix's wrong choice (0) has decided already and both lose
+        expected = (0.0, 0.0) if len(prefix) >= 17 else (1.0, 0.0)
+        assert (first[-1][1], other[-1][1]) == expected
+    else:
+        assert other[-1][1] == 0.0 and first[-1][1] == 1.0
+
+
+@pytest.mark.parametrize("make", [ShortcutCorridor, DecisiveRound])
+def test_tree_rollout_shares_the_prefix_and_counts_own_steps(make: type) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        env = CountingEnv(make())
+        cumulative = np.cumsum(TabularSoftmax(env.legal()).probs(), axis=1)
+        tree = rollout_tree(env, cumulative, rng, branches=4, trunk_index=8)
+        trunk, branches = tree[0], tree[1:]
+        assert trunk.parent is None and trunk.fork_turn == 0 and len(branches) == 3
+        assert sum(ep.env_steps for ep in tree) == env.steps
+        for branch in branches:
+            k = branch.fork_turn
+            assert branch.parent == 8 and 0 <= k < trunk.rounds
+            assert branch.states[:k] == trunk.states[:k] and branch.actions[:k] == trunk.actions[:k]
+            assert branch.env_steps == branch.rounds - k
+            if make is DecisiveRound:
+                assert branch.rounds == 32
+                if k >= 17:
+                    assert branch.reward == trunk.reward
+
+
+def test_tree_training_trains_each_distinct_round_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    rounds: list[int] = []
+    scales: list[float] = []
+    original = TabularSoftmax.update
+
+    def update(
+        self: TabularSoftmax, states: np.ndarray, actions: np.ndarray, adv: np.ndarray, lr: float, n: float
+    ) -> None:
+        assert len(states) == len(actions) == len(adv)
+        rounds.append(len(states))
+        scales.append(n)
+        original(self, states, actions, adv, lr, n)
+
+    monkeypatch.setattr(TabularSoftmax, "update", update)
+    env = CountingEnv(DecisiveRound())
+    log = train(env, "tree", 2, updates=4, group=2, lr=0.5, branches=3)
+    assert log.env_steps[-1] == env.steps == sum(rounds)
+    assert log.env_steps == list(np.cumsum(rounds))
+    # every group has 6 episodes of 32 rounds: n = own rounds · 6 / (6 · 32)
+    assert scales == pytest.approx([r / 32 for r in rounds])
+    again = train(DecisiveRound(), "tree", 2, updates=4, group=2, lr=0.5, branches=3)
+    np.testing.assert_array_equal(again.policy.theta, log.policy.theta)
+    budgeted = train(DecisiveRound(), "grpo", 2, updates=100, group=2, lr=0.5, max_env_steps=100)
+    assert budgeted.env_steps == [64, 128]
+
+
+def test_interval95() -> None:
+    # [1, 2, 3]: mean 2, s 1, t(2 df) 4.303 -> 2 ± 4.303 / √3 = 2 ± 2.484339
+    low, high = interval95([1.0, 2.0, 3.0])
+    assert low == pytest.approx(2 - 2.484339, abs=1e-5) and high == pytest.approx(2 + 2.484339, abs=1e-5)
+    assert interval95([5.0]) == (5.0, 5.0)
 
 
 def test_tabular_softmax_update() -> None:
@@ -135,9 +246,26 @@ def test_quick_run_prints_the_figures(monkeypatch: pytest.MonkeyPatch, capsys: p
         for p in by_metric[metric]:
             assert p["seeds"] == [0, 1] and len(p["per_seed"]) == 2
     steps = by_metric["steps_to_threshold"]
-    assert {(p["advantage"], p.get("hindsight"), p["seed"]) for p in steps} == {
-        (adv, hind, seed)
+    assert {(p["advantage"], p.get("hindsight"), p["task"], p["seed"]) for p in steps} == {
+        (adv, hind, "decisive", seed)
         for adv, hind in (("grpo", None), ("hcapo", "head"), ("hcapo", "uniform"))
         for seed in (0, 1, "mean")
-    }
-    assert all(f["value"] <= TINY.decisive_updates for f in figures if f["metric"] == "steps_to_threshold")
+    } | {("tree", None, task, seed) for task in ("decisive", "corridor") for seed in (0, 1, "mean")}
+    assert all(
+        f["value"] <= TINY.decisive_updates
+        for f in figures
+        if f["metric"] == "steps_to_threshold" and f["params"]["advantage"] != "tree"
+    )
+    budgets = {"decisive": TINY.decisive_env_steps, "corridor": TINY.corridor_env_steps}
+    equal = [f for f in figures if f["metric"] == "env_steps_to_threshold"]
+    assert sorted((f["params"]["advantage"], f["params"]["task"]) for f in equal) == sorted(
+        (adv, task) for adv in ("tree", "grpo", "hcapo") for task in ("decisive", "corridor")
+    )
+    for f in equal:
+        p = f["params"]
+        assert p["budget"] == budgets[p["task"]] and p["seeds"] == [0, 1] and 0 <= p["reached"] <= 2
+        assert all(0 < v <= p["budget"] for v in p["per_seed"])
+        assert f["value"] == pytest.approx(sum(p["per_seed"]) / 2, abs=1e-3)
+        assert p["ci95"][0] <= f["value"] <= p["ci95"][1]
+    # the decisive round cannot be learnt in 300 env steps (a couple of updates): nobody reaches the threshold
+    assert all(f["params"]["reached"] == 0 and f["value"] == 300 for f in equal if f["params"]["task"] == "decisive")
