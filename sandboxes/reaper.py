@@ -11,8 +11,8 @@ owner), plus ``horizongym.pidns`` (the owner's pid namespace: a pid means someth
   processes (other pytest-xdist workers, other runs) are left alone, and so are those from
   another pid namespace, which this process cannot check.
 * :func:`install_exit_cleanup` removes this process's own containers (and snapshot images) at
-  exit (``atexit``) and on
-  SIGTERM/SIGINT (the handlers then chain to the ones that were there before). SIGKILL cannot be
+  exit (``atexit``) and on SIGTERM/SIGINT (the handlers then chain to the ones that were there
+  before). SIGKILL cannot be
   caught: sandbox containers then remove themselves (their attach connection closes, see
   :mod:`horizongym.sandboxes.docker`), and the next start-up reaps anything still left.
 """
