@@ -68,7 +68,7 @@ def check_method(method: str) -> SnapshotMethod:
     """``method`` if it is a snapshot method; a ValueError naming the choices otherwise."""
     if method not in SNAPSHOT_METHODS:
         raise ValueError(f"the snapshot method must be one of {SNAPSHOT_METHODS}, got {method!r}")
-    return method  # type: ignore[return-value]  # checked just above
+    return method
 
 
 def _name(member: tarfile.TarInfo) -> str:

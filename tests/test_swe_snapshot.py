@@ -24,13 +24,14 @@ from horizongym.sandboxes import ensure_engine
 from horizongym.sandboxes.reaper import LABEL, SNAPSHOT_KIND
 
 METHODS = ("archive", "commit")
-BEFORE_FORK = (
+Actions = tuple[tuple[str, dict[str, Any]], ...]
+BEFORE_FORK: Actions = (
     ("str_replace_editor", {"command": "create", "path": "/work/notes.py", "file_text": "VALUE = 1\n"}),
     ("str_replace_editor", {"command": "str_replace", "path": "/work/notes.py", "old_str": "1", "new_str": "2"}),
     ("bash", {"command": "rm -f \"$(git ls-files '*.py' | tail -1)\" && echo kept > /tmp/scratch.txt"}),
 )
 """Edits before the fork: a new file, an edit the editor can undo, a deleted file, a file in /tmp."""
-AFTER_FORK = (
+AFTER_FORK: Actions = (
     ("str_replace_editor", {"command": "undo_edit", "path": "/work/notes.py"}),
     ("bash", {"command": "cat notes.py /tmp/scratch.txt; git status --short | sort"}),
     ("submit", {}),

@@ -37,12 +37,12 @@ every restore runs in a new sandbox, so branches share nothing. Running processe
 ``snapshot_method`` picks how the files are kept: ``"archive"`` (the default: the changes as bytes
 in the snapshot, restored over a warm container of the pool) or ``"commit"`` (a committed docker
 image, restored by starting a container from it; ``release_snapshot`` removes the image). The
-default is the faster one on ``python -m horizongym.bench.sandbox`` (an H100 host's CPU, docker
-28; p50 over 40 snapshots of an SWE-v0 container after three edits): ``archive`` SNAPSHOT_ARCHIVE ms to snapshot and
-RESTORE_ARCHIVE ms to restore, ``commit`` SNAPSHOT_COMMIT ms and RESTORE_COMMIT ms (a ``docker commit`` and a cold container
-start); an archive snapshot is also self-contained (picklable, restorable in any process while
-the task's image exists), where a committed image lives only as long as the process that made it.
-The local backend has only ``archive``.
+default is the faster one on ``python -m horizongym.bench.sandbox --only-forks`` (p50 over 40
+forks of an SWE-v0 episode after three edits, a 2-core machine, docker 20.10): ``archive`` 32 ms to
+snapshot and 2.4 ms to restore, ``commit`` 311 ms and 375 ms (a ``docker commit``, then a cold
+container start). An archive snapshot is also self-contained (picklable, restorable in any
+process while the task's image exists), where a committed image lives only as long as the
+process that made it. The local backend has only ``archive``.
 
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``):
 ``"embedded"`` (the default: bugs mined from a small library shipped with horizongym),
