@@ -142,7 +142,7 @@ def test_a_commit_snapshot_released_while_a_branch_runs_goes_with_the_branch(eng
 
 
 LEAK_CHILD = """
-import json, sys
+import json, sys, time
 import horizongym
 from horizongym.envs.snapshot import release, restore, snapshot
 from horizongym.sandboxes.engine import shared_client
@@ -167,9 +167,14 @@ for method in ("archive", "commit"):
 close_shared_pools()
 client = shared_client()
 owner = f"{LABEL}={run_id()}"
-containers = client.containers.list(all=True, filters={"label": owner}, ignore_removed=True)
 images = client.images.list(filters={"label": [owner, f"{LABEL}.kind={SNAPSHOT_KIND}"]})
-print(json.dumps({"containers": len(containers), "images": len(images)}))
+for _ in range(50):  # a container whose removal docker has begun (auto-remove) is listed for a moment
+    containers = client.containers.list(all=True, filters={"label": owner}, ignore_removed=True)
+    if not containers:
+        break
+    time.sleep(0.2)
+states = sorted(container.status for container in containers)
+print(json.dumps({"containers": len(containers), "images": len(images), "states": states}))
 """
 
 
@@ -181,4 +186,4 @@ def test_nothing_of_ours_is_left_once_envs_are_closed_and_snapshots_released(eng
 
     done = subprocess.run([sys.executable, "-c", LEAK_CHILD], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"containers": 0, "images": 0}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"containers": 0, "images": 0, "states": []}
