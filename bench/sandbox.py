@@ -11,6 +11,12 @@ Figures (p50 over repeated runs; ``--quick`` does fewer repetitions):
 * ``reset_p50_ms`` — ``reset()`` after a command that changed files and left a process running;
 * ``episodes_per_hour`` — SWE-v0 episodes of its expert policy at concurrency 4 (the expert edits
   through the editor, runs the tests once and submits; the hidden tests run in a fresh container);
+* ``snapshot_p50_ms`` / ``restore_p50_ms`` (params ``method``: ``archive`` or ``commit``) — an
+  SWE-v0 episode forked after a few edits (a changed source file, a new file, a deleted one, a
+  file in ``/tmp``, a ``git add``): ``snapshot(env)`` (the container's files read and diffed from
+  the task's; for ``commit`` also committed to an image), and ``restore(env, snapshot)`` into
+  another env (for ``archive``, into a warm container of the shared pool; for ``commit``, a new
+  container of the committed image); the restored files are checked once;
 * ``containers_left`` — containers labelled with this run's id once everything is closed (0).
 
 The starting files are a small project (``--files`` files of about 2 kB each).
@@ -125,6 +131,65 @@ def swe_episodes_per_hour(concurrency: int, episodes: int, warmup: int) -> Figur
     )
 
 
+FORK_EDITS = (
+    "echo '# edited' >> \"$(git ls-files '*.py' | head -1)\"",
+    "printf 'def helper():\\n    return 1\\n' > extra.py && rm -f \"$(git ls-files | grep -v '[.]py$' | head -1)\"",
+    "echo scratch > /tmp/notes.txt && git add -A",
+)
+"""The edits an SWE-v0 episode makes before it is forked (bash commands in its sandbox)."""
+
+
+def _bash(command: str) -> str:
+    return f"<tool_call>{json.dumps({'name': 'bash', 'arguments': {'command': command}})}</tool_call>"
+
+
+def swe_fork_figures(method: str, n: int) -> list[Figure]:
+    """p50 of ``snapshot(env)`` and ``restore(env, snapshot)`` of an SWE-v0 episode after :data:`FORK_EDITS`."""
+    import horizongym
+    from horizongym.envs.snapshot import release, restore, snapshot
+    from horizongym.sandboxes.pool import close_shared_pools, shared_pool
+    from horizongym.sandboxes.snapshots import snapshot_sandbox
+
+    trunk = horizongym.make("SWE-v0", task_order="by_seed", snapshot_method=method)
+    branch = horizongym.make("SWE-v0", task_order="by_seed", snapshot_method=method)
+    try:
+        trunk.reset(seed=0)
+        for command in FORK_EDITS:
+            trunk.step(_bash(command))
+        spec = trunk.unwrapped.episode.sandbox.spec  # type: ignore[attr-defined]
+        snapshot(trunk)  # warm-up (and the helper image layers, for commit)
+        snapshots, restores = [], []
+        for _ in range(n):
+            start = time.perf_counter()
+            snap = snapshot(trunk)
+            elapsed = time.perf_counter() - start
+            snapshots.append(elapsed)
+            if method == "archive":
+                shared_pool().prewarm(spec, wait=30)  # a warm container for the restore, as in a rollout
+            start = time.perf_counter()
+            restore(branch, snap)
+            restores.append(time.perf_counter() - start)
+            files = branch.unwrapped.episode.sandbox  # type: ignore[attr-defined]
+            if len(restores) == 1:
+                assert files.read_file("/tmp/notes.txt") == b"scratch\n", "the restored sandbox lacks /tmp"
+                assert files.exec("grep -q helper extra.py && git diff --cached --quiet; test $? = 1").exit_code == 0
+                assert len(snapshot_sandbox(files, "archive").removed) == 1, "the deleted file is back"
+            branch.close()  # its container goes back to the pool (archive) or is removed (commit)
+            release(trunk, snap)
+    finally:
+        trunk.close()
+        branch.close()
+        close_shared_pools()
+    size_kb = len(snap.state.own["episode"].sandbox.changes) / 1024
+    params: dict[str, Any] = {"method": method, "n": n, "env": "SWE-v0", "edits": len(FORK_EDITS)}
+    if method == "archive":
+        params["changes_kb"] = round(size_kb, 1)
+    return [
+        figure("snapshot_p50_ms", p50_ms(snapshots), "ms", **params),
+        figure("restore_p50_ms", p50_ms(restores), "ms", **params),
+    ]
+
+
 def run(quick: bool, files: int, with_swe: bool = True) -> list[Figure]:
     client = ensure_engine()
     spec = SandboxSpec(image=ensure_base_image(client), files=project_files(files), limits=Limits())
@@ -154,6 +219,11 @@ def run(quick: bool, files: int, with_swe: bool = True) -> list[Figure]:
     )
 
     if with_swe:
+        for method in ("archive", "commit"):
+            forks = swe_fork_figures(method, n=10 if quick else 40)
+            figures.extend(forks)
+            took = f"snapshot p50 {forks[0]['value']:.1f} ms, restore p50 {forks[1]['value']:.1f} ms"
+            print(f"SWE-v0 fork ({method}): {took}")
         swe = swe_episodes_per_hour(4, episodes=8 if quick else 32, warmup=4)
         figures.append(swe)
         print(f"SWE-v0: {swe['value']:.0f} episodes/h at concurrency 4")
@@ -170,10 +240,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="under a minute: fewer repetitions")
     parser.add_argument("--files", type=int, default=100, help="files in the task's starting tar (default 100)")
-    parser.add_argument("--no-swe", action="store_true", help="skip episodes_per_hour (SWE-v0 builds images first)")
+    parser.add_argument(
+        "--no-swe",
+        action="store_true",
+        help="skip the SWE-v0 figures (forks, episodes_per_hour)",
+    )
+    parser.add_argument("--only-forks", action="store_true", help="only the SWE-v0 snapshot and restore figures")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    figures = run(args.quick, args.files, with_swe=not args.no_swe)
+    if args.only_forks:
+        figures = [f for method in ("archive", "commit") for f in swe_fork_figures(method, n=10 if args.quick else 40)]
+    else:
+        figures = run(args.quick, args.files, with_swe=not args.no_swe)
     print(f"sandbox bench done in {time.perf_counter() - started:.1f} s")
     for item in figures:
         print(json.dumps(item, ensure_ascii=False))

@@ -24,21 +24,26 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
+import itertools
 import json
 import os
 import posixpath
 import socket
 import struct
+import tarfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from horizongym.sandboxes.base import ExecResult, SandboxError, SandboxSpec
 from horizongym.sandboxes.engine import is_engine_failure
 from horizongym.sandboxes.images import SANDBOX_UID
-from horizongym.sandboxes.reaper import install_exit_cleanup, owner_labels, reap_once
+from horizongym.sandboxes.reaper import SNAPSHOT_KIND, install_exit_cleanup, owner_labels, reap_once, run_id
 from horizongym.sandboxes.server import OutputCap
+from horizongym.sandboxes.snapshots import TMP, WORK, SandboxSnapshot, SnapshotMethod, changes_since, check_method
 
 if TYPE_CHECKING:
     from horizongym.sandboxes.pool import SandboxPool
@@ -53,6 +58,13 @@ LOADER = (
 REPLY_SLACK_S = 15.0
 """How long past a command's own timeout to wait for the server's reply before giving up on it."""
 EXEC_PATHS = ("fast", "exec_run")
+SNAPSHOT_REPOSITORY = "horizongym/snapshot"
+SNAPSHOT_TAR = "/.horizongym-snapshot.tar"
+"""Where a committed snapshot image holds its changes (a tar the exec server unpacks on restore)."""
+_snapshot_ids = itertools.count(1)
+_images_to_remove: set[str] = set()
+"""Released snapshot images that a running sandbox still used: removed when it is destroyed."""
+_images_lock = threading.Lock()
 
 # Importing happens on the main thread, where signal handlers can be set; sandboxes are often
 # started from worker threads, where they cannot.
@@ -320,6 +332,8 @@ class DockerSandbox:
         self._lock = threading.Lock()
         self._closed = False
         self._dead: str | None = None
+        self.snapshot_image: str | None = None
+        """The committed snapshot image its container was started from (``commit`` restores)."""
 
     def __repr__(self) -> str:
         return f"DockerSandbox({self.spec.image!r}, container={self.container.short_id})"
@@ -460,6 +474,60 @@ class DockerSandbox:
             raise SandboxError(self._dead)
         self.spec = spec
 
+    # ----- snapshots (horizongym.sandboxes.snapshots) --------------------------------------
+    def pack(self) -> bytes:
+        """A tar of the workdir (under ``work/``) and ``/tmp`` (under ``tmp/``), read by the exec server."""
+        with self._lock:
+            reply, blob = self._call({"op": "pack", "roots": {WORK: self.workdir, TMP: "/tmp"}}, timeout=120.0)
+        if not reply.get("ok"):
+            raise SandboxError(f"could not pack the sandbox's files: {reply.get('error')}", retryable=False)
+        return blob
+
+    def overlay(self, changes: bytes, removed: tuple[str, ...], *, image_path: str | None = None) -> None:
+        """Put a snapshot's changes over the starting files: ``/tmp`` emptied, ``removed`` deleted, the
+        tar (``changes``, or the file ``image_path`` of the container's image) unpacked."""
+        request: dict[str, Any] = {"op": "overlay", "roots": {WORK: self.workdir, TMP: "/tmp"}}
+        request.update(remove={WORK: list(removed)}, wipe=["/tmp"], path=image_path)
+        with self._lock:
+            reply, _ = self._call(request, changes, timeout=120.0)
+        if not reply.get("ok"):
+            raise SandboxError(f"could not restore a snapshot's files: {reply.get('error')}", retryable=False)
+
+    def snapshot(self, method: SnapshotMethod = "archive") -> SandboxSnapshot:
+        """This sandbox's files as a :class:`~horizongym.sandboxes.snapshots.SandboxSnapshot` (``archive``:
+        the changes in the snapshot; ``commit``: in a new image, see that module)."""
+        check_method(method)
+        changes, removed = changes_since(bytes(self.spec.files), self.pack())
+        if method == "archive":
+            return SandboxSnapshot("archive", "docker", self.spec, changes, removed)
+        image = commit_snapshot_image(self.client, self.spec.image, changes)
+        return SandboxSnapshot("commit", "docker", self.spec, b"", removed, image)
+
+    @classmethod
+    def restore(
+        cls, snapshot: SandboxSnapshot, *, client: Any | None = None, pool: SandboxPool | None = None
+    ) -> DockerSandbox:
+        """A new sandbox holding ``snapshot``'s files: a warm one of ``pool`` (``archive``, when given),
+        else a new container (of the committed image, for ``commit``)."""
+        if client is None:
+            from horizongym.sandboxes.engine import shared_client
+
+            client = pool.client if pool is not None else shared_client()
+        if snapshot.method == "archive":
+            box = pool.acquire(snapshot.spec) if pool is not None else cls(snapshot.spec, client=client)
+        else:
+            if snapshot.image is None:
+                raise ValueError("a commit snapshot without its image cannot be restored")
+            container, channel = start_container(client, replace(snapshot.spec, image=snapshot.image))
+            box = cls.adopt(snapshot.spec, client, container, channel, pool=None)
+            box.snapshot_image = snapshot.image
+        try:
+            box.overlay(snapshot.changes, snapshot.removed, image_path=None if snapshot.image is None else SNAPSHOT_TAR)
+        except BaseException:
+            box.close()
+            raise
+        return box
+
     def close(self) -> None:
         """Give the container back to its pool, or remove it."""
         if self._closed:
@@ -475,6 +543,72 @@ class DockerSandbox:
         self.channel.close()
         with contextlib.suppress(Exception):
             self.container.remove(force=True)
+        if self.snapshot_image is not None:
+            with _images_lock:
+                pending = self.snapshot_image in _images_to_remove
+            if pending:
+                remove_snapshot_image(self.snapshot_image, self.client)
+
+
+def commit_snapshot_image(client: Any, base_image: str, changes: bytes) -> str:
+    """A new image: ``base_image`` with ``changes`` at :data:`SNAPSHOT_TAR` (``docker commit`` of a
+    stopped helper container); labelled as this process's snapshot. Returns its name."""
+    import docker.errors
+
+    holder = io.BytesIO()
+    with tarfile.open(fileobj=holder, mode="w") as archive:
+        member = tarfile.TarInfo(SNAPSHOT_TAR.lstrip("/"))
+        member.size, member.mode, member.mtime = len(changes), 0o644, int(time.time())
+        archive.addfile(member, io.BytesIO(changes))
+    labels = {**owner_labels(), "horizongym.kind": SNAPSHOT_KIND}
+    name = f"{SNAPSHOT_REPOSITORY}:{run_id()}-{next(_snapshot_ids)}-{os.urandom(3).hex()}"
+    repository, tag = name.split(":")
+    try:
+        helper = client.containers.create(
+            base_image,
+            command=["true"],
+            network_mode="none",
+            labels={**owner_labels(), "horizongym.kind": "snapshot-helper"},
+        )
+    except docker.errors.ImageNotFound as exc:
+        raise SandboxError(f"image {base_image!r} not found: cannot commit a snapshot of it", retryable=False) from exc
+    except Exception as exc:
+        if not is_engine_failure(exc):
+            raise
+        raise SandboxError(f"docker could not create a snapshot helper: {type(exc).__name__}: {exc}") from exc
+    try:
+        helper.put_archive("/", holder.getvalue())
+        helper.commit(repository=repository, tag=tag, conf={"Labels": labels})
+    except Exception as exc:
+        if not is_engine_failure(exc):
+            raise
+        raise SandboxError(f"docker could not commit a snapshot image: {type(exc).__name__}: {exc}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            helper.remove(force=True)
+    return name
+
+
+def remove_snapshot_image(name: str, client: Any | None = None) -> None:
+    """Remove a committed snapshot image; while a sandbox still runs from it, when that sandbox goes."""
+    import docker.errors
+
+    if client is None:
+        from horizongym.sandboxes.engine import shared_client
+
+        client = shared_client()
+    try:
+        client.images.remove(name, noprune=False)
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: a container still uses it
+            raise SandboxError(f"could not remove the snapshot image {name}: {exc}") from exc
+        with _images_lock:
+            _images_to_remove.add(name)
+        return
+    with _images_lock:
+        _images_to_remove.discard(name)
 
 
 def _raise_for(reply: dict[str, Any], path: str) -> None:

@@ -30,7 +30,8 @@ import warnings
 from pathlib import Path
 
 from horizongym.sandboxes.base import ExecResult, LimitName, SandboxError, SandboxSpec
-from horizongym.sandboxes.server import DRAIN_S, OutputCap
+from horizongym.sandboxes.server import DRAIN_S, OutputCap, overlay, pack
+from horizongym.sandboxes.snapshots import TMP, WORK, SandboxSnapshot, SnapshotMethod, changes_since, check_method
 
 _warned = False
 _warn_lock = threading.Lock()
@@ -212,6 +213,33 @@ class LocalSandbox:
                 raise SandboxError(f"could not empty the sandbox's folder {self.root}: {exc}") from exc
             if self.spec.files:
                 _unpack(bytes(self.spec.files), self.workdir)
+
+    def snapshot(self, method: SnapshotMethod = "archive") -> SandboxSnapshot:
+        """The folder's files as an ``archive`` snapshot (:mod:`horizongym.sandboxes.snapshots`); the local
+        backend has no images to ``commit``."""
+        if check_method(method) != "archive":
+            raise ValueError("the local sandbox has no images to commit: use the snapshot method 'archive'")
+        self._check_open()
+        with self._lock:
+            packed = pack({WORK: str(self.workdir), TMP: str(self.tmp)})
+        changes, removed = changes_since(bytes(self.spec.files), packed)
+        return SandboxSnapshot("archive", "local", self.spec, changes, removed)
+
+    @classmethod
+    def restore(cls, snapshot: SandboxSnapshot) -> LocalSandbox:
+        """A new local sandbox holding ``snapshot``'s files."""
+        if snapshot.method != "archive" or snapshot.backend != "local":
+            kind = f"{snapshot.backend} {snapshot.method}"
+            raise ValueError(f"a local sandbox restores local archive snapshots, not a {kind} one")
+        box = cls(snapshot.spec)
+        try:
+            with box._lock:
+                roots = {WORK: str(box.workdir), TMP: str(box.tmp)}
+                overlay(snapshot.changes, roots, {WORK: list(snapshot.removed)}, [str(box.tmp)])
+        except BaseException:
+            box.close()
+            raise
+        return box
 
     def close(self) -> None:
         if self._closed:

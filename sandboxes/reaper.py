@@ -5,12 +5,14 @@ Every container this package starts carries the label ``horizongym=<run id>``, w
 ticks since boot, as ``/proc/<pid>/stat`` gives it, so a reused pid is not mistaken for the
 owner), plus ``horizongym.pidns`` (the owner's pid namespace: a pid means something only there).
 
-* :func:`reap_leftovers` removes containers whose owner is dead: called once per process, when
-  it first opens a sandbox or a pool. Containers of live processes (other pytest-xdist workers,
-  other runs) are left alone, and so are those from another pid namespace, which this process
-  cannot check.
-* :func:`install_exit_cleanup` removes this process's own containers at exit (``atexit``) and on
-  SIGTERM/SIGINT (the handlers then chain to the ones that were there before). SIGKILL cannot be
+* :func:`reap_leftovers` removes containers whose owner is dead, and snapshot images
+  (``horizongym.kind=snapshot``, :mod:`horizongym.sandboxes.snapshots`) whose owner is dead:
+  called once per process, when it first opens a sandbox or a pool. Containers of live
+  processes (other pytest-xdist workers, other runs) are left alone, and so are those from
+  another pid namespace, which this process cannot check.
+* :func:`install_exit_cleanup` removes this process's own containers (and snapshot images) at
+  exit (``atexit``) and on SIGTERM/SIGINT (the handlers then chain to the ones that were there
+  before). SIGKILL cannot be
   caught: sandbox containers then remove themselves (their attach connection closes, see
   :mod:`horizongym.sandboxes.docker`), and the next start-up reaps anything still left.
 """
@@ -26,6 +28,9 @@ from types import FrameType
 from typing import Any
 
 LABEL = "horizongym"
+SNAPSHOT_KIND = "snapshot"
+"""``horizongym.kind`` of a committed sandbox snapshot image (:mod:`horizongym.sandboxes.snapshots`):
+the only images reaped (task images carry the build's owner label too, and outlive it)."""
 _lock = threading.Lock()
 _state: dict[str, Any] = {"pid": None, "run_id": None, "reaped": False, "installed_pid": None, "signals_pid": None}
 
@@ -85,14 +90,37 @@ def _remove(container: Any) -> bool:
 
 
 def reap_leftovers(client: Any) -> int:
-    """Remove containers labelled ``horizongym`` whose owner process is dead; how many were removed."""
+    """Remove containers labelled ``horizongym`` whose owner process is dead, then the snapshot
+    images of dead owners; how many of both were removed."""
     orphans = []
     for container in client.containers.list(all=True, filters={"label": LABEL}, sparse=True):
         labels = container.attrs.get("Labels") or {}  # sparse: one listing call, no inspect per container
         owner = labels.get(LABEL, "")
         if owner and not owner_alive(owner, labels.get(f"{LABEL}.pidns")):
             orphans.append(container)
-    return _remove_all(orphans)
+    removed = _remove_all(orphans)
+    images = []
+    for image in _snapshot_images(client):
+        labels = image.labels or {}
+        owner = labels.get(LABEL, "")
+        if owner and not owner_alive(owner, labels.get(f"{LABEL}.pidns")):
+            images.append(image)
+    return removed + sum(_remove_image(client, image) for image in images)
+
+
+def _snapshot_images(client: Any, owner: str | None = None) -> list[Any]:
+    """The snapshot images (of ``owner``, when given)."""
+    filters = [f"{LABEL}.kind={SNAPSHOT_KIND}"] + ([f"{LABEL}={owner}"] if owner else [])
+    return list(client.images.list(filters={"label": filters}))
+
+
+def _remove_image(client: Any, image: Any) -> bool:
+    """Remove a snapshot image (every tag of it); False when a container still uses it."""
+    try:
+        client.images.remove(image.id, force=True)
+        return True
+    except Exception as exc:  # already gone, or in use by a container of a live process
+        return "No such image" in str(exc)
 
 
 def reap_once(client: Any) -> None:
@@ -108,7 +136,7 @@ def reap_once(client: Any) -> None:
 
 
 def remove_own(client: Any | None = None) -> int:
-    """Remove every container this process started; how many were removed."""
+    """Remove every container this process started, then its snapshot images; how many were removed."""
     try:
         if client is None:
             import docker
@@ -117,7 +145,12 @@ def remove_own(client: Any | None = None) -> int:
         mine = client.containers.list(all=True, filters={"label": f"{LABEL}={run_id()}"}, sparse=True)
     except Exception:
         return 0
-    return _remove_all(mine)
+    removed = _remove_all(mine)
+    try:
+        images = _snapshot_images(client, run_id())
+    except Exception:
+        return removed
+    return removed + sum(_remove_image(client, image) for image in images)
 
 
 def _remove_all(containers: list[Any]) -> int:

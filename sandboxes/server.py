@@ -22,6 +22,9 @@ Operations:
   not see, so files travel this way);
 * ``reset`` — kill every other process, empty ``wipe`` folders, unpack the blob (a tar) in
   ``workdir``;
+* ``pack`` — a tar of folders, each under its own top-level name (a snapshot's files);
+* ``overlay`` — put such a tar (the blob, or a file ``path`` in the image) over the folders,
+  after emptying ``wipe`` folders and deleting ``remove`` paths (a snapshot restored);
 * ``kill`` — kill every other process.
 
 The server exits when its stdin closes, killing every other process first.
@@ -386,26 +389,72 @@ def _empty(folder: str) -> None:
 
 def _unpack(blob: bytes, workdir: str) -> None:
     """Unpack a tar into ``workdir``, refusing members that would land outside it."""
-    root = os.path.realpath(workdir)
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as archive:
-        members = []
-        for member in archive.getmembers():
-            target = os.path.realpath(os.path.join(root, member.name))
-            if target != root and not target.startswith(root + os.sep):
-                raise ValueError(f"archive member {member.name!r} is outside the workdir")
-            if member.isdev():
-                continue
-            if member.issym() or member.islnk():
-                link = os.path.realpath(os.path.join(os.path.dirname(target), member.linkname))
-                if member.islnk():
-                    link = os.path.realpath(os.path.join(root, member.linkname))
-                if link != root and not link.startswith(root + os.sep):
-                    raise ValueError(f"archive link {member.name!r} points outside the workdir")
-            member.uid, member.gid = os.geteuid(), os.getegid()
-            member.uname = member.gname = ""
-            member.mode |= stat.S_IRUSR | stat.S_IWUSR | (stat.S_IXUSR if member.isdir() else 0)
-            members.append(member)
-        archive.extractall(root, members=members, numeric_owner=True)
+        _extract(archive, archive.getmembers(), workdir)
+
+
+def _extract(archive: tarfile.TarFile, members: list[tarfile.TarInfo], workdir: str) -> None:
+    """Extract ``members`` of ``archive`` into ``workdir`` (as the running user), refusing any outside it."""
+    root = os.path.realpath(workdir)
+    kept = []
+    for member in members:
+        target = os.path.realpath(os.path.join(root, member.name))
+        if target != root and not target.startswith(root + os.sep):
+            raise ValueError(f"archive member {member.name!r} is outside the workdir")
+        if member.isdev():
+            continue
+        if member.issym() or member.islnk():
+            link = os.path.realpath(os.path.join(os.path.dirname(target), member.linkname))
+            if member.islnk():
+                link = os.path.realpath(os.path.join(root, member.linkname))
+            if link != root and not link.startswith(root + os.sep):
+                raise ValueError(f"archive link {member.name!r} points outside the workdir")
+        member.uid, member.gid = os.geteuid(), os.getegid()
+        member.uname = member.gname = ""
+        member.mode |= stat.S_IRUSR | stat.S_IWUSR | (stat.S_IXUSR if member.isdir() else 0)
+        kept.append(member)
+    archive.extractall(root, members=kept, numeric_owner=True)
+
+
+def pack(roots: dict[str, str]) -> bytes:
+    """One tar of several folders, each under its own top-level name (``{"work": "/work"}`` puts
+    ``/work/a.py`` at ``work/a.py``): what a snapshot of the sandbox's files keeps."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, folder in sorted(roots.items()):
+            if os.path.isdir(folder):
+                archive.add(folder, arcname=name, recursive=True)
+    return buffer.getvalue()
+
+
+def overlay(blob: bytes, roots: dict[str, str], remove: dict[str, list[str]], wipe: list[str]) -> None:
+    """Put a :func:`pack`-made tar over folders holding an earlier state: empty the ``wipe`` folders,
+    delete the ``remove`` paths (relative, per top-level name), then extract each name's members in its folder."""
+    for folder in wipe:
+        _empty(folder)
+    for name, paths in remove.items():
+        root = os.path.realpath(roots[name])
+        for relative in paths:
+            target = os.path.realpath(os.path.join(root, relative))
+            if not target.startswith(root + os.sep):
+                raise ValueError(f"cannot remove {relative!r}: it is outside {root}")
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            elif os.path.lexists(target):
+                os.unlink(target)
+    if not blob:
+        return
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as archive:
+        members = archive.getmembers()
+        for name, folder in roots.items():
+            mine = []
+            for member in members:
+                if member.name.startswith(name + "/"):  # the folder itself stays as it is
+                    member.name = member.name[len(name) + 1 :]
+                    if member.islnk():
+                        member.linkname = member.linkname[len(name) + 1 :]
+                    mine.append(member)
+            _extract(archive, mine, folder)
 
 
 def do_reset(req: dict, blob: bytes) -> dict:
@@ -416,6 +465,20 @@ def do_reset(req: dict, blob: bytes) -> dict:
         if blob:
             _unpack(blob, req["workdir"])
     return {"ok": True, "clean": clean}
+
+
+def do_pack(req: dict) -> bytes:
+    with as_user():
+        return pack(req["roots"])
+
+
+def do_overlay(req: dict, blob: bytes) -> dict:
+    if req.get("path"):  # the tar lies in the container's image (a committed snapshot); read as root
+        with open(req["path"], "rb") as fh:
+            blob = fh.read()
+    with as_user():
+        overlay(blob, req["roots"], req.get("remove", {}), req.get("wipe", []))
+    return {"ok": True}
 
 
 def do_read(req: dict) -> bytes:
@@ -464,6 +527,10 @@ def main() -> None:
                 _send(do_write(req, blob))
             elif op == "reset":
                 _send(do_reset(req, blob))
+            elif op == "pack":
+                _send({"ok": True}, do_pack(req))
+            elif op == "overlay":
+                _send(do_overlay(req, blob))
             elif op == "kill":
                 _send({"ok": kill_others()})
             elif op == "hello":

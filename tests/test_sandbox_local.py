@@ -107,3 +107,22 @@ def test_open_sandbox_local_and_bad_input() -> None:
                 sandbox.exec("true", timeout=-1)
     with pytest.raises(ValueError, match="workdir"):
         LocalSandbox(SandboxSpec(image="x", workdir="relative"))
+
+
+def test_an_archive_snapshot_restores_the_folder_into_new_sandboxes_that_share_nothing() -> None:
+    import pickle
+
+    from horizongym.sandboxes.snapshots import restore_sandbox, snapshot_sandbox
+
+    spec = SandboxSpec(image="unused", files=tar_files({"a.txt": "a\n", "d/b.txt": "b\n", "keep.txt": "k\n"}))
+    with closing(LocalSandbox(spec)) as trunk:
+        trunk.exec('echo changed > a.txt && rm -r d && mkdir e && echo new > e/n.txt && echo t > "$TMPDIR/t"')
+        with pytest.raises(ValueError, match="archive"):
+            snapshot_sandbox(trunk, "commit")
+        snap = pickle.loads(pickle.dumps(snapshot_sandbox(trunk, "archive")))
+    assert snap.removed == ("d",)
+    with closing(restore_sandbox(snap)) as one, closing(restore_sandbox(snap)) as two:
+        listing = 'find . -type f | sort && cat a.txt "$TMPDIR/t"'
+        assert one.exec(listing).output == "./a.txt\n./e/n.txt\n./keep.txt\nchanged\nt\n"
+        one.exec("echo only > only.txt")
+        assert two.exec(listing).output == "./a.txt\n./e/n.txt\n./keep.txt\nchanged\nt\n"

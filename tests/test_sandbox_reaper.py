@@ -1,6 +1,7 @@
 """Leftover containers: after a process is killed with SIGKILL, none of its sandboxes is left once
 the next start-up ran (bare sandboxes, and a rollout of 8 concurrent SWE-v0 episodes); SIGTERM,
-SIGINT and a plain exit remove a process's own containers.
+SIGINT and a plain exit remove a process's own containers. The same for forks: a run's branch
+containers and committed snapshot images, after SIGKILL and after a plain exit.
 
 Counted by the run id label of the child process, so tests running in parallel (pytest-xdist)
 never count, or reap, each other's containers. Real engine; fails (never skips) without one.
@@ -179,3 +180,54 @@ def test_sigkill_during_8_concurrent_swe_episodes_leaves_nothing_after_the_next_
     done = subprocess.run([sys.executable, "-c", starter, image], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert owned_by(client, owner) == 0
+
+
+SNAPSHOT_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from horizongym.sandboxes import SandboxSpec, tar_files
+    from horizongym.sandboxes.docker import DockerSandbox
+    from horizongym.sandboxes.reaper import run_id
+
+    trunk = DockerSandbox(SandboxSpec(image=sys.argv[1], files=tar_files({"a.txt": "a"})))
+    trunk.exec("echo b > b.txt")
+    snaps = [trunk.snapshot("commit"), trunk.snapshot("commit")]
+    branches = [DockerSandbox.restore(snap) for snap in snaps]
+    assert all(box.read_file("b.txt") == b"b\\n" for box in branches)
+    print(run_id(), *[snap.image for snap in snaps], flush=True)
+    if sys.argv[2] == "wait":
+        time.sleep(600)
+    """
+)
+
+
+def snapshot_images_of(client: Any, owner: str) -> int:
+    return len(client.images.list(filters={"label": [f"{LABEL}={owner}", f"{LABEL}.kind=snapshot"]}))
+
+
+@pytest.mark.parametrize("then", ["wait", "exit"])
+def test_snapshot_images_and_branches_of_a_dead_or_finished_run_are_removed(image: str, client: Any, then: str) -> None:
+    """SIGKILL: its branch containers and committed snapshot images go at the next start-up; a plain
+    exit (snapshots never released) removes them itself."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", SNAPSHOT_CHILD, image, then], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    if len(line) != 3:
+        child.kill()
+        pytest.fail(f"the child did not fork its sandbox: {child.communicate(timeout=30)[1][-3000:]}")
+    owner = line[0]
+    if then == "wait":
+        assert owned_by(client, owner) == 3 and snapshot_images_of(client, owner) == 2
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        assert snapshot_images_of(client, owner) == 2  # nothing removes them but the next start-up
+        starter = "from horizongym.sandboxes import SandboxSpec, open_sandbox\nimport sys\n"
+        starter += "open_sandbox(SandboxSpec(image=sys.argv[1]), backend='docker').close()"
+        done = subprocess.run([sys.executable, "-c", starter, image], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+    else:
+        assert child.wait(timeout=60) == 0, child.communicate(timeout=30)[1][-3000:]
+    assert owned_by(client, owner) == 0
+    assert snapshot_images_of(client, owner) == 0

@@ -30,6 +30,20 @@ Sandboxes come warm from the process's shared :class:`~horizongym.sandboxes.pool
 process killed, the workdir and /tmp emptied) and reloaded with the next instance's starting files.
 The hidden tests always run in a container of their own that no agent touched.
 
+Episodes are forkable (:mod:`horizongym.envs.snapshot`): a snapshot holds the container's files
+(the workdir and ``/tmp``: what the commands changed, :mod:`horizongym.sandboxes.snapshots`) and
+the episode's plain data (commands run, their log, the editor's undo history, the evaluation);
+every restore runs in a new sandbox, so branches share nothing. Running processes are not kept.
+``snapshot_method`` picks how the files are kept: ``"archive"`` (the default: the changes as bytes
+in the snapshot, restored over a warm container of the pool) or ``"commit"`` (a committed docker
+image, restored by starting a container from it; ``release_snapshot`` removes the image). The
+default is the faster one on ``python -m horizongym.bench.sandbox --only-forks`` (p50 over 40
+forks of an SWE-v0 episode after three edits, a 2-core machine, docker 20.10): ``archive`` 32 ms to
+snapshot and 2.4 ms to restore, ``commit`` 311 ms and 375 ms (a ``docker commit``, then a cold
+container start). An archive snapshot is also self-contained (picklable, restorable in any
+process while the task's image exists), where a committed image lives only as long as the
+process that made it. The local backend has only ``archive``.
+
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``):
 ``"embedded"`` (the default: bugs mined from a small library shipped with horizongym),
 ``"pypi"`` (bugs mined from real PyPI packages), a JSONL file path (see
@@ -38,6 +52,7 @@ Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -51,9 +66,11 @@ from horizongym.envs.swe.harness import SWEEvaluation, evaluate_patch, sandbox_s
 from horizongym.envs.swe.types import SWEInstance
 from horizongym.envs.tasklist import TaskListEnv
 from horizongym.sandboxes.base import LimitName, Sandbox, SandboxError
+from horizongym.sandboxes.snapshots import SandboxSnapshot, SnapshotMethod, check_method
 from horizongym.tools import tool
 
 if TYPE_CHECKING:
+    from horizongym.envs.snapshot import Snapshot
     from horizongym.sandboxes.pool import SandboxPool
 
 DIFF_COMMAND = "git add -A >/dev/null 2>&1 && git diff --cached --binary HEAD"
@@ -69,6 +86,17 @@ class SWEEpisode:
     commands: int = 0
     evaluation: SWEEvaluation | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SWEForkedEpisode:
+    """An :class:`SWEEpisode` in a snapshot: the sandbox's files and the rest as plain data."""
+
+    sandbox: SandboxSnapshot
+    commands: int
+    evaluation: SWEEvaluation | None
+    log: list[dict[str, Any]]
+    undo_history: dict[str, list[str]]
 
 
 class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
@@ -96,13 +124,17 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
         command_timeout: float = 30.0,
         test_timeout: float = 300.0,
         warm_pool: bool = True,
+        snapshot_method: SnapshotMethod = "archive",
         **kwargs: Any,
     ) -> None:
+        if check_method(snapshot_method) == "commit" and backend == "local":
+            raise ValueError("snapshot_method='commit' needs docker; the local backend has only 'archive'")
         super().__init__(tasks=load_swe_tasks(tasks), split=split, task_order=task_order, **kwargs)
         self.backend = backend
         self.command_timeout = command_timeout
         self.test_timeout = test_timeout
         self.warm_pool = warm_pool
+        self.snapshot_method: SnapshotMethod = snapshot_method
 
     @classmethod
     def needs_docker(cls, kwargs: Mapping[str, Any]) -> bool:
@@ -122,6 +154,51 @@ class SWEEnv(TaskListEnv[SWEInstance, SWEEpisode]):
 
     def release_episode(self, episode: SWEEpisode) -> None:
         episode.sandbox.close()
+
+    # ----- forking (horizongym.envs.snapshot) ----------------------------------------------
+    def fork_state(self) -> Any:
+        """The task's id and the episode as an :class:`SWEForkedEpisode` (its sandbox's files snapshot
+        by ``snapshot_method``)."""
+        from horizongym.sandboxes.snapshots import snapshot_sandbox
+
+        episode = self.episode
+        try:
+            files = snapshot_sandbox(episode.sandbox, self.snapshot_method)
+        except SandboxError as error:
+            raise SandboxError(
+                f"could not snapshot the episode's sandbox: {error}", retryable=error.retryable
+            ) from error
+        forked = SWEForkedEpisode(
+            sandbox=files,
+            commands=episode.commands,
+            evaluation=copy.deepcopy(episode.evaluation),
+            log=copy.deepcopy(episode.log),
+            undo_history=copy.deepcopy(episode.editor.history),
+        )
+        return {"task_id": self.task_id(self.current_task), "episode": forked}
+
+    def load_fork_state(self, state: Any) -> None:
+        """Restore the snapshot's files into a new sandbox, rebuild the editor over it, and make that the episode."""
+        from horizongym.sandboxes.snapshots import restore_sandbox
+
+        forked = state["episode"]
+        if not isinstance(forked, SWEForkedEpisode):
+            raise ValueError(f"not a snapshot of an SWE-v0 episode: its episode is a {type(forked).__name__}")
+        instance = self._task_by_id(state["task_id"])
+        sandbox = restore_sandbox(forked.sandbox, pool=self._pool() if forked.sandbox.backend == "docker" else None)
+        editor = Editor(sandbox)
+        editor.history = forked.undo_history
+        episode = SWEEpisode(instance, sandbox, editor, forked.commands, forked.evaluation, forked.log)
+        super().load_fork_state({**state, "episode": episode})
+
+    def release_snapshot(self, snapshot: Snapshot) -> None:
+        """Remove the committed image of a ``commit`` snapshot (an ``archive`` one holds nothing outside)."""
+        from horizongym.envs.base import TextEnvSnapshot
+        from horizongym.sandboxes.snapshots import release_snapshot
+
+        payload = snapshot.state
+        if isinstance(payload, TextEnvSnapshot) and isinstance(payload.own.get("episode"), SWEForkedEpisode):
+            release_snapshot(payload.own["episode"].sandbox)
 
     def _pool(self) -> SandboxPool | None:
         """The process's shared warm pool, when episodes run in docker and ``warm_pool`` is on."""
