@@ -375,7 +375,7 @@ class RolloutEngine:
                 current = await self._fresh_env()
             if unusable and current is not None:
                 await self._release_all(unusable, current)
-            forks.kept = usable
+            forks.kept = list(usable)  # what is still to release if the tree is cut short
             episodes, branch = [trunk], 0
             for point in usable:
                 for _ in range(self.tree - 1):
