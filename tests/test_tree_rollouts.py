@@ -1,4 +1,4 @@
-"""Tree rollouts: a trunk forked into branches at chosen turns, stored as a tree, resumed whole, trained once per turn."""
+"""Tree rollouts: a trunk forked into branches at chosen turns, stored and resumed as a tree, trained once per turn."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class NoisyExpert(ScriptedPolicy):
 
 
 def play(
-    tree: int, branch_at: Any, *, tasks: int = 4, group: int = 2, sampling_seed: int = 0, store: EpisodeStore | None = None
+    tree: int, branch_at: Any, *, tasks: int = 4, group: int = 2, sampling_seed: int = 0
 ) -> tuple[list[Episode], RolloutEngine]:
     with RolloutEngine(
         "KeyChain-v0",
@@ -58,7 +58,6 @@ def play(
         progress=False,
         concurrency=3,
         sampling_seed=sampling_seed,
-        store=store,
     ) as engine:
         return engine.run_sync(tasks, group, seed=11), engine
 
@@ -221,9 +220,13 @@ hg.register("PlainUnforkable-v0", PlainEnv)
 
 def test_an_env_that_cannot_fork_is_refused_before_any_episode(tmp_path: Path) -> None:
     out = tmp_path / "run.jsonl"
-    with EpisodeStore(out) as store, RolloutEngine("PlainUnforkable-v0", NoisyExpert(), tree=2, store=store) as engine:
-        with pytest.raises(RolloutError, match=r"PlainUnforkable-v0 cannot be forked .*PlainEnv cannot snapshot"):
-            engine.run_sync(2, 1)
+    refused = pytest.raises(RolloutError, match=r"PlainUnforkable-v0 cannot be forked .*PlainEnv cannot snapshot")
+    with (
+        EpisodeStore(out) as store,
+        RolloutEngine("PlainUnforkable-v0", NoisyExpert(), tree=2, store=store) as e,
+        refused,
+    ):
+        e.run_sync(2, 1)
     assert not out.exists() or out.stat().st_size == 0
 
 
@@ -302,7 +305,9 @@ def test_kill_mid_run_then_resume_stores_every_tree_once(tmp_path: Path) -> None
     stored = {(r["seed"], r["sample"]) for r in _rows(out) if r["branch"] == 0}
     assert len(stored) < 16, "kill came too late to test resuming"
     # a kill in the middle of a tree's write: some of its branches, and no trunk after them
-    unfinished = next((r["seed"], r["sample"]) for r in expected if (r["seed"], r["sample"]) not in stored and r["branch"])
+    unfinished = next(
+        (r["seed"], r["sample"]) for r in expected if r["branch"] and (r["seed"], r["sample"]) not in stored
+    )
     cut_short = [r for r in expected if (r["seed"], r["sample"]) == unfinished and r["branch"]]
     with open(out, "a") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in cut_short)
@@ -348,3 +353,100 @@ def test_append_many_then_a_tree_cut_short_is_cut_on_open(tmp_path: Path) -> Non
         warnings.simplefilter("error", EpisodeFileWarning)
         with EpisodeStore(path) as store:
             store.append(_episode(4))
+
+
+# ----- the trainer -----------------------------------------------------------------------------
+class TreeToyEnv(hg.TextEnv):
+    """Three turns of free text, rewarded by its variety (so the branches' returns differ)."""
+
+    blocking = False
+    max_turns = 3
+
+    def new_task(self, options: dict[str, Any]) -> hg.Task:
+        return hg.Task(id=f"toy-{int(self.np_random.integers(100))}", prompt="Say hi.")
+
+    def on_text(self, text: str) -> str:
+        self.add_reward("variety", (len(set(text)) % 4) / 3)
+        if self.state.turn >= 3:
+            self.end_episode(success=len(set(text)) % 2 == 0)
+        return "Again."
+
+
+hg.register("TreeToy-v0", TreeToyEnv)
+
+
+def test_train_config_tree_options() -> None:
+    from horizongym.training.config import TrainConfig
+
+    config = TrainConfig(env_id="TreeToy-v0", tree=3, branch_at=2)  # type: ignore[arg-type]
+    assert config.branch_at == "2"
+    assert TrainConfig.model_validate(config.model_dump(mode="json")) == config  # as a checkpoint saves it
+    bad_settings: list[tuple[dict[str, Any], str]] = [
+        ({"tree": 0}, "greater than or equal to 1"),
+        ({"tree": 2, "branch_at": "0"}, "branch_at must be"),
+        ({"branch_at": "all"}, "is used only with tree >= 2"),
+        ({"tree": 2, "backend": "ray"}, "run with backend asyncio"),
+    ]
+    for bad, message in bad_settings:
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(env_id="TreeToy-v0", **bad)
+
+
+def test_trainer_groups_name_parents_and_shared_turns_are_trained_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from horizongym.agents.tiny import build_tiny_model
+    from horizongym.training import trainer as trainer_module
+    from horizongym.training.config import TrainConfig
+    from horizongym.training.trainer import Trainer
+
+    groups: list[list[Any]] = []
+    real = trainer_module.estimate
+
+    def spy(name: str, group: Any, **options: Any) -> Any:
+        groups.append(list(group))
+        return real(name, group, **options)
+
+    monkeypatch.setattr(trainer_module, "estimate", spy)
+    updated: list[list[Any]] = []
+    real_update = trainer_module.Trainer.update
+
+    def spy_update(self: Any, samples: Any) -> Any:
+        updated.append(list(samples))
+        return real_update(self, samples)
+
+    monkeypatch.setattr(trainer_module.Trainer, "update", spy_update)
+    path = build_tiny_model(tmp_path / "tiny", seed=3, hidden_size=32, num_heads=2)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    config = TrainConfig(
+        env_id="TreeToy-v0",
+        group_size=2,
+        tasks_per_step=1,
+        steps=1,
+        max_new_tokens=6,
+        advantage="grpo",
+        tree=3,
+        branch_at="1",
+        out_dir=str(tmp_path / "run"),
+    )
+    records = Trainer(config, model, tokenizer, progress=False).train()
+    # 2 trunks of 3 turns, each forked after turn 1 into 2 branches with 2 turns of their own
+    assert records[0]["branches"] == 4 and records[0]["shared_steps"] == 4
+    assert records[0]["samples"] == 2 * 3 + 4 * 2
+    (group,) = groups
+    assert len(group) == 6
+    parents = [credit.parent for credit in group]
+    assert parents.count(None) == 2
+    for credit in group:
+        if credit.parent is not None:
+            assert credit.fork_turn == 1 and group[credit.parent].parent is None
+    (samples,) = updated
+    owned = Counter((s.episode, s.branch, s.turn) for s in samples)
+    assert max(owned.values()) == 1
+    assert all(s.turn >= 1 for s in samples if s.branch)  # a branch's turn 0 (turn 1) is its trunk's
+    stored = read_episodes(tmp_path / "run" / "episodes.jsonl")
+    assert [e.branch for e in stored] == [1, 2, 0, 1, 2, 0]
