@@ -44,6 +44,7 @@ from horizongym.training.rollouts.failure_report import all_failed_line, failed_
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile, RunFileError, read_run
 from horizongym.training.rollouts.summary import format_table, summarize
+from horizongym.training.rollouts.tree import BranchAt, parse_branch_at
 
 
 class CommandError(Exception):
@@ -317,6 +318,10 @@ def cmd_rollout(args: argparse.Namespace) -> None:
     recipe = EnvRecipe(args.env_id, kwargs)
     if args.backend != "ray" and (args.address or args.ray_workers):
         raise CommandError(f"{'--address' if args.address else '--ray-workers'} goes with --backend ray")
+    if args.tree == 1 and args.branch_at is not None:
+        raise CommandError("--branch-at goes with --tree K (K >= 2 branches per fork)")
+    if args.tree > 1 and args.backend == "ray":
+        raise CommandError("--tree runs with --backend asyncio: Ray actors' envs cannot be forked; drop --backend ray")
     workers = args.ray_workers or args.concurrency
 
     def env_factory() -> contextlib.AbstractContextManager[Callable[[], Any] | None]:
@@ -348,9 +353,14 @@ def cmd_rollout(args: argparse.Namespace) -> None:
                     store=store,
                     system_prompt=args.system_prompt,
                     progress=not args.quiet,
+                    tree=args.tree,
+                    branch_at=args.branch_at or "random",
                 ) as engine,
             ):
-                return await engine.run(args.n, args.group, seed=args.seed, resume=args.resume)
+                played = await engine.run(args.n, args.group, seed=args.seed, resume=args.resume)
+                if args.tree > 1:
+                    trees.append(engine.tree_stats.line())
+                return played
         except (PolicyError, RolloutError) as exc:
             raise CommandError(str(exc)) from None
         except NotAnEpisodeFile as exc:
@@ -358,9 +368,12 @@ def cmd_rollout(args: argparse.Namespace) -> None:
         finally:
             await policy.aclose()
 
+    trees: list[str] = []
     new = asyncio.run(run())
     episodes = [e for e in read_episodes(out) if e.env_id == args.env_id]
     print(format_table(summarize(episodes)))
+    for line in trees:  # this run's trees: trunks, branches, env steps
+        print(line)
     failed = failed_episodes(new)
     if failed:
         print(failure_report(failed, len(new)))
@@ -603,6 +616,25 @@ def _add_import_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _tree_size(text: str) -> int:
+    """argparse type of --tree: K >= 2 branches per fork (1: no tree)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be K >= 2 branches per fork (1: no tree), not {text!r}")
+    return value
+
+
+def _branch_at(text: str) -> BranchAt:
+    """argparse type of --branch-at: all, random or a turn N >= 1."""
+    try:
+        return parse_branch_at(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be all, random or a turn N >= 1, not {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="horizongym",
@@ -653,6 +685,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--address", help="with --backend ray: the cluster to join, auto or HOST:PORT (default: a local one)"
     )
     p.add_argument("--ray-workers", type=_positive(int), help="with --backend ray: env actors (default: --concurrency)")
+    p.add_argument(
+        "--tree",
+        type=_tree_size,
+        default=1,
+        metavar="K",
+        help="play each task as a tree: fork its trunk into K branches (K-1 new continuations) at --branch-at",
+    )
+    p.add_argument(
+        "--branch-at",
+        type=_branch_at,
+        metavar="{all,random,N}",
+        help="with --tree: fork after every turn, after one random turn (the default), or after turn N",
+    )
     _add_env_options(p)
     p.set_defaults(run=cmd_rollout)
 

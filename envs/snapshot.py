@@ -171,3 +171,10 @@ def is_forkable(env: gym.Env[Any, Any]) -> bool:
     except NotForkable:
         return False
     return True
+
+
+def check_forkable(env: gym.Env[Any, Any]) -> None:
+    """Raise :class:`NotForkable` with the reason unless ``env`` and every wrapper around it can be snapshot."""
+    _forkable(env)
+    for wrapper in _layers(env):
+        _wrapper_access(wrapper)

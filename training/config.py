@@ -73,6 +73,13 @@ class TrainConfig(BaseModel):
     """Times a group with an infrastructure failure is played again before it is dropped."""
     max_turns: int | None = Field(default=None, ge=1)
     """Engine-side turn limit per episode (default: the env's own)."""
+    tree: int = Field(default=1, ge=1)
+    """Tree rollouts: each episode's trunk is forked into this many branches (``tree`` − 1 new
+    continuations) at ``branch_at``; a group then holds trunks and branches, and each turn is trained
+    once (a branch's shared turns are its parent's). 1: no trees."""
+    branch_at: str = "random"
+    """With ``tree`` >= 2, where a trunk forks: ``all`` (after every turn), ``random`` (after one
+    turn drawn uniformly) or a turn N (after turn N)."""
     system_prompt: str | None = None
     """System message put before every episode's first observation."""
     concurrency: int | None = Field(default=None, ge=1)
@@ -135,6 +142,16 @@ class TrainConfig(BaseModel):
             raise ValueError("publishes LoRA adapters to the server after each update: set lora_rank (--lora-rank) too")
         return value
 
+    @field_validator("branch_at", mode="before")
+    @classmethod
+    def _branch_point(cls, value: Any, info: ValidationInfo) -> str:
+        from horizongym.training.rollouts.tree import parse_branch_at
+
+        text = str(parse_branch_at(value))
+        if text != "random" and info.data.get("tree") == 1:
+            raise ValueError("is used only with tree >= 2")
+        return text
+
     @field_validator("ray_address", "ray_workers")
     @classmethod
     def _only_with_ray(cls, value: Any, info: ValidationInfo) -> Any:
@@ -148,6 +165,8 @@ class TrainConfig(BaseModel):
 
         if self.advantage not in ESTIMATORS:
             raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
+        if self.tree > 1 and self.backend == "ray":
+            raise ValueError("tree rollouts (tree >= 2) run with backend asyncio: Ray actors' envs cannot be forked")
         last = self.task_seed_start + self.steps * self.tasks_per_step
         if last > self.eval_seed_start:
             raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")

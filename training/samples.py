@@ -6,6 +6,10 @@ those tokens, and the turn's advantage. Nothing is re-tokenized: ``prompt_ids`` 
 ``completion_ids`` are ``Step.prompt_token_ids`` and ``Step.token_ids`` exactly, so the
 trainer scores the very tokens the policy produced. Steps that carry no token ids (a scripted
 expert's, a remote server's) cannot be trained on this way; they are skipped and counted.
+
+A branch of a tree rollout holds its parent's first ``fork_turn`` steps (copied, so the episode
+reads whole): those turns are trained once, as its parent's samples. ``shared[e]`` is how many
+leading turns of ``episodes[e]`` belong to another episode of the batch; they make no samples.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class TurnSample:
     advantage: float
     episode: tuple[int, int]
     turn: int
+    branch: int = 0
+    """The episode's branch in its tree (0: the trunk, or an episode of a run without trees)."""
     policy_version: int | None = None
     """The policy version that generated the turn (``Step.policy_version``): how stale the sample is."""
     behaviour_logprobs: list[float] | None = None
@@ -51,7 +57,9 @@ class SampleSet(NamedTuple):
 
 
 def samples_from_episodes(
-    episodes: Sequence[Episode], advantages: Sequence[Sequence[float]] | None = None
+    episodes: Sequence[Episode],
+    advantages: Sequence[Sequence[float]] | None = None,
+    shared: Sequence[int] | None = None,
 ) -> SampleSet:
     """One :class:`TurnSample` per step that has prompt ids, completion ids and log-probs.
 
@@ -61,13 +69,16 @@ def samples_from_episodes(
     """
     if advantages is not None and len(advantages) != len(episodes):
         raise ValueError(f"{len(advantages)} advantage rows for {len(episodes)} episodes")
+    if shared is not None and len(shared) != len(episodes):
+        raise ValueError(f"{len(shared)} shared-turn counts for {len(episodes)} episodes")
     samples: list[TurnSample] = []
     skipped = 0
     for index, episode in enumerate(episodes):
         row = None if advantages is None else advantages[index]
         if row is not None and len(row) != len(episode.steps):
             raise ValueError(f"episode {episode.key}: {len(row)} advantages for {len(episode.steps)} turns")
-        for turn, step in enumerate(episode.steps):
+        first = 0 if shared is None else shared[index]  # a branch's turns its parent trains
+        for turn, step in enumerate(episode.steps[first:], start=first):
             prompt, completion, logprobs = step.prompt_token_ids, step.token_ids, step.logprobs
             if not prompt or not completion or logprobs is None:
                 skipped += 1
@@ -84,6 +95,7 @@ def samples_from_episodes(
                     advantage=0.0 if row is None else float(row[turn]),
                     episode=episode.key,
                     turn=turn,
+                    branch=episode.branch,
                     policy_version=step.policy_version,
                 )
             )

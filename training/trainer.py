@@ -13,9 +13,15 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    (:mod:`horizongym.training.rollouts.ray_backend`), which play the same episodes;
 2. per group (the episodes of one task) compute per-turn advantages with
    ``estimate(config.advantage, ...)``, scoring hindsight log-probs first when the estimator
-   needs them (:mod:`horizongym.training.hindsight`);
+   needs them (:mod:`horizongym.training.hindsight`); with ``tree`` K >= 2 each episode is a tree
+   (a trunk forked into branches, :mod:`horizongym.training.rollouts.tree`), a group holds the
+   trunks and branches of its task, and each branch's ``EpisodeCredit`` names its parent's index in
+   the group and its fork turn (an estimator such as ``tree`` reads them; the others treat the
+   branches as more episodes of the group);
 3. turn every turn into a sample, token ids exactly as sampled
-   (:mod:`horizongym.training.samples`), and drop ``len % dp_size`` of them at random;
+   (:mod:`horizongym.training.samples`), and drop ``len % dp_size`` of them at random; a branch's
+   turns 1..fork_turn are its parent's and are trained once, as the parent's (with the parent's
+   advantage); a branch whose parent is not trained on (it failed) owns its every turn;
 4. ``ppo_epochs`` passes of PPO-clip or GSPO (:mod:`horizongym.training.ppo`) in micro-batches
    with gradient accumulation, gradient-norm clipping and AdamW;
    With ``rollout_server``, samples more than ``max_staleness`` versions old are refused, π_old
@@ -81,6 +87,7 @@ from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
 from horizongym.training.rollouts.failure_report import all_failed_line
 from horizongym.training.rollouts.store import EpisodeStore
 from horizongym.training.rollouts.trajectory import Episode
+from horizongym.training.rollouts.tree import parse_branch_at
 from horizongym.training.samples import TurnSample, samples_from_episodes
 from horizongym.training.truncated_is import refuse_stale, truncated_is_weights
 
@@ -265,16 +272,16 @@ class Trainer:
         )
         settled = self.ranks.gather_settled(settled)
         rollout_s = time.perf_counter() - start
-        if store is not None:
-            for episode in sorted([*settled.kept, *settled.dropped], key=lambda e: e.key):
-                store.append(episode)
+        if store is not None:  # each tree's branches before its trunk (EpisodeStore.append_many), in one write
+            store.append_many(sorted([*settled.kept, *settled.dropped], key=_stored_order))
         episodes = [e for e in settled.kept if e.trainable]
         if not episodes and not any(e.trainable for e in settled.dropped):
             played = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
             settings = f"env_kwargs {json.dumps(cfg.env_kwargs)}"
             raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(played, settings)}", played)
         advantages = self.advantages(episodes)
-        sample_set = samples_from_episodes(episodes, advantages)
+        shared = shared_turns(episodes)
+        sample_set = samples_from_episodes(episodes, advantages, shared)
         fresh, stale = refuse_stale(sample_set.samples, self.position.step, cfg.max_staleness)
         samples = downsample_to_multiple(fresh, cfg.dp_size, self.rng)
         update_start = time.perf_counter()
@@ -288,6 +295,7 @@ class Trainer:
         if self.publisher is not None:
             self._publish()
         rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
+        branches = sum(1 for e in episodes if e.branch)
         tokens = sum(e.num_generated_tokens for e in episodes)
         flat = [a for row in advantages for a in row]
         return {
@@ -302,6 +310,7 @@ class Trainer:
             **update,
             "samples": len(samples),
             "skipped_steps": sample_set.skipped_steps,
+            **({"shared_steps": sum(shared), "branches": branches} if cfg.tree > 1 else {}),
             "stale_samples": stale,
             **({"rollout_version": rollout_version} if rollout_version is not None else {}),
             "tokens": tokens,
@@ -322,12 +331,13 @@ class Trainer:
         stay out of their group's statistics, with advantages of 0.
         """
         cfg = self.config
-        hindsight: dict[tuple[tuple[int, int], int], float] = {}
-        policy_means: dict[tuple[tuple[int, int], int], float] = {}
+        hindsight: dict[tuple[EpisodeId, int], float] = {}
+        policy_means: dict[tuple[EpisodeId, int], float] = {}
         if cfg.advantage in HINDSIGHT_ESTIMATORS:
             scored = samples_from_episodes(episodes).samples
-            by_key = {e.key: e for e in episodes}
-            outcomes = [(by_key[s.episode].total_reward, by_key[s.episode].success) for s in scored]
+            by_id = {episode_id(e): e for e in episodes}
+            owners = [by_id[(*s.episode, s.branch)] for s in scored]
+            outcomes = [(e.total_reward, e.success) for e in owners]
             values = hindsight_logprobs(
                 self.model,
                 self.tokenizer,
@@ -338,33 +348,41 @@ class Trainer:
                 inserter=self.inserter,
             )
             for sample, value in zip(scored, values, strict=True):
-                hindsight[(sample.episode, sample.turn)] = value
-                policy_means[(sample.episode, sample.turn)] = float(np.mean(sample.old_logprobs))
-        result: dict[tuple[int, int], list[float]] = {e.key: [0.0] * e.num_turns for e in episodes}
+                hindsight[((*sample.episode, sample.branch), sample.turn)] = value
+                policy_means[((*sample.episode, sample.branch), sample.turn)] = float(np.mean(sample.old_logprobs))
+        result: dict[EpisodeId, list[float]] = {episode_id(e): [0.0] * e.num_turns for e in episodes}
+        shared = dict(zip(map(episode_id, episodes), shared_turns(episodes), strict=True))
         groups: dict[int, list[Episode]] = {}
-        for episode in episodes:
-            if episode.num_turns and episode.trainable:
+        for episode in episodes:  # an episode with no turn of its own has nothing to train on
+            if episode.num_turns > shared[episode_id(episode)] and episode.trainable:
                 groups.setdefault(episode.seed, []).append(episode)
         for members in groups.values():
-            credits = [self._credit(e, hindsight, policy_means) for e in members]
+            index = {episode_id(e): i for i, e in enumerate(members)}
+            credits = [self._credit(e, hindsight, policy_means, index, shared[episode_id(e)]) for e in members]
             for episode, row in zip(members, estimate(cfg.advantage, credits, **cfg.advantage_options), strict=True):
-                result[episode.key] = [float(a) for a in row]
-        return [result[e.key] for e in episodes]
+                result[episode_id(episode)] = [float(a) for a in row]
+        return [result[episode_id(e)] for e in episodes]
 
     @staticmethod
     def _credit(
         episode: Episode,
-        hindsight: dict[tuple[tuple[int, int], int], float],
-        policy_means: dict[tuple[tuple[int, int], int], float],
+        hindsight: dict[tuple[EpisodeId, int], float],
+        policy_means: dict[tuple[EpisodeId, int], float],
+        index: dict[EpisodeId, int],
+        shared: int,
     ) -> EpisodeCredit:
+        """The estimator's view of ``episode``; a branch whose parent is in the group (at ``index``) names
+        it and its fork turn (``shared`` turns: 0 when the parent is not trained on)."""
         turns = range(episode.num_turns)
         hind = pol = None
+        key = episode_id(episode)
         if hindsight:
-            missing = [t for t in turns if (episode.key, t) not in hindsight]
+            missing = [t for t in turns if (key, t) not in hindsight]
             if missing:
-                raise RuntimeError(f"episode {episode.key}: turns {missing} have no token ids to score in hindsight")
-            hind = [hindsight[(episode.key, t)] for t in turns]
-            pol = [policy_means[(episode.key, t)] for t in turns]
+                raise RuntimeError(f"episode {key}: turns {missing} have no token ids to score in hindsight")
+            hind = [hindsight[(key, t)] for t in turns]
+            pol = [policy_means[(key, t)] for t in turns]
+        parent = index.get((episode.seed, episode.sample, episode.parent_branch or 0)) if shared else None
         return EpisodeCredit(
             reward=episode.total_reward,
             num_turns=episode.num_turns,
@@ -372,6 +390,8 @@ class Trainer:
             hindsight_logprobs=hind,
             policy_logprobs=pol,
             hindsight_head_logprobs=hind,
+            parent=parent,
+            fork_turn=shared if parent is not None else 0,
         )
 
     # ----- the update -------------------------------------------------------------------
@@ -543,6 +563,8 @@ class Trainer:
                 progress=False,
                 sampling_seed=cfg.seed,
                 max_attempts=cfg.max_attempts,
+                tree=cfg.tree if kind == "train" else 1,  # evaluation plays single episodes
+                branch_at=parse_branch_at(cfg.branch_at),
             )
         return self._engines[kind]
 
@@ -697,6 +719,26 @@ def _keep_lines(path: Path, keep: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+EpisodeId = tuple[int, int, int]
+"""An episode of a step: its task seed, sample and branch (the key a tree's episodes share, and the branch)."""
+
+
+def episode_id(episode: Episode) -> EpisodeId:
+    return (episode.seed, episode.sample, episode.branch)
+
+
+def shared_turns(episodes: Sequence[Episode]) -> list[int]:
+    """For each episode, its leading turns that another of ``episodes`` owns: a branch's ``fork_turn``
+    when its parent is among them and trained on, else 0 (a trunk, or a branch whose parent failed)."""
+    present = {episode_id(e) for e in episodes if e.trainable}
+    return [e.fork_turn if e.branch and (e.seed, e.sample, e.parent_branch) in present else 0 for e in episodes]
+
+
+def _stored_order(episode: Episode) -> tuple[int, int, bool, int]:
+    """Episodes by task and sample, each tree's branches before its trunk (a trunk on file is a whole tree)."""
+    return (episode.seed, episode.sample, episode.branch == 0, episode.branch)
 
 
 def _chunks(items: Sequence[TurnSample], size: int) -> Iterator[list[TurnSample]]:

@@ -44,6 +44,17 @@ class PolicyContext:
         opening.append({"role": "user", "content": observation})
         return opening
 
+    def fork(self) -> PolicyContext:
+        """An independent copy, for a branch forked here: its turns change the copy only.
+
+        The message list is copied, not the messages: :meth:`add_turn` never changes a message in
+        place (a redaction puts a new dict in its slot)."""
+        copy = PolicyContext.__new__(PolicyContext)
+        copy.system_prompt = self.system_prompt
+        copy.messages = list(self.messages)
+        copy._previous = self._previous
+        return copy
+
     def add_turn(
         self, assistant: Message, observation: str, info: Mapping[str, Any], call_ids: Sequence[str] = ()
     ) -> list[Message]:

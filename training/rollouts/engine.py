@@ -35,6 +35,7 @@ import contextlib
 import functools
 import time
 import traceback
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,11 +64,13 @@ from horizongym.envs.contract import (
     UnknownTerminationReason,
     termination_reason,
 )
+from horizongym.envs.snapshot import NotForkable, check_forkable, release, restore, snapshot
 from horizongym.failures import infrastructure_cause
 from horizongym.training.rollouts.context import PolicyContext
 from horizongym.training.rollouts.rng import generator_state
 from horizongym.training.rollouts.store import EpisodeStore
 from horizongym.training.rollouts.trajectory import EMPTY_DICT, EMPTY_LIST, Episode, FailedAttempt, Step
+from horizongym.training.rollouts.tree import BranchAt, ForkPoint, ForkPoints, TreeStats, fork_seed, parse_branch_at
 
 INFO_KEPT_ELSEWHERE = frozenset(
     {TOOLS, REWARD_COMPONENTS, REWARD_EVENTS, TOOL_CALLS, TOOL_RESULTS, TURN, TASK_ID, ERROR}
@@ -131,13 +134,17 @@ class RolloutError(RuntimeError):
 _SEED_MODULUS = 2_147_483_647
 
 
-def policy_seed(seed: int, sample: int, turn: int, sampling_seed: int = 0) -> int:
-    """A distinct, reproducible sampling seed for each (task, sample, turn) of a run's ``sampling_seed``.
+def policy_seed(seed: int, sample: int, turn: int, sampling_seed: int = 0, branch: int = 0) -> int:
+    """A distinct, reproducible sampling seed for each (task, sample, turn) of a run's ``sampling_seed``,
+    and for each ``branch`` of a tree rollout (branch 0, the trunk, draws the seeds of a run without trees).
 
     Linear in ``turn``: ``policy_seed(s, g, t) == (policy_seed(s, g, 0) + t) % 2_147_483_647``,
     which the engine uses to draw each turn's seed without a call.
     """
-    return (((sampling_seed * 1_000_003 + seed) * 100_003 + sample) * 1_009 + turn) % _SEED_MODULUS
+    job = (sampling_seed * 1_000_003 + seed) * 100_003 + sample
+    if branch:
+        job = job * 65_537 + branch
+    return (job * 1_009 + turn) % _SEED_MODULUS
 
 
 class RolloutEngine:
@@ -157,9 +164,17 @@ class RolloutEngine:
         env_factory: Callable[[], gym.Env[Any, Any]] | None = None,
         sampling_seed: int = 0,
         max_attempts: int = 3,
+        tree: int = 1,
+        branch_at: BranchAt = "random",
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        if isinstance(tree, bool) or not isinstance(tree, int) or tree < 1:
+            raise ValueError(f"tree must be an integer >= 1 (1: no tree; K >= 2: K branches per fork), got {tree!r}")
+        self.tree = tree
+        self.branch_at = parse_branch_at(branch_at)
+        self.tree_stats = TreeStats(short_for=self.branch_at if isinstance(self.branch_at, int) else None)
+        """What the last run's trees played (with ``tree`` > 1)."""
         self.recipe = env if isinstance(env, EnvRecipe) else EnvRecipe(env)
         self.policy = policy
         self.concurrency = max(1, concurrency)
@@ -212,12 +227,17 @@ class RolloutEngine:
         if resume and self.store is not None:
             done = self.store.finished_keys(self.recipe.env_id, self.recipe.kwargs)
             jobs = [job for job in jobs if job not in done]
+        if self.tree > 1:
+            self.tree_stats = TreeStats(short_for=self.tree_stats.short_for)
+            if jobs:
+                await self._check_forkable()
         pending = iter(jobs)  # shared by the workers: each takes the next job when it is free
         finished: asyncio.Queue[Episode | RolloutError | None] = asyncio.Queue()
         workers = [
             asyncio.create_task(self._worker(pending, finished)) for _ in range(min(self.concurrency, len(jobs)))
         ]
-        bar = tqdm(total=len(jobs), unit="ep", disable=not self.progress, dynamic_ncols=True, desc="rollout")
+        unit = "tree" if self.tree > 1 else "ep"
+        bar = tqdm(total=len(jobs), unit=unit, disable=not self.progress, dynamic_ncols=True, desc="rollout")
         reward_sum, count, failed, remaining = 0.0, 0, 0, len(workers)
         try:
             while remaining:
@@ -233,7 +253,8 @@ class RolloutEngine:
                         reward_sum += episode.total_reward
                     else:
                         failed += 1
-                    bar.update(1)
+                    if not episode.branch:  # one job: an episode, or a tree (its trunk counts it)
+                        bar.update(1)
                     shown = {"reward": f"{reward_sum / count:.3f}" if count else "-"}
                     bar.set_postfix(shown if not failed else {**shown, "failed": failed}, refresh=False)
                 yield episode
@@ -259,6 +280,17 @@ class RolloutEngine:
                         recipe = f"{self.recipe.env_id} with {self.recipe.kwargs}"
                         finished.put_nowait(RolloutError(f"could not build {recipe}: {type(exc).__name__}: {exc}"))
                         return
+                if self.tree > 1:
+                    trunk_env, env = env, None  # the tree's now: it discards what it holds if cancelled
+                    tree = await self._tree(trunk_env, seed, sample)
+                    if isinstance(tree, RolloutError):
+                        finished.put_nowait(tree)
+                        return
+                    env, episodes = tree
+                    if not await self._store_tree(episodes, finished):
+                        return
+                    await asyncio.sleep(0)  # a tree is many episodes: let the other workers run
+                    continue
                 attempts: list[FailedAttempt] = []
                 while True:
                     in_episode = env
@@ -297,6 +329,134 @@ class RolloutEngine:
                 self._idle_envs.append(env)  # kept for the next run; close() closes it
             finished.put_nowait(None)
 
+    # ----- trees ----------------------------------------------------------------------
+    async def _check_forkable(self) -> None:
+        """Refuse a tree run whose env cannot be forked, before any episode runs (on the first env built)."""
+        env = self._idle_envs[-1] if self._idle_envs else await self._fresh_env()
+        if env not in self._idle_envs:
+            self._idle_envs.append(env)
+        try:
+            check_forkable(env)
+        except NotForkable as exc:
+            raise RolloutError(
+                f"{self.recipe.env_id} cannot be forked for tree rollouts: {exc}; run it without a tree (tree 1)"
+            ) from None
+
+    async def _tree(
+        self, env: gym.Env[Any, Any], seed: int, sample: int
+    ) -> tuple[gym.Env[Any, Any] | None, list[Episode]] | RolloutError:
+        """Play the tree of one job: its trunk, then ``tree - 1`` branches at each usable fork point.
+
+        Returns the env to keep (None when the last one broke) and the episodes, trunk first, or the
+        RolloutError of an env that could not be built. A trunk that fails on infrastructure is played
+        again whole (its snapshots released), a branch from the same fork point, each on a fresh env,
+        up to ``max_attempts`` tries; a trunk that still fails so is not forked."""
+        current: gym.Env[Any, Any] | None = env
+        forks: ForkPoints | None = None
+        try:
+            attempts: list[FailedAttempt] = []
+            while True:
+                if current is None:
+                    current = await self._fresh_env()
+                if forks is not None:  # the snapshots of a failed try
+                    await self._release_all(forks.kept, current)
+                forks = ForkPoints(self.branch_at, fork_seed(self.sampling_seed, seed, sample))
+                trunk, discard = await self._episode(current, seed, sample, forks=forks)
+                if discard:
+                    self._discard_env(current)
+                    current = None
+                if not (discard and trunk.retryable and len(attempts) + 1 < self.max_attempts):
+                    break
+                attempts.append(_failed_attempt(trunk))
+            if attempts:
+                trunk.attempts = attempts
+            usable, unusable = forks.usable(trunk.num_turns if trunk.outcome != "infra_error" else 0)
+            if current is None and forks.kept:  # releasing and restoring a snapshot take an env
+                current = await self._fresh_env()
+            if unusable and current is not None:
+                await self._release_all(unusable, current)
+            forks.kept = list(usable)  # what is still to release if the tree is cut short
+            episodes, branch = [trunk], 0
+            for point in usable:
+                for _ in range(self.tree - 1):
+                    branch += 1
+                    branch_attempts: list[FailedAttempt] = []
+                    while True:
+                        if current is None:
+                            current = await self._fresh_env()
+                        episode, discard = await self._episode(current, seed, sample, branch, fork=point)
+                        if discard:
+                            self._discard_env(current)
+                            current = None
+                        if not (discard and episode.retryable and len(branch_attempts) + 1 < self.max_attempts):
+                            break
+                        branch_attempts.append(_failed_attempt(episode))
+                    if branch_attempts:
+                        episode.attempts = branch_attempts
+                    episodes.append(episode)
+                if current is None:
+                    current = await self._fresh_env()
+                forks.kept.remove(point)
+                await self._release_all([point], current)
+            return current, episodes
+        except RolloutError as exc:  # a fresh env could not be built
+            if forks is not None and forks.kept:
+                warnings.warn(
+                    f"{len(forks.kept)} snapshots of seed {seed}, sample {sample} not released: no env to release them",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return exc
+        except BaseException:  # cancelled: an env step may still be running in a thread
+            if current is not None:
+                self._discard_env(current)
+            raise
+
+    async def _fresh_env(self) -> gym.Env[Any, Any]:
+        """A newly built env of the recipe; RolloutError when it cannot be built."""
+        try:
+            return await self._build_env()
+        except Exception as exc:
+            recipe = f"{self.recipe.env_id} with {self.recipe.kwargs}"
+            raise RolloutError(f"could not build {recipe}: {type(exc).__name__}: {exc}") from None
+
+    async def _store_tree(
+        self, episodes: list[Episode], finished: asyncio.Queue[Episode | RolloutError | None]
+    ) -> bool:
+        """Store a tree in one write, its branches first and its trunk last (a trunk on file is a whole
+        tree: what a resumed run skips), then hand its episodes on, trunk first; False when the store refused it."""
+        self.tree_stats.add(episodes)
+        if self.store is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self.store.append_many, [*episodes[1:], episodes[0]]
+                )
+            except Exception as exc:
+                finished.put_nowait(RolloutError(f"could not store a tree: {type(exc).__name__}: {exc}"))
+                return False
+        for episode in episodes:
+            finished.put_nowait(episode)
+        return True
+
+    async def _release(self, env: gym.Env[Any, Any], point: ForkPoint) -> None:
+        """Free what a fork point's snapshot holds outside the process (a committed image); a failure is a warning."""
+        try:
+            if self._blocking(env.unwrapped):
+                await self._in_thread(functools.partial(release, env, point.snapshot), None)
+            else:
+                release(env, point.snapshot)
+        except Exception as exc:
+            warnings.warn(
+                f"could not release the snapshot after turn {point.turn}: {type(exc).__name__}: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    async def _release_all(self, points: list[ForkPoint], env: gym.Env[Any, Any]) -> None:
+        """Release the snapshots of ``points`` through ``env`` (an env of the recipe)."""
+        for point in points:
+            await self._release(env, point)
+
     @staticmethod
     def _blocking(env: gym.Env[Any, Any]) -> bool:
         return bool(getattr(env.unwrapped, "blocking", True))
@@ -320,16 +480,27 @@ class RolloutEngine:
         timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
         return await asyncio.wait_for(future, timeout)
 
-    async def _episode(self, env: gym.Env[Any, Any], seed: int, sample: int) -> tuple[Episode, bool]:
+    async def _episode(
+        self,
+        env: gym.Env[Any, Any],
+        seed: int,
+        sample: int,
+        branch: int = 0,
+        fork: ForkPoint | None = None,
+        forks: ForkPoints | None = None,
+    ) -> tuple[Episode, bool]:
         """Play one episode. Returns it and whether the env must be discarded: it broke (raised,
-        or ran past the time limit), or the episode ended on an infrastructure failure."""
+        or ran past the time limit), or the episode ended on an infrastructure failure.
+
+        A tree's trunk passes ``forks``, which takes the snapshots it asks for as the turns are
+        played; a branch passes its ``fork``, restored into ``env`` instead of a reset."""
         clock = time.perf_counter
         start = clock()
         deadline = start + self.episode_timeout_s if self.episode_timeout_s else None
         unwrapped = env.unwrapped
         blocking = self._blocking(unwrapped)
         act, max_turns = self.policy.act, self.max_turns
-        first_turn_seed = policy_seed(seed, sample, 0, self.sampling_seed)
+        first_turn_seed = policy_seed(seed, sample, 0, self.sampling_seed, branch)
         steps: list[Step] = []
         transcript: list[Message] = []
         task_id: str | None = None
@@ -343,20 +514,41 @@ class RolloutEngine:
         broken = False
         total_reward = 0.0
         try:
-            if blocking:
-                observation, info = await self._in_thread(lambda: env.reset(seed=seed), deadline)
-            else:
-                observation, info = env.reset(seed=seed)
-            task_id = info.get(TASK_ID)
-            tools: list[dict[str, Any]] = info.get(TOOLS, [])
-            context = PolicyContext(observation, self.system_prompt)
-            transcript.extend(context.messages)
-            turn = 0
+            if fork is None:
+                if blocking:
+                    observation, info = await self._in_thread(lambda: env.reset(seed=seed), deadline)
+                else:
+                    observation, info = env.reset(seed=seed)
+                task_id = info.get(TASK_ID)
+                tools: list[dict[str, Any]] = info.get(TOOLS, [])
+                context = PolicyContext(observation, self.system_prompt)
+                transcript.extend(context.messages)
+                turn = 0
+            else:  # a branch: the trunk's env, record and policy context as they were at the fork
+                if blocking:
+                    await self._in_thread(functools.partial(restore, env, fork.snapshot), deadline)
+                else:
+                    restore(env, fork.snapshot)
+                task_id, tools, context = fork.task_id, fork.tools, fork.context.fork()
+                transcript.extend(fork.transcript)
+                steps.extend(fork.steps)
+                total_reward, turn = fork.total_reward, fork.turn
             turn_start = clock()
             while True:
                 if max_turns is not None and turn >= max_turns:
                     reason = "max_turns"
                     break
+                if forks is not None and turn and forks.wants(turn):
+                    if blocking:
+                        taken = await self._in_thread(functools.partial(snapshot, env), deadline)
+                    else:
+                        taken = snapshot(env)
+                    point = ForkPoint(
+                        turn, taken, context.fork(), list(transcript), list(steps), total_reward, task_id, tools
+                    )
+                    for replaced in forks.keep(point):
+                        await self._release(env, replaced)
+                    turn_start = clock()  # the snapshot's time is no policy time
                 # (first_turn_seed + turn) % modulus is policy_seed(seed, sample, turn, sampling_seed)
                 acting = act(context.messages, tools, seed=(first_turn_seed + turn) % _SEED_MODULUS)
                 try:
@@ -479,6 +671,9 @@ class RolloutEngine:
         record["rng_state"] = generator_state(unwrapped)
         record["started_at"] = time.time() - seconds
         record["seconds"] = seconds
+        record["branch"] = branch
+        record["parent_branch"] = None if fork is None else 0
+        record["fork_turn"] = 0 if fork is None else fork.turn
         return _episode_record(record), broken or outcome == "infra_error"
 
 

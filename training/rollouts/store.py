@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -81,6 +81,96 @@ def _repair_tail(path: Path) -> None:
             handle.truncate(end)
 
 
+def _checked_line(episode: Episode) -> bytes:
+    """The episode's line, newline included, once it is known to read back; :class:`UnreadableEpisode` if not."""
+    text = episode.model_dump_json()
+    try:
+        Episode.model_validate_json(text)
+    except ValueError as exc:
+        raise UnreadableEpisode(
+            f"refused to store episode (seed {episode.seed}, sample {episode.sample}, branch {episode.branch}) "
+            f"of {episode.env_id}: it would not read back ({exc})"
+        ) from None
+    return text.encode() + b"\n"
+
+
+def _tree_identity(row: dict[str, Any]) -> tuple[str, str, str, Any, Any]:
+    """The tree a stored line belongs to: env id, env kwargs, policy, seed and sample (the line as JSON)."""
+    kwargs = json.dumps(row.get("env_kwargs", {}), sort_keys=True, default=str)
+    return (str(row.get("env_id")), kwargs, str(row.get("policy", "")), row.get("seed"), row.get("sample", 0))
+
+
+def _cut_unfinished_tree(path: Path, chunk: int = 1 << 20) -> None:
+    """Cut off a tree cut short by a kill: the trailing branch lines whose trunk is not on file before them.
+
+    A tree is written branches first, trunk last; a kill in that write can leave some of its branches
+    and no trunk. A resumed run plays the whole tree again: left in place, the old branches would be
+    duplicates of the new (and the first line wins). A branch added later to a stored trunk (its
+    trunk earlier in the file) is kept. Warns (:class:`EpisodeFileWarning`) with the number cut.
+    """
+    trailing = _trailing_branch_lines(path, chunk)
+    if not trailing:
+        return
+    trunks: set[tuple[str, str, str, Any, Any]] = set()
+    first_branch = trailing[-1][0]
+    with open(path, "rb") as handle:
+        for line in handle:
+            if handle.tell() > first_branch:
+                break
+            row = _json_row(line)
+            if row is not None and not row.get("branch"):
+                trunks.add(_tree_identity(row))
+    orphans = [offset for offset, row in trailing if _tree_identity(row) not in trunks]
+    if not orphans:
+        return
+    cut_at = min(orphans)
+    count = sum(1 for offset, _ in trailing if offset >= cut_at)
+    with open(path, "rb+") as handle:
+        handle.truncate(cut_at)
+    warnings.warn(
+        f"{path}: cut off the last {count} branch episodes: a tree cut short (no trunk after them) that a "
+        "resumed run plays again whole",
+        EpisodeFileWarning,
+        stacklevel=3,
+    )
+
+
+def _trailing_branch_lines(path: Path, chunk: int) -> list[tuple[int, dict[str, Any]]]:
+    """The (offset, JSON row) of the branch lines (``branch`` > 0) at the end of the file, last first;
+    read backwards a chunk at a time, so only the tail is read. The file ends with a newline."""
+    found: list[tuple[int, dict[str, Any]]] = []
+    with open(path, "rb") as handle:
+        position = handle.seek(0, os.SEEK_END)
+        data = b""  # the file's bytes from ``position`` up to the last line not yet looked at
+        while True:
+            newline = data.rfind(b"\n", 0, max(0, len(data) - 1))
+            if newline == -1 and position > 0:
+                start = max(0, position - chunk)
+                handle.seek(start)
+                data = handle.read(position - start) + data
+                position = start
+                continue
+            if not data:
+                return found
+            line = data[newline + 1 :]
+            data = data[: newline + 1]
+            if not line.strip():
+                continue
+            row = _json_row(line)
+            if row is None or not row.get("branch"):
+                return found
+            found.append((position + newline + 1, row))
+
+
+def _json_row(line: bytes) -> dict[str, Any] | None:
+    """The JSON object on ``line``; None when it is not one."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return row if isinstance(row, dict) else None
+
+
 class EpisodeStore:
     """Episodes in a JSONL file. Safe to append from several threads of one process."""
 
@@ -100,6 +190,7 @@ class EpisodeStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
                 _repair_tail(self.path)
+                _cut_unfinished_tree(self.path)
             self._handle = open(self.path, "ab")  # noqa: SIM115 - kept open across appends
         return self._handle
 
@@ -110,18 +201,24 @@ class EpisodeStore:
         reading (a value of the wrong type in a record built without validation) raises
         :class:`UnreadableEpisode` and leaves the file as it was.
         """
-        text = episode.model_dump_json()
-        try:
-            Episode.model_validate_json(text)
-        except ValueError as exc:
-            raise UnreadableEpisode(
-                f"refused to store episode (seed {episode.seed}, sample {episode.sample}) of {episode.env_id}: "
-                f"it would not read back ({exc})"
-            ) from None
-        line = text.encode() + b"\n"
+        line = _checked_line(episode)
         with self._lock:
             handle = self._open()
             handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def append_many(self, episodes: Sequence[Episode]) -> None:
+        """Write several episodes (a tree: its branches, then its trunk) in one write, then flush and fsync.
+
+        Every line is read back first, as :meth:`append` does: one that would not validate raises
+        :class:`UnreadableEpisode` and nothing is written. A kill during the write can leave the
+        first lines of the tree on file without its trunk; the next :meth:`append` cuts them off.
+        """
+        data = b"".join(_checked_line(episode) for episode in episodes)
+        with self._lock:
+            handle = self._open()
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -137,11 +234,14 @@ class EpisodeStore:
     def finished_keys(
         self, env_id: str | None = None, env_kwargs: dict[str, Any] | None = None
     ) -> set[tuple[int, int]]:
-        """The (seed, sample) pairs already stored (of that env and those kwargs, when given)."""
+        """The (seed, sample) pairs already stored (of that env and those kwargs, when given): their
+        episodes, or their trees' trunks (a tree's trunk is stored last: a trunk on file is a whole tree)."""
         return {
             episode.key
             for episode in iter_episodes(self.path)
-            if (env_id is None or episode.env_id == env_id) and (env_kwargs is None or episode.env_kwargs == env_kwargs)
+            if not episode.branch
+            and (env_id is None or episode.env_id == env_id)
+            and (env_kwargs is None or episode.env_kwargs == env_kwargs)
         }
 
 
