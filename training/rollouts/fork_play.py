@@ -130,12 +130,16 @@ def load_fork(source: ForkSource, env_id: str | None = None) -> Episode:
     if episode.task_id is None and not episode.steps and episode.outcome == "env_error":
         raise ForkError(f"{name} never started: its reset raised ({episode.error}); there is no turn to fork at")
     turns = episode.num_turns
-    if not 0 <= source.turn <= turns:
-        raise ForkError(f"{name} has {turns} turn{'s' if turns != 1 else ''}: no turn {source.turn} (pick 0..{turns})")
-    if source.turn and _ends_episode(episode.steps[source.turn - 1]):
+    ended = bool(episode.steps) and _ends_episode(episode.steps[-1])  # by the env: no turn after it
+    highest = turns - 1 if ended else turns
+    if source.turn > turns:
         raise ForkError(
-            f"{name} ended at turn {source.turn} ({episode.termination_reason}): nothing comes after it to play; "
-            f"pick a turn of 0..{source.turn - 1}"
+            f"{name} has {turns} turn{'s' if turns != 1 else ''}: no turn {source.turn} (pick 0..{highest})"
+        )
+    if source.turn > highest:
+        raise ForkError(
+            f"{name} ended at turn {turns} ({episode.termination_reason}): nothing comes after it to play; "
+            f"pick a turn of 0..{highest}"
         )
     return episode
 
