@@ -45,13 +45,12 @@ from horizongym.training.rollouts.fork_play import (
     SOURCE_FORM,
     ForkError,
     NotReproduced,
-    branch_number,
-    branch_of,
     fork_env,
     load_fork,
     parse_fork_source,
     play_at_keyboard,
     reach_fork,
+    save_branch,
 )
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile, RunFileError, read_run
@@ -335,10 +334,8 @@ def _play_from(args: argparse.Namespace) -> None:
         elif args.no_save:
             print("not saved (--no-save)")
         else:
-            branch = branch_of(original, source.turn, played, branch_number(source.path, original), env)
             try:
-                with EpisodeStore(source.path) as store:
-                    store.append(branch)
+                branch = save_branch(source, original, played, env)
             except OSError as exc:
                 raise RunFailed(f"cannot save the branch to {source.path}: {os_error(exc)}") from None
             print(f"saved: branch {branch.branch} of episode {source.episode} (seed {branch.seed}) in {source.path}")

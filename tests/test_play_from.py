@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from horizongym.training.rollouts import Episode, read_episodes
-from horizongym.training.rollouts.fork_play import prefix_messages
+from horizongym.training.rollouts.fork_play import next_branch, prefix_messages
 
 
 def horizongym(*args: str, stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -194,3 +194,28 @@ def test_bad_input_gets_one_clear_line_and_status_2(
     assert fill(fragment) in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert run.read_text() == before
+
+
+def test_prefix_messages_keep_the_opening_and_whole_turns() -> None:
+    opening = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "start"}]
+    turn_1 = [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "a"}, {"id": "b"}]},
+        {"role": "tool", "tool_call_id": "a", "content": "A"},
+        {"role": "tool", "tool_call_id": "b", "content": "B"},
+    ]
+    turn_2 = [{"role": "assistant", "content": "text"}, {"role": "user", "content": "answer 2"}]
+    unfinished = [{"role": "assistant", "content": "the step of this one raised"}]
+    messages = [*opening, *turn_1, *turn_2, *unfinished]
+    assert prefix_messages(messages, 0) == opening
+    assert prefix_messages(messages, 1) == [*opening, *turn_1]
+    assert prefix_messages(messages, 2) == [*opening, *turn_1, *turn_2]
+
+
+def test_next_branch_counts_the_whole_tree_of_a_seed_and_sample() -> None:
+    def episode(seed: int, sample: int, branch: int) -> Episode:
+        return Episode(env_id="KeyChain-v0", seed=seed, sample=sample, branch=branch)
+
+    episodes = [episode(0, 0, 0), episode(0, 0, 3), episode(0, 1, 5), episode(1, 0, 7)]
+    assert next_branch(episodes, 0, 0) == 4
+    assert next_branch(episodes, 0, 1) == 6
+    assert next_branch(episodes, 2, 0) == 1

@@ -44,7 +44,7 @@ from horizongym.training.rollouts.context import PolicyContext
 from horizongym.training.rollouts.engine import INFO_KEPT_ELSEWHERE, EnvRecipe, step_ending
 from horizongym.training.rollouts.replay import ReplayedPrefix, replay_prefix
 from horizongym.training.rollouts.rng import generator_state
-from horizongym.training.rollouts.store import RunFileError, read_episodes, read_run
+from horizongym.training.rollouts.store import EpisodeStore, RunFileError, read_episodes, read_run
 from horizongym.training.rollouts.trajectory import Episode, Step
 
 HUMAN = HumanPolicy.name
@@ -333,6 +333,12 @@ def branch_of(original: Episode, fork_turn: int, played: KeyboardPlay, branch: i
     )
 
 
-def branch_number(path: Path, original: Episode) -> int:
-    """The branch number a new branch of ``original`` gets in the run file at ``path``, read now."""
-    return next_branch(read_episodes(path), original.seed, original.sample)
+def save_branch(source: ForkSource, original: Episode, played: KeyboardPlay, env: gym.Env[Any, Any]) -> Episode:
+    """Store the branch a person played from ``source`` (of ``original``) in its run file (one line,
+    fsynced) and return it. Its branch number is read from the file now, just before the append,
+    so that a branch stored meanwhile (another ``play --from``) is counted."""
+    branch = next_branch(read_episodes(source.path), original.seed, original.sample)
+    record = branch_of(original, source.turn, played, branch, env)
+    with EpisodeStore(source.path) as store:
+        store.append(record)
+    return record
