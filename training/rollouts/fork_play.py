@@ -6,7 +6,8 @@ readers give (``read_run``: file order, less bad and duplicate lines), the ``#N`
 
 **Reaching the turn.** A run file holds no snapshot of an env (a snapshot lives in the process
 that took it), so the turn is reached by replaying: the env is built from the episode's env id
-and keyword arguments, reset with its seed (the task it draws must be the recorded one) and
+and keyword arguments, reset with its seed as the rollout reset it (no reset options: naming the
+task would change the env's random draws; the task it draws must be the recorded one) and
 stepped with the recorded actions of turns 1..TURN, each answer compared with the record as
 ``horizongym replay`` compares it (:func:`~horizongym.training.rollouts.replay.replay_prefix`).
 An env that answers otherwise no longer reproduces the episode, and :class:`NotReproduced`
