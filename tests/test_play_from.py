@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,15 +198,15 @@ def test_bad_input_gets_one_clear_line_and_status_2(
 
 
 def test_prefix_messages_keep_the_opening_and_whole_turns() -> None:
-    opening = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "start"}]
-    turn_1 = [
+    opening: list[dict[str, Any]] = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "start"}]
+    turn_1: list[dict[str, Any]] = [
         {"role": "assistant", "content": "", "tool_calls": [{"id": "a"}, {"id": "b"}]},
         {"role": "tool", "tool_call_id": "a", "content": "A"},
         {"role": "tool", "tool_call_id": "b", "content": "B"},
     ]
-    turn_2 = [{"role": "assistant", "content": "text"}, {"role": "user", "content": "answer 2"}]
-    unfinished = [{"role": "assistant", "content": "the step of this one raised"}]
-    messages = [*opening, *turn_1, *turn_2, *unfinished]
+    turn_2: list[dict[str, Any]] = [{"role": "assistant", "content": "text"}, {"role": "user", "content": "answer 2"}]
+    unfinished: list[dict[str, Any]] = [{"role": "assistant", "content": "the step of this one raised"}]
+    messages: list[dict[str, Any]] = [*opening, *turn_1, *turn_2, *unfinished]
     assert prefix_messages(messages, 0) == opening
     assert prefix_messages(messages, 1) == [*opening, *turn_1]
     assert prefix_messages(messages, 2) == [*opening, *turn_1, *turn_2]
