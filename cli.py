@@ -26,7 +26,6 @@ from pydantic import BaseModel, ValidationError
 
 import horizongym
 from horizongym.agents.base import PolicyError
-from horizongym.agents.human import HumanPolicy
 from horizongym.agents.specs import SPEC_HELP, PolicySpecError, make_policy
 from horizongym.argtypes import os_error, unwritable_out
 from horizongym.envs import TextEnv, UnknownEnvironment, describe, registry, short_id
@@ -41,6 +40,18 @@ from horizongym.training.config import TrainConfig
 from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, RolloutEngine, RolloutError, read_episodes
 from horizongym.training.rollouts.cli import add_export_commands, add_replay_commands
 from horizongym.training.rollouts.failure_report import all_failed_line, failed_episodes, failure_report
+from horizongym.training.rollouts.fork_play import (
+    FORK_HELP,
+    SOURCE_FORM,
+    ForkError,
+    NotReproduced,
+    fork_env,
+    load_fork,
+    parse_fork_source,
+    play_at_keyboard,
+    reach_fork,
+    save_branch,
+)
 from horizongym.training.rollouts.report import episodes_html
 from horizongym.training.rollouts.store import EpisodeFileWarning, NotAnEpisodeFile, RunFileError, read_run
 from horizongym.training.rollouts.summary import format_table, summarize
@@ -256,6 +267,14 @@ def _non_negative(text: str) -> float:
 
 
 def cmd_play(args: argparse.Namespace) -> None:
+    if args.from_run is not None:
+        _play_from(args)
+        return
+    if args.no_save:
+        raise CommandError("--no-save goes with --from (plain play saves nothing)")
+    if args.env_id is None:
+        raise CommandError(f"play needs ENV_ID, or --from {SOURCE_FORM} to play on from a recorded turn")
+    args.seed = 0 if args.seed is None else args.seed
     env = _build_env(args.env_id, _env_kwargs(args), args)
     try:
         _play(env, args)
@@ -263,34 +282,69 @@ def cmd_play(args: argparse.Namespace) -> None:
         env.close()
 
 
+_PLAY_HELP = "Type an action (tool call or text). '/tools' lists tools, '/quit' stops; end a line with \\ to continue."
+
+
 def _play(env: Any, args: argparse.Namespace) -> None:
     """The keyboard loop of ``play``; an env that raises ends it with one line (exit status 1)."""
-    human = HumanPolicy()
     try:
         observation, info = env.reset(seed=args.seed)
     except Exception as exc:
         raise _env_raised(args, f"reset (seed {args.seed})", exc) from None
     print(f"== {args.env_id} · task {info.get('task_id')} · seed {args.seed}")
-    print("Type an action (tool call or text). '/tools' lists tools, '/quit' stops; end a line with \\ to continue.")
+    print(_PLAY_HELP)
     print(f"\n{observation}\n")
-    total = 0.0
-    while True:
+    played = play_at_keyboard(env, observation, info)
+    if played.raised is not None:
+        raise _env_raised(args, f"step {len(played.steps) + 1}", played.raised)
+
+
+def _play_from(args: argparse.Namespace) -> None:
+    """``play --from RUN.jsonl#EPISODE:TURN`` (:mod:`~horizongym.training.rollouts.fork_play`): replay the
+    episode to the turn, hand the keyboard over, store the continuation as a branch of the episode."""
+    given = [
+        flag
+        for flag, value in (("--seed", args.seed), ("--env-kwargs", args.env_kwargs), ("--tasks", args.tasks))
+        if value is not None
+    ]
+    if given:
+        raise CommandError(f"--from plays the episode with its own seed and env settings: drop {' and '.join(given)}")
+    try:
+        source = parse_fork_source(args.from_run)
+        original = load_fork(source, args.env_id)
+        env = fork_env(original)
+    except ForkError as exc:
+        raise CommandError(str(exc)) from None
+    try:
         try:
-            action = asyncio.run(human.act([], info.get("tools", [])))
-        except PolicyError:
-            print("\nstopped.")
-            break
-        try:
-            observation, reward, terminated, truncated, info = env.step(action.text)
-        except Exception as exc:
-            raise _env_raised(args, f"step {info.get('turn', 0) + 1}", exc) from None
-        total += float(reward)
-        components = ", ".join(f"{k} {v:+g}" for k, v in info.get("reward_components", {}).items())
-        detail = f" ({components})" if components else ""
-        print(f"\n{observation}\n[reward {float(reward):+g}{detail} · total {total:+g}]\n")
-        if terminated or truncated:
-            print(f"episode over: {info.get('termination_reason', 'done')} · total reward {total:+g}")
-            break
+            reached = reach_fork(env, original, source.turn)
+        except NotReproduced as exc:
+            raise RunFailed(f"cannot play on from {source}: {exc}") from None
+        kept = original.steps[: source.turn]
+        print(f"== {original.env_id} · task {original.task_id} · seed {original.seed} · on from {source}")
+        print(f"replayed {len(kept)} recorded turn{'s' if len(kept) != 1 else ''}; the env answered each as recorded")
+        for step in kept:
+            print(f"  turn {step.turn}: {_one_line(step.action)[:100]}")
+        print(_PLAY_HELP)
+        print(f"\n{reached.observation}\n")
+        played = play_at_keyboard(
+            env, reached.observation, reached.info, turn=source.turn, total=sum(s.reward for s in kept)
+        )
+        if not played.steps and played.raised is None:
+            print("no turn played: nothing saved")
+        elif args.no_save:
+            print("not saved (--no-save)")
+        else:
+            try:
+                branch = save_branch(source, original, played, env)
+            except OSError as exc:
+                raise RunFailed(f"cannot save the branch to {source.path}: {os_error(exc)}") from None
+            print(f"saved: branch {branch.branch} of episode {source.episode} (seed {branch.seed}) in {source.path}")
+        if played.raised is not None:
+            where = f"step {source.turn + len(played.steps) + 1} (on from {source})"
+            raise RunFailed(f"{original.env_id} raised in {where}: {_exception_line(played.raised)}")
+    finally:
+        env.close()
 
 
 def _env_raised(args: argparse.Namespace, where: str, exc: Exception) -> RunFailed:
@@ -649,9 +703,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_option(p)
     p.set_defaults(run=cmd_list)
 
-    p = commands.add_parser("play", help="play an environment yourself at the terminal")
-    p.add_argument("env_id")
-    p.add_argument("--seed", type=int, default=0)
+    p = commands.add_parser(
+        "play",
+        help="play an environment yourself at the terminal",
+        description=f"Play ENV_ID at the terminal, or {FORK_HELP}",
+    )
+    p.add_argument("env_id", nargs="?", help="a registered env id (with --from: optional, must be the episode's)")
+    p.add_argument("--seed", type=int, help="the task's seed (default 0; with --from: the episode's)")
+    p.add_argument("--from", dest="from_run", metavar=SOURCE_FORM, help="play on from turn TURN of a recorded episode")
+    p.add_argument("--no-save", action="store_true", help="with --from: do not save the continuation")
     _add_env_options(p)
     p.set_defaults(run=cmd_play)
 

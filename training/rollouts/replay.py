@@ -24,6 +24,7 @@ are compared and nothing after them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -170,34 +171,10 @@ def replay_episodes(
 def replay_episode(env: gym.Env[Any, Any], episode: Episode) -> tuple[EpisodeReplay, bool]:
     """Replay ``episode`` on ``env`` (reset here with its seed). Returns the verdict and whether a
     step or the reset raised where the record says it did not (the env is then best discarded)."""
-    compares = (*ALWAYS_COMPARED, *getattr(env.unwrapped, "replay_compares", REPLAY_COMPARES))
-    compares = tuple(dict.fromkeys(compares))
-    reset_failed = episode.task_id is None and not episode.steps and episode.outcome == "env_error"
-    try:
-        observation, info = env.reset(seed=episode.seed)
-    except Exception as exc:
-        if reset_failed and _same_error(episode.error, exc):
-            return _verdict(episode, "match", 0, note="the reset raised, as recorded"), True
-        return _differs(episode, 0, 0, "error", episode.error or "(the reset returned)", _error_text(exc)), True
-    if reset_failed:
-        return _differs(episode, 0, 0, "error", episode.error, "(the reset returned)"), False
-    if episode.task_id is not None and info.get(TASK_ID) != episode.task_id:
-        return _differs(episode, 0, 0, "task_id", episode.task_id, info.get(TASK_ID)), False
-    first = next((m.get("content") for m in episode.messages if m.get("role") == "user"), None)
-    if "observation" in compares and first is not None and not _equal(first, observation):
-        return _differs(episode, 0, 0, "observation", first, observation), False
-    replayed = 0
-    for step in episode.steps:
-        try:
-            observation, reward, terminated, truncated, info = env.step(step.action)
-        except Exception as exc:
-            return _differs(episode, replayed, step.turn, "error", "(the step returned)", _error_text(exc)), True
-        replayed += 1
-        answer = _answer(observation, reward, terminated, truncated, info)
-        for name in compares:
-            recorded, now = _recorded_value(step, name), _replayed_value(answer, info, name)
-            if not _equal(recorded, now):
-                return _differs(episode, replayed, step.turn, name, recorded, now), False
+    prefix = replay_prefix(env, episode, len(episode.steps))
+    if prefix.stopped is not None:
+        return prefix.stopped, prefix.broken
+    replayed, info = prefix.steps, prefix.info
     ending = _compare_ending(env, episode, replayed, info)
     if ending is not None:
         return ending
@@ -207,6 +184,59 @@ def replay_episode(env: gym.Env[Any, Any], episode: Episode) -> tuple[EpisodeRep
             turn = episode.steps[-1].turn if episode.steps else 0
             return _differs(episode, replayed, turn, RANDOM_DRAWS, episode.rng_state, state), False
     return _verdict(episode, "match", replayed, note=_uncompared_ending(episode)), False
+
+
+@dataclass(frozen=True)
+class ReplayedPrefix:
+    """Where replaying an episode's first steps left the env: stopped early (``stopped``), or at
+    the end of the last step asked for, with that step's answer (the reset's, for none)."""
+
+    steps: int
+    """Steps replayed (up to the difference, when there is one)."""
+    observation: Any = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    stopped: EpisodeReplay | None = None
+    """Why the replay stopped before the end: the first difference, or the reset raising as recorded."""
+    broken: bool = False
+    """Whether a step or the reset raised where the record says it did not (discard the env)."""
+
+
+def replay_prefix(env: gym.Env[Any, Any], episode: Episode, turns: int) -> ReplayedPrefix:
+    """Reset ``env`` with the episode's seed and run its first ``turns`` recorded actions, comparing
+    the reset and each answer with the record (the module docstring's first two points); the
+    episode's ending and random draws are not compared (:func:`replay_episode` does that)."""
+    compares = (*ALWAYS_COMPARED, *getattr(env.unwrapped, "replay_compares", REPLAY_COMPARES))
+    compares = tuple(dict.fromkeys(compares))
+    reset_failed = episode.task_id is None and not episode.steps and episode.outcome == "env_error"
+    try:
+        observation, info = env.reset(seed=episode.seed)
+    except Exception as exc:
+        if reset_failed and _same_error(episode.error, exc):
+            stopped = _verdict(episode, "match", 0, note="the reset raised, as recorded")
+            return ReplayedPrefix(0, stopped=stopped, broken=True)
+        error = episode.error or "(the reset returned)"
+        return ReplayedPrefix(0, stopped=_differs(episode, 0, 0, "error", error, _error_text(exc)), broken=True)
+    if reset_failed:
+        return ReplayedPrefix(0, stopped=_differs(episode, 0, 0, "error", episode.error, "(the reset returned)"))
+    if episode.task_id is not None and info.get(TASK_ID) != episode.task_id:
+        return ReplayedPrefix(0, stopped=_differs(episode, 0, 0, "task_id", episode.task_id, info.get(TASK_ID)))
+    first = next((m.get("content") for m in episode.messages if m.get("role") == "user"), None)
+    if "observation" in compares and first is not None and not _equal(first, observation):
+        return ReplayedPrefix(0, stopped=_differs(episode, 0, 0, "observation", first, observation))
+    replayed = 0
+    for step in episode.steps[:turns]:
+        try:
+            observation, reward, terminated, truncated, info = env.step(step.action)
+        except Exception as exc:
+            stopped = _differs(episode, replayed, step.turn, "error", "(the step returned)", _error_text(exc))
+            return ReplayedPrefix(replayed, stopped=stopped, broken=True)
+        replayed += 1
+        answer = _answer(observation, reward, terminated, truncated, info)
+        for name in compares:
+            recorded, now = _recorded_value(step, name), _replayed_value(answer, info, name)
+            if not _equal(recorded, now):
+                return ReplayedPrefix(replayed, stopped=_differs(episode, replayed, step.turn, name, recorded, now))
+    return ReplayedPrefix(replayed, observation, info)
 
 
 def _compare_ending(
