@@ -19,7 +19,8 @@ class's penalty for a malformed call). Both are reward events (``answer`` with t
 Forking (:mod:`horizongym.envs.snapshot`): an episode's state is its :class:`ChainTask` (the
 store, the chain, the answer), drawn at reset and never changed after, and its turn limit
 (LongChain-v0 sets one per task). A snapshot refers to the :class:`ChainTask` instead of copying
-it, so snapshots of a chain of thousands of keys cost the same as those of a short one.
+it, so in one process a snapshot of a chain of thousands of keys costs what one of a short chain
+does (a pickled snapshot carries the task once).
 """
 
 from __future__ import annotations
