@@ -15,16 +15,40 @@ the store are (:meth:`ChainEnv.draw_size`), and what the task says (:meth:`Chain
 Reward components: ``answer`` (1 for the right number, 0 otherwise) and ``format`` (the base
 class's penalty for a malformed call). Both are reward events (``answer`` with the fact
 ``correct``), so stored episodes can be rescored; the reward setting is ``format_penalty``.
+
+Forking (:mod:`horizongym.envs.snapshot`): an episode's state is its :class:`ChainTask` (the
+store, the chain, the answer), drawn at reset and never changed after, and its turn limit
+(LongChain-v0 sets one per task). A snapshot refers to the :class:`ChainTask` instead of copying
+it, so in one process a snapshot of a chain of thousands of keys costs what one of a short chain
+does (a pickled snapshot carries the task once).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from horizongym.envs.base import Task, TextEnv
 from horizongym.tools import tool
+
+
+@dataclass(frozen=True)
+class ChainTask:
+    """One drawn task: the store (key -> value), the chain's keys in order, and the number at its end.
+
+    Nothing changes it once drawn (the tools only read it), so every copy of an episode shares it:
+    ``copy.deepcopy`` returns it as it is (a snapshot and its restores hold the same one), and
+    pickling copies it once, into the other process.
+    """
+
+    store: Mapping[str, str] = field(default_factory=dict)
+    chain: tuple[str, ...] = ()
+    answer: str = ""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ChainTask:
+        return self
 
 
 class ChainEnv(TextEnv):
@@ -32,15 +56,29 @@ class ChainEnv(TextEnv):
 
     blocking = False
     reward_settings: ClassVar[frozenset[str] | None] = frozenset({"format_penalty"})
-    episode_attributes: ClassVar[tuple[str, ...]] = ("store", "chain", "answer_value", "max_turns")
+    episode_attributes: ClassVar[tuple[str, ...]] = ("chain_task", "max_turns")
+    """The drawn task (shared, not copied: :class:`ChainTask`) and the turn limit, which LongChain-v0 sets per task."""
     key_space: ClassVar[int] = 0
     """How many distinct keys exist: keys are ``key_name(i)`` for ``i < key_space``."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.store: dict[str, str] = {}
-        self.chain: list[str] = []
-        self.answer_value = ""
+        self.chain_task = ChainTask()
+
+    @property
+    def store(self) -> Mapping[str, str]:
+        """The running task's key-value store (read only)."""
+        return self.chain_task.store
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The running task's chain: its keys from the start key to the one that holds the answer."""
+        return self.chain_task.chain
+
+    @property
+    def answer_value(self) -> str:
+        """The number at the end of the running task's chain."""
+        return self.chain_task.answer
 
     # ----- subclass API -------------------------------------------------------------------
     def key_name(self, index: int) -> str:
@@ -60,13 +98,14 @@ class ChainEnv(TextEnv):
         rng = self.np_random
         chain_keys, store_keys = self.draw_size(options)
         keys = [self.key_name(int(i)) for i in rng.choice(self.key_space, size=store_keys, replace=False)]
-        self.chain, others = keys[:chain_keys], keys[chain_keys:]
-        self.store = {key: f"-> {nxt}" for key, nxt in itertools.pairwise(self.chain)}
-        self.answer_value = str(int(rng.integers(1000, 10000)))
-        self.store[self.chain[-1]] = self.answer_value
+        chain, others = keys[:chain_keys], keys[chain_keys:]
+        store = {key: f"-> {nxt}" for key, nxt in itertools.pairwise(chain)}
+        answer = str(int(rng.integers(1000, 10000)))
+        store[chain[-1]] = answer
         for i, key in enumerate(others):
             pointer = i + 1 < len(others) and rng.random() < 0.5
-            self.store[key] = f"-> {others[i + 1]}" if pointer else str(int(rng.integers(1000, 10000)))
+            store[key] = f"-> {others[i + 1]}" if pointer else str(int(rng.integers(1000, 10000)))
+        self.chain_task = ChainTask(store=store, chain=tuple(chain), answer=answer)
         return self.describe()
 
     # ----- tools ------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ Each layer keeps its own part of the state:
   (:class:`~horizongym.envs.workspace.MarkovianWorkspace` does), and :class:`NotForkable` names
   it otherwise.
 
-An env that cannot be forked (a served env, whose state lives on a server) raises
-:class:`NotForkable` with the reason.
+An env that cannot be forked raises :class:`NotForkable` with the reason: one without
+``snapshot``/``restore``, or one that says why in its ``fork_refusal`` attribute (a served env,
+:class:`~horizongym.envs.remote.client.RemoteEnv`, whose episode lives on its server).
 """
 
 from __future__ import annotations
@@ -127,6 +128,9 @@ def _wrapper_access(wrapper: Any) -> tuple[Callable[[Any], Any], Callable[[Any, 
 
 def _forkable(env: gym.Env[Any, Any]) -> Forkable:
     inner = env.unwrapped
+    refusal = getattr(inner, "fork_refusal", None)
+    if refusal:
+        raise NotForkable(f"{type_name(inner)} cannot snapshot its episodes: {refusal}")
     if not isinstance(inner, Forkable):
         raise NotForkable(f"{type_name(inner)} cannot snapshot its episodes (it has no snapshot/restore)")
     return inner

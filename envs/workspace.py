@@ -38,6 +38,10 @@ penalty, as a plain agent would. The wrapper truncates the episode after ``max_r
 rounds and raises the inner env's own turn limit (``TextEnv.max_turns``, and a Gymnasium
 ``TimeLimit``) to at least that.
 
+Episodes in a workspace fork (:mod:`horizongym.envs.snapshot`): the wrapper's part of a snapshot
+is its :class:`WorkspaceState` (question, report, round, last observation, whether the episode
+ended), the inner env's part is the inner env's own.
+
 Use it in rollouts through the engine's ``env_factory``::
 
     RolloutEngine("KeyChain-v0", policy, env_factory=lambda: make_workspace("KeyChain-v0"))
@@ -195,6 +199,17 @@ def _cut(text: str, limit: int, what: str) -> str:
     return text[:limit] + f"\n[{what} cut to {limit} characters]"
 
 
+@dataclass(frozen=True)
+class WorkspaceState:
+    """The workspace's part of a running episode: what :meth:`MarkovianWorkspace.wrapper_state` gives a snapshot."""
+
+    question: str
+    report: str
+    round: int
+    observation: str
+    done: bool
+
+
 class MarkovianWorkspace(gym.Wrapper[str, str, str, str], gym.utils.RecordConstructorArgs):
     """Run any horizongym text env as IterResearch rounds: question + report + last action and result.
 
@@ -298,6 +313,18 @@ class MarkovianWorkspace(gym.Wrapper[str, str, str, str], gym.utils.RecordConstr
         if self.render_mode == "human":
             print(self.observation)
         return self.observation if self.render_mode == "ansi" else None
+
+    # ----- forking (horizongym.envs.snapshot) ------------------------------------------
+    def wrapper_state(self) -> WorkspaceState:
+        """The workspace's part of a snapshot (its settings are the constructor's, not copied)."""
+        return WorkspaceState(self.question, self.report, self.round, self.observation, self._done)
+
+    def load_wrapper_state(self, state: WorkspaceState) -> None:
+        """Continue from ``state`` (of a workspace built with the same settings around the same env)."""
+        if not isinstance(state, WorkspaceState):
+            raise ValueError(f"not a workspace's state: a {type(state).__name__}")
+        self.question, self.report, self.round = state.question, state.report, state.round
+        self.observation, self._done = state.observation, state.done
 
     # ----- helpers ---------------------------------------------------------------------
     def _tools(self, info: dict[str, Any]) -> list[dict[str, Any]]:

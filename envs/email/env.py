@@ -17,6 +17,11 @@ of :mod:`horizongym.envs.email.data` (``"synthetic"``, the default; ``"enron:PAT
 questions ``questions=`` may replace with an ART·E file, or a list of
 :class:`~horizongym.envs.email.types.EmailQuestion` with the store they ask about as ``store=``.
 Splits are by inbox: all questions about one inbox are in the same split.
+
+Forking (:mod:`horizongym.envs.snapshot`): an episode's state is its :class:`InboxEpisode` (the
+question, the inbox's address, the evidence gathered so far), which a snapshot copies. The store
+(a read-only SQLite database, one connection per thread) and the judge (an HTTP client that keeps
+nothing between calls) belong to the env: every episode shares them and a snapshot never copies them.
 """
 
 from __future__ import annotations

@@ -25,6 +25,12 @@ violations and backend, not its timings or the rewards made of them (a speedup i
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``):
 ``"catalog"`` (the built-in operators, the default), ``"kernelbench:PATH"`` (see
 :mod:`horizongym.envs.kernels.data`) or a list of tasks; ``levels=`` keeps only those levels.
+
+Forking (:mod:`horizongym.envs.snapshot`): an episode's state is its :class:`KernelEpisode` (the
+task, each turn's reward, each evaluation), which a snapshot copies. The evaluator belongs to the
+env and is shared, never copied: it keeps nothing per episode (each evaluation runs in fresh
+processes; built kernels are cached on disk by their source's hash, the same for every episode),
+and the private inputs it checks with are drawn anew for every submission, a branch's too.
 """
 
 from __future__ import annotations

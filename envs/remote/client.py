@@ -25,6 +25,9 @@ through unchanged. A ``reset`` that cannot connect, or finds the server at capac
 so the engine plays the episode again on a fresh env and never records it as a policy's zero
 reward; a served env that raises in ``reset`` is a :class:`RemoteEnvError` (an ``env_error``).
 A session the server closed while it sat idle is reopened by the next ``reset``, unseen.
+
+Its episodes cannot be forked: ``horizongym.envs.snapshot.snapshot`` raises ``NotForkable`` naming
+the server (:attr:`RemoteEnv.fork_refusal`), since the episode's state is the server's.
 """
 
 from __future__ import annotations
@@ -317,6 +320,14 @@ class RemoteEnv(gym.Env[str, str]):
         if self._served_id is None:
             self._served_id = served_env_id(self.url, timeout_s=self.connect_timeout_s)
         return self._served_id
+
+    @property
+    def fork_refusal(self) -> str:
+        """Why its episodes cannot be snapshot (:mod:`horizongym.envs.snapshot` raises ``NotForkable`` with it)."""
+        return (
+            f"its episode lives on the env server at {self.url}, not in this process; to fork episodes, play "
+            "the env locally (horizongym.make with the id the server serves)"
+        )
 
     def __repr__(self) -> str:
         return f"<RemoteEnv {self.server.session}>"

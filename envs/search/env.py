@@ -22,6 +22,11 @@ of :mod:`horizongym.envs.search.data` (``"fictional"``, the default; ``"hotpotqa
 retriever is ``retriever=``, or a list of :class:`~horizongym.envs.search.types.QATask` with the
 retriever over their documents as ``search_backend=``.
 
+Forking (:mod:`horizongym.envs.snapshot`): an episode's state is its :class:`SearchEpisode` (the
+searches, their judgments, the one awaiting judgment, the answer), which a snapshot copies. The
+retriever (an index read from disk, or a client of a retrieval server) belongs to the env: every
+episode shares it, tools only read it, and a snapshot never copies it.
+
 ``instructions=False`` leaves the protocol paragraph out of the first message, which is then
 the ``Question: …`` line alone: for a policy that has already learned the protocol (a tiny
 model trained on it reads ~560 bytes less per round, and learns nothing from them).
