@@ -167,11 +167,9 @@ def release(env: gym.Env[Any, Any], snapshot: Snapshot) -> None:
 
 
 def is_forkable(env: gym.Env[Any, Any]) -> bool:
-    """Whether ``env`` and every wrapper around it can be snapshot."""
+    """Whether ``env`` and every wrapper around it can be snapshot (:func:`check_forkable` says why not)."""
     try:
-        _forkable(env)
-        for wrapper in _layers(env):
-            _wrapper_access(wrapper)
+        check_forkable(env)
     except NotForkable:
         return False
     return True
