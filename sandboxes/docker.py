@@ -547,6 +547,10 @@ class DockerSandbox:
             with _images_lock:
                 pending = self.snapshot_image in _images_to_remove
             if pending:
+                # closing the channel starts docker's auto-remove, and remove(force=True) returns at once
+                # while that removal is in progress: the image is in use until the container is gone
+                with contextlib.suppress(Exception):
+                    self.container.wait(condition="removed", timeout=30)
                 remove_snapshot_image(self.snapshot_image, self.client)
 
 

@@ -187,3 +187,55 @@ def test_nothing_of_ours_is_left_once_envs_are_closed_and_snapshots_released(eng
     done = subprocess.run([sys.executable, "-c", LEAK_CHILD], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"containers": 0, "images": 0, "states": []}
+
+
+TREE_CHILD = """
+import json, sys, time
+from horizongym.agents.scripted import expert_for
+from horizongym.sandboxes.engine import shared_client
+from horizongym.sandboxes.pool import close_shared_pools
+from horizongym.sandboxes.reaper import LABEL, SNAPSHOT_KIND, run_id
+from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+
+method = sys.argv[1]
+recipe = EnvRecipe("SWE-v0", {"task_order": "by_seed", "snapshot_method": method})
+with RolloutEngine(recipe, expert_for("SWE-v0"), concurrency=1, tree=2, branch_at="all", progress=False) as engine:
+    episodes = engine.run_sync(1)
+close_shared_pools()
+client = shared_client()
+owner = f"{LABEL}={run_id()}"
+images = client.images.list(filters={"label": [owner, f"{LABEL}.kind={SNAPSHOT_KIND}"]})
+for _ in range(50):  # a container whose removal docker has begun (auto-remove) is listed for a moment
+    containers = client.containers.list(all=True, filters={"label": owner}, ignore_removed=True)
+    if not containers:
+        break
+    time.sleep(0.2)
+trunk = [e for e in episodes if e.branch == 0][0]
+print(json.dumps({
+    "trunk_turns": trunk.num_turns,
+    "branches": sorted((e.branch, e.fork_turn, e.outcome, e.total_reward) for e in episodes if e.branch),
+    "trunk_reward": trunk.total_reward,
+    "containers": len(containers),
+    "images": len(images),
+}))
+"""
+
+
+@pytest.mark.parametrize("method", ["archive", "commit"])
+def test_a_tree_rollout_of_swe_leaves_no_container_or_image(method: str, engine: Any) -> None:
+    """The engine plays an SWE-v0 tree (the expert's trunk, forked after every turn): every branch ends as
+    the trunk did (the expert's patch passes the hidden tests), and once the engine closes, none of the
+    process's containers or snapshot images is left."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", TREE_CHILD, method], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    turns = report["trunk_turns"]
+    assert turns >= 2 and report["trunk_reward"] > 0
+    assert [(b, t) for b, t, _, _ in report["branches"]] == [(t, t) for t in range(1, turns)]
+    assert all(
+        outcome == "completed" and reward == report["trunk_reward"] for _, _, outcome, reward in report["branches"]
+    )
+    assert (report["containers"], report["images"]) == (0, 0)
