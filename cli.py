@@ -443,6 +443,13 @@ def cmd_show(args: argparse.Namespace) -> None:
     except RunFileError as exc:
         raise CommandError(str(exc)) from None
     print(format_table(summarize(episodes)))
+    if any(episode.branch for episode in episodes):  # a run of trees (rollout --tree, play --from)
+        from horizongym.training.rollouts.tree import TreeStats
+
+        trees = TreeStats()
+        for episode in episodes:
+            trees.count(episode)
+        print(trees.line())
     failed = failed_episodes(episodes)
     if failed:
         print(failure_report(failed, len(episodes)))

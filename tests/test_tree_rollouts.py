@@ -239,6 +239,9 @@ def test_cli_tree_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     branches = [e for e in stored if e.branch]
     assert branches and all(e.fork_turn == 1 for e in branches)
     assert f"trees: 3 trunks, {len(branches)} branches" in printed
+    steps = sum(e.num_turns - e.fork_turn for e in stored)
+    assert main(["show", str(out)]) == 0
+    assert f"trees: 3 trunks, {len(branches)} branches, {steps} env steps" in capsys.readouterr().out
     for extra, message in [
         (["--tree", "0"], "--tree: must be K >= 2"),
         (["--tree", "2", "--branch-at", "0"], "--branch-at: must be all, random or a turn N >= 1"),
@@ -392,8 +395,9 @@ def test_train_config_tree_options() -> None:
             TrainConfig(env_id="TreeToy-v0", **bad)
 
 
+@pytest.mark.parametrize("advantage", ["grpo", "tree"])
 def test_trainer_groups_name_parents_and_shared_turns_are_trained_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    advantage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -428,7 +432,7 @@ def test_trainer_groups_name_parents_and_shared_turns_are_trained_once(
         tasks_per_step=1,
         steps=1,
         max_new_tokens=6,
-        advantage="grpo",
+        advantage=advantage,
         tree=3,
         branch_at="1",
         out_dir=str(tmp_path / "run"),
@@ -450,3 +454,7 @@ def test_trainer_groups_name_parents_and_shared_turns_are_trained_once(
     assert all(s.turn >= 1 for s in samples if s.branch)  # a branch's turn 0 (turn 1) is its trunk's
     stored = read_episodes(tmp_path / "run" / "episodes.jsonl")
     assert [e.branch for e in stored] == [1, 2, 0, 1, 2, 0]
+    if advantage == "tree":  # a branch's own turns are credited against its siblings at the fork
+        advantages = trainer_module.estimate("tree", group)
+        owned_values = [a for credit, row in zip(group, advantages, strict=True) for a in row[credit.fork_turn :]]
+        assert sorted(s.advantage for s in samples) == pytest.approx(sorted(owned_values))

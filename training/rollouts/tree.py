@@ -115,14 +115,18 @@ class TreeStats:
     def add(self, episodes: list[Episode]) -> None:
         """Count one tree (its trunk and branches)."""
         for episode in episodes:
-            if episode.branch:
-                self.branches += 1
-                self.env_steps += episode.num_turns - episode.fork_turn
-            else:
-                self.trunks += 1
-                self.env_steps += episode.num_turns
+            self.count(episode)
         if len(episodes) == 1:
             self.unforked += 1
+
+    def count(self, episode: Episode) -> None:
+        """Count one episode, a trunk or a branch (its own turns as env steps)."""
+        if episode.branch:
+            self.branches += 1
+            self.env_steps += episode.num_turns - episode.fork_turn
+        else:
+            self.trunks += 1
+            self.env_steps += episode.num_turns
 
     def line(self) -> str:
         """The run's summary line of its trees."""
