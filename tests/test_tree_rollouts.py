@@ -358,6 +358,23 @@ def test_append_many_then_a_tree_cut_short_is_cut_on_open(tmp_path: Path) -> Non
             store.append(_episode(4))
 
 
+def test_a_later_branch_of_another_policy_is_kept_on_open(tmp_path: Path) -> None:
+    """``play --from`` appends a person's branch (policy ``human``) to a trunk of another policy: it
+    belongs to that trunk's tree, and the next open of the file must not cut it as a tree cut short."""
+    path = tmp_path / "run.jsonl"
+    with EpisodeStore(path) as store:
+        store.append_many([_episode(1, 1), _episode(1)])
+    human = _episode(1, 2).model_copy(update={"policy": "human", "fork_turn": 0})
+    with EpisodeStore(path) as store:
+        store.append(human)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EpisodeFileWarning)
+        with EpisodeStore(path) as store:
+            store.append(_episode(2))
+    kept = [(e.seed, e.branch, e.policy) for e in read_episodes(path)]
+    assert kept == [(1, 1, ""), (1, 0, ""), (1, 2, "human"), (2, 0, "")]
+
+
 # ----- the trainer -----------------------------------------------------------------------------
 class TreeToyEnv(hg.TextEnv):
     """Three turns of free text, rewarded by its variety (so the branches' returns differ)."""

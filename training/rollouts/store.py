@@ -94,10 +94,13 @@ def _checked_line(episode: Episode) -> bytes:
     return text.encode() + b"\n"
 
 
-def _tree_identity(row: dict[str, Any]) -> tuple[str, str, str, Any, Any]:
-    """The tree a stored line belongs to: env id, env kwargs, policy, seed and sample (the line as JSON)."""
+def _tree_identity(row: dict[str, Any]) -> tuple[str, str, Any, Any]:
+    """The tree a stored line belongs to: env id, env kwargs, seed and sample (the line as JSON).
+
+    Not the policy: a branch added later to a stored trunk may be another policy's (``play --from``
+    stores a person's continuation under policy ``human``), and it belongs to that trunk's tree."""
     kwargs = json.dumps(row.get("env_kwargs", {}), sort_keys=True, default=str)
-    return (str(row.get("env_id")), kwargs, str(row.get("policy", "")), row.get("seed"), row.get("sample", 0))
+    return (str(row.get("env_id")), kwargs, row.get("seed"), row.get("sample", 0))
 
 
 def _cut_unfinished_tree(path: Path, chunk: int = 1 << 20) -> None:
@@ -111,7 +114,7 @@ def _cut_unfinished_tree(path: Path, chunk: int = 1 << 20) -> None:
     trailing = _trailing_branch_lines(path, chunk)
     if not trailing:
         return
-    trunks: set[tuple[str, str, str, Any, Any]] = set()
+    trunks: set[tuple[str, str, Any, Any]] = set()
     first_branch = trailing[-1][0]
     with open(path, "rb") as handle:
         for line in handle:
