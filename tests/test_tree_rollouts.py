@@ -395,6 +395,38 @@ class TreeToyEnv(hg.TextEnv):
 hg.register("TreeToy-v0", TreeToyEnv)
 
 
+class RestoreFailsEnv(TreeToyEnv):
+    """TreeToy whose restore raises: every branch fails before its first own turn."""
+
+    def restore(self, snapshot: Any) -> None:
+        raise RuntimeError("the snapshot store is gone")
+
+
+hg.register("TreeToyRestoreFails-v0", RestoreFailsEnv)
+
+
+class Chatter(ScriptedPolicy):
+    name = "chatter"
+
+    def decide(self, messages: list[Message], tools: list[dict[str, Any]], seed: int | None) -> Action:
+        return Action(text=f"hi {seed}")
+
+
+def test_a_branch_whose_restore_raises_is_a_whole_record_that_says_restore() -> None:
+    with RolloutEngine(
+        "TreeToyRestoreFails-v0", Chatter(), tree=2, branch_at=1, progress=False, max_attempts=1
+    ) as engine:
+        episodes = engine.run_sync(1, 1, seed=3)
+    trunk, branch = sorted(episodes, key=lambda e: e.branch)
+    assert (trunk.outcome, trunk.num_turns, branch.branch, branch.fork_turn) == ("completed", 3, 1, 1)
+    assert branch.outcome == "env_error" and branch.error is not None
+    assert branch.error.startswith("restore: RuntimeError: the snapshot store is gone"), branch.error
+    # still a complete record: the shared prefix (turn 1, the task) as every branch holds it
+    assert branch.task_id == trunk.task_id and branch.steps == trunk.steps[:1]
+    assert branch.messages == trunk.messages[:3] and branch.total_reward == trunk.steps[0].reward
+    assert engine.tree_stats.env_steps == 3  # the trunk's; the branch played no turn of its own
+
+
 def test_train_config_tree_options() -> None:
     from horizongym.training.config import TrainConfig
 

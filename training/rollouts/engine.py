@@ -513,6 +513,7 @@ class RolloutEngine:
         env_action = ""
         broken = False
         total_reward = 0.0
+        phase = "reset" if fork is None else "restore"  # what an exception of the env is named by
         try:
             if fork is None:
                 if blocking:
@@ -525,24 +526,28 @@ class RolloutEngine:
                 transcript.extend(context.messages)
                 turn = 0
             else:  # a branch: the trunk's env, record and policy context as they were at the fork
-                if blocking:
-                    await self._in_thread(functools.partial(restore, env, fork.snapshot), deadline)
-                else:
-                    restore(env, fork.snapshot)
+                # the record first: a branch whose restore fails still holds the shared prefix
                 task_id, tools, context = fork.task_id, fork.tools, fork.context.fork()
                 transcript.extend(fork.transcript)
                 steps.extend(fork.steps)
                 total_reward, turn = fork.total_reward, fork.turn
+                if blocking:
+                    await self._in_thread(functools.partial(restore, env, fork.snapshot), deadline)
+                else:
+                    restore(env, fork.snapshot)
+            phase = "step"
             turn_start = clock()
             while True:
                 if max_turns is not None and turn >= max_turns:
                     reason = "max_turns"
                     break
                 if forks is not None and turn and forks.wants(turn):
+                    phase = "snapshot"
                     if blocking:
                         taken = await self._in_thread(functools.partial(snapshot, env), deadline)
                     else:
                         taken = snapshot(env)
+                    phase = "step"
                     point = ForkPoint(
                         turn, taken, context.fork(), list(transcript), list(steps), total_reward, task_id, tools
                     )
@@ -642,7 +647,7 @@ class RolloutEngine:
         except Exception as exc:
             infra = infrastructure_cause(exc)
             reason = "env_error" if infra is None else "infra_error"
-            error, broken = _describe(exc, "reset" if task_id is None else "step"), True
+            error, broken = _describe(exc, phase), True
             retryable = infra is not None and infra.retryable
         if pending is not None:  # the step of this action raised or ran past the time limit
             transcript.append(pending)
