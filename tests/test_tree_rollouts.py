@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import random
@@ -13,7 +15,7 @@ import time
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import pytest
@@ -425,6 +427,59 @@ def test_a_branch_whose_restore_raises_is_a_whole_record_that_says_restore() -> 
     assert branch.task_id == trunk.task_id and branch.steps == trunk.steps[:1]
     assert branch.messages == trunk.messages[:3] and branch.total_reward == trunk.steps[0].reward
     assert engine.tree_stats.env_steps == 3  # the trunk's; the branch played no turn of its own
+
+
+class CountedSnapshotsEnv(TreeToyEnv):
+    """TreeToy that notes the turn of every snapshot taken and released (a stand-in for a committed image)."""
+
+    taken: ClassVar[list[int]] = []
+    released: ClassVar[list[int]] = []
+
+    def snapshot(self) -> Any:
+        taken = super().snapshot()
+        self.taken.append(taken.turn)
+        return taken
+
+    def release_snapshot(self, snapshot: Any) -> None:
+        self.released.append(snapshot.turn)
+
+
+hg.register("TreeToyCounted-v0", CountedSnapshotsEnv)
+
+
+class StuckAtTurn3(ScriptedPolicy):
+    """Chats, then never answers at the trunk's third turn (an LLM call that hangs)."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.stuck = asyncio.Event()
+
+    async def act(self, messages: list[Message], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
+        if sum(m["role"] == "assistant" for m in messages) == 2:
+            self.stuck.set()
+            await asyncio.Event().wait()
+        return Action(text=f"hi {seed}")
+
+
+def test_a_cancelled_tree_releases_the_snapshots_it_holds() -> None:
+    CountedSnapshotsEnv.taken.clear()
+    CountedSnapshotsEnv.released.clear()
+    policy = StuckAtTurn3()
+    engine = RolloutEngine("TreeToyCounted-v0", policy, tree=2, branch_at="all", progress=False)
+
+    async def cancel_mid_trunk() -> None:
+        run = asyncio.create_task(engine.run(1, 1))
+        await policy.stuck.wait()  # the trunk holds its snapshots after turns 1 and 2
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+
+    asyncio.run(cancel_mid_trunk())
+    engine.close()
+    engine._closer.shutdown(wait=True)  # what the engine handed to its closing thread is done
+    assert CountedSnapshotsEnv.taken == [1, 2]
+    assert sorted(CountedSnapshotsEnv.released) == [1, 2]
 
 
 def test_train_config_tree_options() -> None:

@@ -400,14 +400,12 @@ class RolloutEngine:
                 await self._release_all([point], current)
             return current, episodes
         except RolloutError as exc:  # a fresh env could not be built
-            if forks is not None and forks.kept:
-                warnings.warn(
-                    f"{len(forks.kept)} snapshots of seed {seed}, sample {sample} not released: no env to release them",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+            if forks is not None and forks.kept:  # through the tree's first env, closed or not
+                self._release_later(env, forks.kept)
             return exc
         except BaseException:  # cancelled: an env step may still be running in a thread
+            if forks is not None and forks.kept:
+                self._release_later(current if current is not None else env, forks.kept)
             if current is not None:
                 self._discard_env(current)
             raise
@@ -451,6 +449,25 @@ class RolloutEngine:
                 RuntimeWarning,
                 stacklevel=2,
             )
+
+    def _release_later(self, env: gym.Env[Any, Any], points: list[ForkPoint]) -> None:
+        """Release the snapshots of a tree cut short without waiting, on the thread that closes broken
+        envs (``env`` may be in a step on another thread, or closed: releasing reads only the snapshot);
+        a failure is a warning."""
+        kept = list(points)
+
+        def free() -> None:
+            for point in kept:
+                try:
+                    release(env, point.snapshot)
+                except Exception as exc:
+                    warnings.warn(
+                        f"could not release the snapshot after turn {point.turn}: {type(exc).__name__}: {exc}",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+
+        self._closer.submit(free)
 
     async def _release_all(self, points: list[ForkPoint], env: gym.Env[Any, Any]) -> None:
         """Release the snapshots of ``points`` through ``env`` (an env of the recipe)."""
