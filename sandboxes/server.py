@@ -416,6 +416,32 @@ def _extract(archive: tarfile.TarFile, members: list[tarfile.TarInfo], workdir: 
     archive.extractall(root, members=kept, numeric_owner=True)
 
 
+def _extract_snapshot(archive: tarfile.TarFile, members: list[tarfile.TarInfo], workdir: str) -> None:
+    """Extract a snapshot's ``members`` into ``workdir`` one at a time. A symbolic link may point
+    anywhere (a virtualenv's ``bin/python -> /usr/bin/python3``: the sandbox's own files, as its
+    commands made them); what keeps every write inside ``workdir`` is that each member's folder is
+    resolved as extracted so far (through the links already made) and must lie inside it, and a link
+    already at a member's place is removed, not written through."""
+    root = os.path.realpath(workdir)
+    for member in members:
+        path = os.path.join(root, member.name)
+        parent = os.path.realpath(os.path.dirname(path))
+        if parent != root and not parent.startswith(root + os.sep):
+            raise ValueError(f"archive member {member.name!r} is outside the workdir")
+        if member.isdev() or not os.path.basename(os.path.normpath(path)):
+            continue
+        if member.islnk():
+            link = os.path.realpath(os.path.join(root, member.linkname))
+            if link != root and not link.startswith(root + os.sep):
+                raise ValueError(f"archive link {member.name!r} points outside the workdir")
+        if os.path.islink(path):
+            os.unlink(path)
+        member.uid, member.gid = os.geteuid(), os.getegid()
+        member.uname = member.gname = ""
+        member.mode |= stat.S_IRUSR | stat.S_IWUSR | (stat.S_IXUSR if member.isdir() else 0)
+        archive.extract(member, root, numeric_owner=True)
+
+
 def pack(roots: dict[str, str]) -> bytes:
     """One tar of several folders, each under its own top-level name (``{"work": "/work"}`` puts
     ``/work/a.py`` at ``work/a.py``): what a snapshot of the sandbox's files keeps."""
@@ -454,7 +480,7 @@ def overlay(blob: bytes, roots: dict[str, str], remove: dict[str, list[str]], wi
                     if member.islnk():
                         member.linkname = member.linkname[len(name) + 1 :]
                     mine.append(member)
-            _extract(archive, mine, folder)
+            _extract_snapshot(archive, mine, folder)
 
 
 def do_reset(req: dict, blob: bytes) -> dict:

@@ -6,6 +6,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,53 @@ def test_an_archive_snapshot_restores_the_folder_into_new_sandboxes_that_share_n
         assert one.exec(listing).output == "./a.txt\n./e/n.txt\n./keep.txt\nchanged\nt\n"
         one.exec("echo only > only.txt")
         assert two.exec(listing).output == "./a.txt\n./e/n.txt\n./keep.txt\nchanged\nt\n"
+
+
+def test_a_snapshot_with_links_out_of_the_workdir_restores_them() -> None:
+    """A virtualenv's ``bin/python -> /usr/bin/python3`` is the sandbox's own file: a snapshot holding
+    it restores (it is a link, nothing is written through it)."""
+    from horizongym.sandboxes.snapshots import restore_sandbox, snapshot_sandbox
+
+    spec = SandboxSpec(image="unused", files=tar_files({"a.txt": "a\n"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with closing(LocalSandbox(spec)) as trunk:
+            trunk.exec("mkdir -p venv/bin && ln -s /usr/bin/python3 venv/bin/python && ln -s / top")
+            snap = snapshot_sandbox(trunk, "archive")
+        with closing(restore_sandbox(snap)) as branch:
+            assert branch.exec("readlink venv/bin/python top").output == "/usr/bin/python3\n/\n"
+
+
+def test_a_snapshot_overlay_never_writes_through_a_link(tmp_path: Path) -> None:
+    """A tar whose link points out of the folder and whose next member goes through that link is refused
+    before anything is written outside (the members are checked against the folder as extracted)."""
+    import io
+    import tarfile
+
+    from horizongym.sandboxes.server import overlay
+
+    outside, work = tmp_path / "outside", tmp_path / "work"
+    outside.mkdir()
+    work.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        link = tarfile.TarInfo("work/out")
+        link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+        archive.addfile(link)
+        data = b"escaped\n"
+        member = tarfile.TarInfo("work/out/x.txt")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+    with pytest.raises(ValueError, match="outside the workdir"):
+        overlay(buffer.getvalue(), {"work": str(work)}, {}, [])
+    assert list(outside.iterdir()) == []
+    (work / "out").unlink()
+    (work / "same").symlink_to(outside / "y.txt")  # a link already in place is replaced, not followed
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        member = tarfile.TarInfo("work/same")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+    overlay(buffer.getvalue(), {"work": str(work)}, {}, [])
+    assert (work / "same").read_text() == "escaped\n" and not (work / "same").is_symlink()
+    assert list(outside.iterdir()) == []
