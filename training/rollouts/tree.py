@@ -108,7 +108,8 @@ class TreeStats:
     env_steps: int = 0
     """Env steps run: a trunk's turns plus each branch's own (a branch's first ``fork_turn`` are its parent's)."""
     unforked: int = 0
-    """Trunks with no usable fork point (too short for ``branch_at`` N, or of one turn)."""
+    """Trunks with no usable fork point (too short for ``branch_at`` N, or of one turn); a trunk that
+    ended in an infrastructure failure is not forked either, and not counted here."""
     short_for: int | None = field(default=None)
     """``branch_at`` when it is a turn N (what the summary line names)."""
 
@@ -116,7 +117,7 @@ class TreeStats:
         """Count one tree (its trunk and branches)."""
         for episode in episodes:
             self.count(episode)
-        if len(episodes) == 1:
+        if len(episodes) == 1 and episodes[0].outcome != "infra_error":  # a trunk that failed is no short trunk
             self.unforked += 1
 
     def count(self, episode: Episode) -> None:
