@@ -141,13 +141,32 @@ def test_a_commit_snapshot_released_while_a_branch_runs_goes_with_the_branch(eng
     assert not engine.images.list(name=image)
 
 
-LEAK_CHILD = """
-import json, sys, time
-import horizongym
-from horizongym.envs.snapshot import release, restore, snapshot
+LEFT_OVER = """
+import time
 from horizongym.sandboxes.engine import shared_client
 from horizongym.sandboxes.pool import close_shared_pools
 from horizongym.sandboxes.reaper import LABEL, SNAPSHOT_KIND, run_id
+
+def left_over():
+    \"\"\"This process's containers and snapshot images still there, once its pools are closed.\"\"\"
+    close_shared_pools()
+    client = shared_client()
+    owner = f"{LABEL}={run_id()}"
+    images = client.images.list(filters={"label": [owner, f"{LABEL}.kind={SNAPSHOT_KIND}"]})
+    for _ in range(50):  # a container whose removal docker has begun (auto-remove) is listed for a moment
+        containers = client.containers.list(all=True, filters={"label": owner}, ignore_removed=True)
+        if not containers:
+            break
+        time.sleep(0.2)
+    return containers, images
+"""
+
+LEAK_CHILD = (
+    LEFT_OVER
+    + """
+import json
+import horizongym
+from horizongym.envs.snapshot import release, restore, snapshot
 
 def make(method):
     return horizongym.make("SWE-v0", task_order="by_seed", snapshot_method=method)
@@ -164,18 +183,11 @@ for method in ("archive", "commit"):
     for env in [*branches, trunk]:
         env.close()
     release(trunk, snaps[1])
-close_shared_pools()
-client = shared_client()
-owner = f"{LABEL}={run_id()}"
-images = client.images.list(filters={"label": [owner, f"{LABEL}.kind={SNAPSHOT_KIND}"]})
-for _ in range(50):  # a container whose removal docker has begun (auto-remove) is listed for a moment
-    containers = client.containers.list(all=True, filters={"label": owner}, ignore_removed=True)
-    if not containers:
-        break
-    time.sleep(0.2)
+containers, images = left_over()
 states = sorted(container.status for container in containers)
 print(json.dumps({"containers": len(containers), "images": len(images), "states": states}))
 """
+)
 
 
 def test_nothing_of_ours_is_left_once_envs_are_closed_and_snapshots_released(engine: Any) -> None:
@@ -189,27 +201,18 @@ def test_nothing_of_ours_is_left_once_envs_are_closed_and_snapshots_released(eng
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {"containers": 0, "images": 0, "states": []}
 
 
-TREE_CHILD = """
-import json, sys, time
+TREE_CHILD = (
+    LEFT_OVER
+    + """
+import json, sys
 from horizongym.agents.scripted import expert_for
-from horizongym.sandboxes.engine import shared_client
-from horizongym.sandboxes.pool import close_shared_pools
-from horizongym.sandboxes.reaper import LABEL, SNAPSHOT_KIND, run_id
 from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
 
 method = sys.argv[1]
 recipe = EnvRecipe("SWE-v0", {"task_order": "by_seed", "snapshot_method": method})
 with RolloutEngine(recipe, expert_for("SWE-v0"), concurrency=1, tree=2, branch_at="all", progress=False) as engine:
     episodes = engine.run_sync(1)
-close_shared_pools()
-client = shared_client()
-owner = f"{LABEL}={run_id()}"
-images = client.images.list(filters={"label": [owner, f"{LABEL}.kind={SNAPSHOT_KIND}"]})
-for _ in range(50):  # a container whose removal docker has begun (auto-remove) is listed for a moment
-    containers = client.containers.list(all=True, filters={"label": owner}, ignore_removed=True)
-    if not containers:
-        break
-    time.sleep(0.2)
+containers, images = left_over()
 trunk = [e for e in episodes if e.branch == 0][0]
 print(json.dumps({
     "trunk_turns": trunk.num_turns,
@@ -219,6 +222,7 @@ print(json.dumps({
     "images": len(images),
 }))
 """
+)
 
 
 @pytest.mark.parametrize("method", ["archive", "commit"])

@@ -24,6 +24,7 @@ import horizongym as hg
 from horizongym.agents.base import Action, Message
 from horizongym.agents.scripted import RandomPolicy, ScriptedPolicy, expert_for
 from horizongym.cli import main
+from horizongym.failures import InfrastructureError
 from horizongym.training.rollouts import EpisodeStore, RolloutEngine, RolloutError, policy_seed, read_episodes
 from horizongym.training.rollouts.store import EpisodeFileWarning
 from horizongym.training.rollouts.trajectory import Episode
@@ -562,3 +563,45 @@ def test_trainer_groups_name_parents_and_shared_turns_are_trained_once(
         advantages = trainer_module.estimate("tree", group)
         owned_values = [a for credit, row in zip(group, advantages, strict=True) for a in row[credit.fork_turn :]]
         assert sorted(s.advantage for s in samples) == pytest.approx(sorted(owned_values))
+
+
+class FlakyOnceEnv(CountedSnapshotsEnv):
+    """TreeToy (counting its snapshots) whose infrastructure fails once in the trunk's turn 2 and once in
+    the first branch's first own turn: each is a retryable failure that a fresh env gets past."""
+
+    failures: ClassVar[set[str]] = set()
+    restored: bool = False
+
+    def restore(self, snapshot: Any) -> None:
+        super().restore(snapshot)
+        self.restored = True
+
+    def step(self, action: str) -> Any:
+        where = "branch" if self.restored else f"trunk turn {self.state.turn + 1}"
+        if where in ("branch", "trunk turn 2") and where not in self.failures:
+            self.failures.add(where)
+            raise InfrastructureError(f"the {where} lost its machine")
+        return super().step(action)
+
+
+hg.register("TreeToyFlaky-v0", FlakyOnceEnv)
+
+
+def test_infrastructure_failures_retry_the_trunk_whole_and_a_branch_from_its_snapshot() -> None:
+    FlakyOnceEnv.failures.clear()
+    CountedSnapshotsEnv.taken.clear()
+    CountedSnapshotsEnv.released.clear()
+    with RolloutEngine("TreeToyFlaky-v0", Chatter(), tree=3, branch_at=1, progress=False, max_attempts=2) as engine:
+        episodes = engine.run_sync(1, 1, seed=3)
+    trunk, first, second = sorted(episodes, key=lambda e: e.branch)
+    assert FlakyOnceEnv.failures == {"trunk turn 2", "branch"}
+    # the trunk's failed try was played again whole; its snapshot (after turn 1) released with it
+    assert [(a.termination_reason, a.turns) for a in trunk.attempts] == [("infra_error", 1)]
+    assert trunk.outcome == "completed" and trunk.num_turns == 3
+    # the first branch failed on its first own turn and was played again from the same snapshot
+    assert [(a.termination_reason, a.turns) for a in first.attempts] == [("infra_error", 1)]
+    assert not second.attempts
+    for branch in (first, second):
+        assert branch.outcome == "completed" and branch.fork_turn == 1 and branch.steps[:1] == trunk.steps[:1]
+    # every snapshot taken (the failed try's and the kept one) is released, each once
+    assert sorted(CountedSnapshotsEnv.taken) == sorted(CountedSnapshotsEnv.released) == [1, 1]

@@ -36,7 +36,7 @@ import functools
 import time
 import traceback
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -351,64 +351,72 @@ class RolloutEngine:
         RolloutError of an env that could not be built. A trunk that fails on infrastructure is played
         again whole (its snapshots released), a branch from the same fork point, each on a fresh env,
         up to ``max_attempts`` tries; a trunk that still fails so is not forked."""
-        current: gym.Env[Any, Any] | None = env
-        forks: ForkPoints | None = None
+        slot = _EnvSlot(env)
+        tries: list[ForkPoints] = []  # the trunk's fork points, one per try: the last one's are kept
+
+        async def play_trunk(current: gym.Env[Any, Any]) -> tuple[Episode, bool]:
+            if tries:  # the snapshots of a failed try
+                await self._release_all(tries[-1].kept, current)
+            tries.append(ForkPoints(self.branch_at, fork_seed(self.sampling_seed, seed, sample)))
+            return await self._episode(current, seed, sample, forks=tries[-1])
+
         try:
-            attempts: list[FailedAttempt] = []
-            while True:
-                if current is None:
-                    current = await self._fresh_env()
-                if forks is not None:  # the snapshots of a failed try
-                    await self._release_all(forks.kept, current)
-                forks = ForkPoints(self.branch_at, fork_seed(self.sampling_seed, seed, sample))
-                trunk, discard = await self._episode(current, seed, sample, forks=forks)
-                if discard:
-                    self._discard_env(current)
-                    current = None
-                if not (discard and trunk.retryable and len(attempts) + 1 < self.max_attempts):
-                    break
-                attempts.append(_failed_attempt(trunk))
-            if attempts:
-                trunk.attempts = attempts
+            trunk = await self._retried(slot, play_trunk)
+            forks = tries[-1]
             usable, unusable = forks.usable(trunk.num_turns if trunk.outcome != "infra_error" else 0)
-            if current is None and forks.kept:  # releasing and restoring a snapshot take an env
-                current = await self._fresh_env()
-            if unusable and current is not None:
-                await self._release_all(unusable, current)
+            if slot.env is None and forks.kept:  # releasing and restoring a snapshot take an env
+                slot.env = await self._fresh_env()
+            if unusable and slot.env is not None:
+                await self._release_all(unusable, slot.env)
             forks.kept = list(usable)  # what is still to release if the tree is cut short
             episodes, branch = [trunk], 0
             for point in usable:
                 for _ in range(self.tree - 1):
                     branch += 1
-                    branch_attempts: list[FailedAttempt] = []
-                    while True:
-                        if current is None:
-                            current = await self._fresh_env()
-                        episode, discard = await self._episode(current, seed, sample, branch, fork=point)
-                        if discard:
-                            self._discard_env(current)
-                            current = None
-                        if not (discard and episode.retryable and len(branch_attempts) + 1 < self.max_attempts):
-                            break
-                        branch_attempts.append(_failed_attempt(episode))
-                    if branch_attempts:
-                        episode.attempts = branch_attempts
-                    episodes.append(episode)
-                if current is None:
-                    current = await self._fresh_env()
+                    play_branch = functools.partial(self._branch, seed, sample, branch, point)
+                    episodes.append(await self._retried(slot, play_branch))
+                if slot.env is None:
+                    slot.env = await self._fresh_env()
                 forks.kept.remove(point)
-                await self._release_all([point], current)
-            return current, episodes
+                await self._release_all([point], slot.env)
+            return slot.env, episodes
         except RolloutError as exc:  # a fresh env could not be built
-            if forks is not None and forks.kept:  # through the tree's first env, closed or not
-                self._release_later(env, forks.kept)
+            if tries and tries[-1].kept:  # through the tree's first env, closed or not
+                self._release_later(env, tries[-1].kept)
             return exc
         except BaseException:  # cancelled: an env step may still be running in a thread
-            if forks is not None and forks.kept:
-                self._release_later(current if current is not None else env, forks.kept)
-            if current is not None:
-                self._discard_env(current)
+            if tries and tries[-1].kept:
+                self._release_later(slot.env if slot.env is not None else env, tries[-1].kept)
+            if slot.env is not None:
+                self._discard_env(slot.env)
             raise
+
+    async def _branch(
+        self, seed: int, sample: int, branch: int, point: ForkPoint, env: gym.Env[Any, Any]
+    ) -> tuple[Episode, bool]:
+        """Play branch ``branch`` of the tree of (seed, sample) on ``env``, from ``point``."""
+        return await self._episode(env, seed, sample, branch, fork=point)
+
+    async def _retried(
+        self, slot: _EnvSlot, play: Callable[[gym.Env[Any, Any]], Awaitable[tuple[Episode, bool]]]
+    ) -> Episode:
+        """Play one episode with ``play(env)`` on the slot's env; after a retryable infrastructure failure,
+        again on a fresh env, up to ``max_attempts`` tries, the failed ones listed in the episode. The slot
+        holds the env to keep after (None when the last one broke), and the one in play meanwhile."""
+        attempts: list[FailedAttempt] = []
+        while True:
+            if slot.env is None:
+                slot.env = await self._fresh_env()
+            episode, discard = await play(slot.env)
+            if discard:
+                self._discard_env(slot.env)
+                slot.env = None
+            if not (discard and episode.retryable and len(attempts) + 1 < self.max_attempts):
+                break
+            attempts.append(_failed_attempt(episode))
+        if attempts:
+            episode.attempts = attempts
+        return episode
 
     async def _fresh_env(self) -> gym.Env[Any, Any]:
         """A newly built env of the recipe; RolloutError when it cannot be built."""
@@ -697,6 +705,13 @@ class RolloutEngine:
         record["parent_branch"] = None if fork is None else 0
         record["fork_turn"] = 0 if fork is None else fork.turn
         return _episode_record(record), broken or outcome == "infra_error"
+
+
+@dataclass
+class _EnvSlot:
+    """The env a tree is played on: replaced when one breaks, None until a fresh one is built."""
+
+    env: gym.Env[Any, Any] | None
 
 
 def _failed_attempt(episode: Episode) -> FailedAttempt:
