@@ -9,7 +9,7 @@ TYPECHECK_ROOT := $(VENV)/typecheck
 DEMO_DIR := runs/demo
 SEEDS ?= 3
 
-.PHONY: venv engine demo test lint typecheck bench clean
+.PHONY: venv engine browser demo test lint typecheck bench clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,13 @@ $(STAMP):
 # tests fail and say why; `horizongym sandbox doctor` tells what is missing and the fix.
 engine: venv
 	-$(BIN)/horizongym sandbox build-image
+
+# Chromium and its driver for the web app's browser tests (Debian's packages: no browser download).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		{ echo "== installing chromium and chromium-driver"; \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null || \
+		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
 demo: venv engine
 	@mkdir -p $(DEMO_DIR)
@@ -58,7 +65,7 @@ lint: venv
 typecheck: venv
 	MYPYPATH=$(TYPECHECK_ROOT) $(BIN)/mypy -p horizongym
 
-test: lint typecheck engine
+test: lint typecheck engine browser
 	$(BIN)/python -m pytest -n auto -q
 
 bench: venv

@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("horizongym.training.rollouts",),
     ("horizongym.training",),
     ("horizongym.adapters",),
+    ("horizongym.view",),
     ("horizongym.cli", "horizongym.__main__"),
     ("horizongym.bench",),
 ]
