@@ -310,3 +310,74 @@ def test_cli_train_runs_a_step_with_a_tiny_model(tmp_path: Path) -> None:
     assert again.returncode == 2 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
     wrong = _cli("KeyChain-v0", "--policy", "random", "--out", str(tmp_path / "other"))
     assert wrong.returncode == 2 and "--policy tiny or --policy hf:PATH" in wrong.stderr
+
+
+# ----- the advantage each stored turn was credited with ----------------------------------
+def test_stored_turns_carry_the_advantage_they_were_credited_with(model_dir: Path, tmp_path: Path) -> None:
+    model, tokenizer = load(model_dir)
+    trainer = Trainer(config(tmp_path, steps=1, tree=2, branch_at="1"), model, tokenizer, progress=False)
+    rows: dict[tuple[int, int, int], list[float]] = {}
+    estimate = trainer.advantages
+
+    def spy(episodes: Any) -> list[list[float]]:
+        result = estimate(episodes)
+        rows.update({(e.seed, e.sample, e.branch): row for e, row in zip(episodes, result, strict=True)})
+        return result
+
+    trainer.advantages = spy  # type: ignore[method-assign]
+    trainer.train()
+    stored = read_episodes(tmp_path / "episodes.jsonl")
+    by_id = {(e.seed, e.sample, e.branch): e for e in stored}
+    branches = [e for e in stored if e.branch]
+    assert branches and all(e.fork_turn == 1 for e in branches)
+    for episode in stored:
+        row = rows[(episode.seed, episode.sample, episode.branch)]
+        assert all(step.advantage is not None for step in episode.steps)
+        for turn, step in enumerate(episode.steps):
+            if episode.branch and turn < episode.fork_turn:  # the trunk's turn: its value, trained once
+                trunk = by_id[(episode.seed, episode.sample, episode.parent_branch or 0)]
+                assert (
+                    step.advantage
+                    == trunk.steps[turn].advantage
+                    == pytest.approx(rows[trunk.seed, trunk.sample, 0][turn])
+                )
+            else:
+                assert step.advantage == pytest.approx(row[turn])
+    assert any(step.advantage != 0 for e in stored for step in e.steps)
+
+
+def test_turns_of_episodes_not_learned_from_have_no_advantage() -> None:
+    from horizongym.training.turn_credit import credited
+
+    def episode(branch: int, parent: int | None, fork: int, outcome: str, turns: int) -> Episode:
+        steps = [Step(turn=t + 1, action=f"a{t}") for t in range(turns)]
+        return Episode(
+            env_id="KeyChain-v0",
+            seed=3,
+            sample=0,
+            steps=steps,
+            outcome=outcome,  # type: ignore[arg-type]
+            branch=branch,
+            parent_branch=parent,
+            fork_turn=fork,
+        )
+
+    trunk, branch, failed = (
+        episode(0, None, 0, "completed", 3),
+        episode(1, 0, 2, "completed", 4),
+        episode(2, 0, 1, "env_error", 2),
+    )
+    grandchild = episode(3, 1, 3, "completed", 5)
+    stored = credited(
+        [branch, failed, grandchild, trunk],
+        [trunk, branch, grandchild],
+        [[0.5, -0.5, 1.0], [9.0, 9.0, 2.0, 3.0], [9.0, 9.0, 9.0, 4.0, 5.0]],
+        [0, 2, 3],
+    )
+    assert [[s.advantage for s in e.steps] for e in stored] == [
+        [0.5, -0.5, 2.0, 3.0],  # turns 1-2: the trunk's
+        [None, None],  # not learned from
+        [0.5, -0.5, 2.0, 4.0, 5.0],  # turn 3 is its parent's own, turns 1-2 its grandparent's
+        [0.5, -0.5, 1.0],
+    ]
+    assert all(s.advantage is None for s in trunk.steps), "the episodes played are left as they were"
