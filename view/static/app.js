@@ -491,7 +491,7 @@ async function episodeView(rid, n, alive) {
         else location.hash = `#/run/${rid}/episode/${parent}`;
       } catch (err) { parentLink.textContent = err.message; }
     } }, `branch ${row.parent_branch} of seed ${row.seed}, sample ${row.sample}`);
-    append(header, [h("p", { class: "branch-info" }, `Branch ${row.branch}: forked from `, parentLink, ` after turn ${row.fork_turn}; turns 1–${row.fork_turn} are the parent's.`)]);
+    append(header, [h("p", { class: "branch-info" }, `Branch ${row.branch}: forked from `, parentLink, ` after turn ${row.fork_turn}; ${row.fork_turn === 1 ? "turn 1 is" : `turns 1–${row.fork_turn} are`} the parent's.`)]);
   }
 
   const sections = [header];
@@ -510,7 +510,8 @@ async function episodeView(rid, n, alive) {
     const conversation = byTurn
       ? groups[i].map((m) => messageBlock(m))
       : [messageBlock({ role: "assistant", content: step.action }), messageBlock({ role: "observation", content: step.observation })];
-    const calls = (step.tool_calls || []).map((c) => h("div", { class: "tool-call" }, h("span", { class: "tool-name" }, "→ ", c.name), pre(prettyJson(c.arguments), "json")));
+    const callsInMessages = byTurn && groups[i].some((m) => m.tool_calls && m.tool_calls.length);
+    const calls = callsInMessages ? [] : (step.tool_calls || []).map((c) => h("div", { class: "tool-call" }, h("span", { class: "tool-name" }, "→ ", c.name), pre(prettyJson(c.arguments), "json")));
     const results = (step.tool_results || []).filter((r) => r.error).map((r) => h("div", { class: "tool-result bad" }, `${r.name}: ${r.error}`));
     return h("article", { class: `turn${shared ? " shared" : ""}`, dataset: { turn: step.turn } },
       advantages.length ? advantageCell(t.advantage, advScale) : null,
