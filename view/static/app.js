@@ -498,7 +498,7 @@ async function episodeView(rid, n, alive) {
   if (anyTokens) sections.push(tokenLegend());
   if (advantages.length) sections.push(h("p", { class: "legend" }, "advantage strip: ", advantageCell(advScale, advScale), " positive ", advantageCell(-advScale, advScale), " negative (per turn, the value the trainer credited; hover for it)"));
   if (extras && extras.swe_diff) sections.push(h("section", { class: "extra" }, h("h2", {}, "Diff"), diffBlock(extras.swe_diff)));
-  if (extras && extras.kernel && extras.kernel.length) sections.push(h("section", { class: "extra" }, h("h2", {}, "Kernel builds and timings"), kernelTable(extras.kernel)));
+  if (extras && extras.kernel && extras.kernel.length) sections.push(h("section", { class: "extra" }, h("h2", {}, "Kernel builds and timings"), h("div", { class: "scroll-x" }, kernelTable(extras.kernel))));
   if (extras && extras.search && extras.search.length) sections.push(h("section", { class: "extra" }, h("h2", {}, "Judged documents"), searchBlock(extras.search)));
 
   const prompt = byTurn ? prelude : (episode.messages || []).filter((m) => m.role === "system").concat((episode.messages || []).filter((m) => m.role !== "system").slice(0, 1));
