@@ -422,11 +422,19 @@ def append_played(path: Path, record: Callable[[list[Episode]], Episode]) -> tup
 
 def save_branch(source: ForkSource, original: Episode, played: KeyboardPlay, env: gym.Env[Any, Any]) -> Episode:
     """Store the branch a person played from ``source`` (of ``original``) in its run file (one line,
-    fsynced) and return it. Its branch number is read from the file now, just before the append,
+    fsynced) and return it (:func:`store_branch`)."""
+    return store_branch(source, original, played, env)[0]
+
+
+def store_branch(
+    source: ForkSource, original: Episode, played: KeyboardPlay, env: gym.Env[Any, Any]
+) -> tuple[Episode, int]:
+    """Store the branch a person played from ``source`` (of ``original``) in its run file; return it
+    and its number in the file. Its branch number is read from the file just before the append,
     so that a branch stored meanwhile (another ``play --from``) is counted."""
 
     def record(episodes: list[Episode]) -> Episode:
         branch = next_branch(episodes, original.seed, original.sample)
         return branch_of(original, source.turn, played, branch, env)
 
-    return append_played(source.path, record)[0]
+    return append_played(source.path, record)
