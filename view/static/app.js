@@ -33,6 +33,12 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+/** Replace an element's children (arrays flattened, null skipped: replaceChildren would print them). */
+function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
 function append(el, children) {
   for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
@@ -126,7 +132,7 @@ async function route() {
   for (const a of document.querySelectorAll(".topbar nav a")) {
     a.classList.toggle("active", a.dataset.view === (view === "run" ? "runs" : view));
   }
-  app.replaceChildren();
+  fill(app);
   const alive = () => token === renderToken;
   try {
     if (view === "runs") await runsView(alive);
@@ -276,24 +282,24 @@ async function runView(rid, params, alive) {
       data = await api(`api/runs/${rid}/episodes?${q}`);
     } catch (err) {
       if (mine !== loadToken || !alive()) return;
-      message.replaceChildren(errorBox(err));
+      fill(message, errorBox(err));
       return;
     }
     if (mine !== loadToken || !alive()) return;
-    message.replaceChildren();
+    fill(message);
     if (!facetsFilled) {
       facetsFilled = true;
       for (const name of ["env_id", "policy", "outcome"]) {
         const el = document.getElementById(`filter-${name}`);
         const values = (data.facets && data.facets[name]) || [];
         if (state[name] && !values.includes(state[name])) values.push(state[name]);
-        el.replaceChildren(h("option", { value: "" }, "any"), values.map((v) => h("option", { value: v, selected: state[name] === v }, v)));
+        fill(el, h("option", { value: "" }, "any"), values.map((v) => h("option", { value: v, selected: state[name] === v }, v)));
       }
     }
     total.textContent = String(data.total);
     const first = data.total ? data.offset + 1 : 0;
     const last = Math.min(data.offset + data.episodes.length, data.total);
-    range.textContent = `${first}–${last} of ${data.total}`;
+    range.textContent = data.total ? `${first}–${last} of ${data.total}` : "none of 0";
     prev.disabled = data.offset <= 0;
     next.disabled = data.offset + data.episodes.length >= data.total;
     if (data.total && !data.episodes.length && state.offset > 0) { // a page past the end (a stale URL): go to the last page
@@ -307,7 +313,7 @@ async function runView(rid, params, alive) {
       th.classList.toggle("sorted", on);
       th.querySelector(".sort-mark").textContent = on ? (state.order === "asc" ? " ▲" : " ▼") : "";
     }
-    body.replaceChildren(...data.episodes.map((row) => episodeRow(rid, row)));
+    fill(body, ...data.episodes.map((row) => episodeRow(rid, row)));
     if (!data.episodes.length) body.append(h("tr", {}, h("td", { colspan: COLUMNS.length, class: "muted" }, "no episode matches these filters")));
   }
 
@@ -485,7 +491,7 @@ async function episodeView(rid, n, alive) {
         else location.hash = `#/run/${rid}/episode/${parent}`;
       } catch (err) { parentLink.textContent = err.message; }
     } }, `branch ${row.parent_branch} of seed ${row.seed}, sample ${row.sample}`);
-    append(header, [h("p", { class: "branch-info" }, `Branch ${row.branch}: forked from `, parentLink, ` after turn ${row.fork_turn}; turns 1–${row.fork_turn} are the parent's.`)]);
+    append(header, [h("p", { class: "branch-info" }, `Branch ${row.branch}: forked from `, parentLink, ` after turn ${row.fork_turn}; ${row.fork_turn === 1 ? "turn 1 is" : `turns 1–${row.fork_turn} are`} the parent's.`)]);
   }
 
   const sections = [header];
@@ -504,7 +510,8 @@ async function episodeView(rid, n, alive) {
     const conversation = byTurn
       ? groups[i].map((m) => messageBlock(m))
       : [messageBlock({ role: "assistant", content: step.action }), messageBlock({ role: "observation", content: step.observation })];
-    const calls = (step.tool_calls || []).map((c) => h("div", { class: "tool-call" }, h("span", { class: "tool-name" }, "→ ", c.name), pre(prettyJson(c.arguments), "json")));
+    const callsInMessages = byTurn && groups[i].some((m) => m.tool_calls && m.tool_calls.length);
+    const calls = callsInMessages ? [] : (step.tool_calls || []).map((c) => h("div", { class: "tool-call" }, h("span", { class: "tool-name" }, "→ ", c.name), pre(prettyJson(c.arguments), "json")));
     const results = (step.tool_results || []).filter((r) => r.error).map((r) => h("div", { class: "tool-result bad" }, `${r.name}: ${r.error}`));
     return h("article", { class: `turn${shared ? " shared" : ""}`, dataset: { turn: step.turn } },
       advantages.length ? advantageCell(t.advantage, advScale) : null,
@@ -734,7 +741,7 @@ async function playView(params, alive) {
   const status = h("div", { id: "play-status", role: "status", "aria-live": "polite" }, "not started");
   const envSelect = h("select", { id: "play-env", name: "env" }, h("option", { value: "" }, "loading envs…"));
   const seed = h("input", { id: "play-seed", name: "seed", type: "number", step: "1", value: "0" });
-  const start = h("button", { id: "play-start", type: "button" }, "start");
+  const start = h("button", { id: "play-start", type: "submit" }, "start");
   const envDesc = h("p", { class: "muted small", id: "play-env-description" });
   const setup = h("form", { class: "play-setup", onsubmit: (e) => { e.preventDefault(); startNew(); } },
     h("label", { for: "play-env" }, "env ", envSelect), h("label", { for: "play-seed" }, "seed ", seed), start, envDesc);
@@ -744,7 +751,7 @@ async function playView(params, alive) {
   const toolSelect = h("select", { id: "play-tool", name: "tool" }, h("option", { value: "" }, "— free text —"));
   const argsBox = h("div", { id: "play-args" });
   const action = h("textarea", { id: "play-action", name: "action", rows: 5, placeholder: "your action (Ctrl/Cmd+Enter sends)" });
-  const send = h("button", { id: "play-send", type: "button" }, "send");
+  const send = h("button", { id: "play-send", type: "submit" }, "send");
   const quit = h("button", { id: "play-quit", type: "button", class: "secondary" }, "quit");
   const actionForm = h("form", { class: "play-action", hidden: true, onsubmit: (e) => { e.preventDefault(); sendAction(); } },
     h("label", { for: "play-tool" }, "tool ", toolSelect), argsBox,
@@ -760,27 +767,27 @@ async function playView(params, alive) {
   let total = 0;
   let busy = false;
 
-  function setStatus(...parts) { status.replaceChildren(...parts.flat().map((p) => (p instanceof Node ? p : document.createTextNode(String(p))))); }
+  function setStatus(...parts) { fill(status, ...parts.flat().map((p) => (p instanceof Node ? p : document.createTextNode(String(p))))); }
 
   function began(sess, note) {
     session = sess;
     tools = sess.tools || [];
     total = 0;
     observation.textContent = sess.observation;
-    toolSelect.replaceChildren(h("option", { value: "" }, "— free text —"), tools.map((t) => h("option", { value: t.function.name }, t.function.name)));
-    argsBox.replaceChildren();
+    fill(toolSelect, h("option", { value: "" }, "— free text —"), tools.map((t) => h("option", { value: t.function.name }, t.function.name)));
+    fill(argsBox);
     action.disabled = false;
     actionForm.hidden = false;
     send.disabled = false;
     quit.disabled = false;
-    reward.replaceChildren();
+    fill(reward);
     setStatus(`${note} · session ${sess.session} · ${sess.env_id} seed ${sess.seed} · turn ${sess.turn}`);
     action.focus();
   }
 
   async function startNew() {
     if (!envSelect.value) { setStatus(errorBox("pick an env first")); return; }
-    transcript.replaceChildren();
+    fill(transcript);
     try {
       const sess = await api("api/play/new", { env_id: envSelect.value, seed: Number(seed.value) || 0, env_kwargs: {} });
       if (alive()) began(sess, "playing");
@@ -801,8 +808,11 @@ async function playView(params, alive) {
       const sent = body.tool ? `<tool_call>${JSON.stringify({ name: body.tool, arguments: body.arguments })}</tool_call>` : body.action;
       transcript.append(transcriptStep({ turn: out.turn, action: sent, observation: out.observation, reward: out.reward, reward_components: out.reward_components, info_error: out.info_error }, false));
       observation.textContent = out.observation;
-      reward.replaceChildren(rewardComponents(out), h("span", { class: "running-total" }, " · total ", h("strong", { id: "play-total" }, fmt(out.total_reward))));
+      fill(reward, rewardComponents(out), h("span", { class: "running-total" }, " · total ", h("strong", { id: "play-total" }, fmt(out.total_reward))));
       action.value = "";
+      for (const el of argsBox.querySelectorAll(".play-arg")) { if (el.type === "checkbox") el.checked = false; else el.value = ""; }
+      const firstArg = argsBox.querySelector(".play-arg");
+      (firstArg || action).focus();
       if (out.done) finished(out.saved, out.truncated ? "done (truncated)" : "done");
       else setStatus(`playing · turn ${out.turn} · total ${fmt(out.total_reward)}`);
     } catch (err) { setStatus(errorBox(err)); } finally { busy = false; if (session) send.disabled = false; }
@@ -827,7 +837,7 @@ async function playView(params, alive) {
   argsBox.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.target.tagName === "INPUT" || e.ctrlKey || e.metaKey)) { e.preventDefault(); sendAction(); } });
   toolSelect.addEventListener("change", () => {
     const tool = tools.find((t) => t.function.name === toolSelect.value);
-    argsBox.replaceChildren(...(tool ? [tool.function.description ? h("p", { class: "muted small" }, tool.function.description) : null, ...argInputs(tool)].filter(Boolean) : []));
+    fill(argsBox, ...(tool ? [tool.function.description ? h("p", { class: "muted small" }, tool.function.description) : null, ...argInputs(tool)].filter(Boolean) : []));
     action.disabled = Boolean(tool);
     action.closest("label").hidden = Boolean(tool);
     const firstArg = argsBox.querySelector(".play-arg");
@@ -849,7 +859,7 @@ async function playView(params, alive) {
   try {
     const { envs } = await api("api/envs");
     if (!alive()) return;
-    envSelect.replaceChildren(...envs.map((e) => h("option", { value: e.id, disabled: Boolean(e.error), title: e.error || e.description }, e.error ? `${e.id} (unavailable)` : e.id)));
+    fill(envSelect, ...envs.map((e) => h("option", { value: e.id, disabled: Boolean(e.error), title: e.error || e.description }, e.error ? `${e.id} (unavailable)` : e.id)));
     const firstUsable = envs.find((e) => !e.error);
     if (firstUsable) envSelect.value = firstUsable.id;
     const describe = () => { const e = envs.find((x) => x.id === envSelect.value); envDesc.textContent = e ? (e.error ? `cannot be built here: ${e.error}` : e.description) : ""; };
