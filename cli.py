@@ -1,4 +1,4 @@
-"""The ``horizongym`` command: list, play, rollout, show, serve, train, kernels, sandbox, swe.
+"""The ``horizongym`` command: list, play, rollout, show, view, serve, train, kernels, sandbox, swe.
 
 ``kernels``, ``sandbox`` and ``swe`` live next to their packages (each module's ``add_*_commands``);
 ``train`` takes its flags from :class:`~horizongym.training.config.TrainConfig`. Torch,
@@ -461,6 +461,31 @@ def cmd_show(args: argparse.Namespace) -> None:
         print(f"page: {args.html}")
 
 
+def cmd_view(args: argparse.Namespace) -> None:
+    try:
+        from horizongym.view.catalog import RunCatalog, RunSourceError
+        from horizongym.view.serve import serve_view
+    except ModuleNotFoundError as exc:
+        raise CommandError(f"view needs {exc.name}: pip install 'horizongym[view]'") from None
+    try:
+        catalog = RunCatalog(args.paths, tokenizer=args.tokenizer)
+        catalog.add(args.play_out)
+    except RunSourceError as exc:
+        raise CommandError(str(exc)) from None
+    for run in catalog.runs:
+        if run.index.skipped:
+            print(
+                f"horizongym: warning: {run.episodes_path}: skipped {run.index.skipped} lines "
+                f"(the first, {run.index.first_problem})",
+                file=sys.stderr,
+            )
+    try:
+        serve_view(catalog, args.host, args.port)
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        raise CommandError(f"cannot listen on {where}: {os_error(exc)}; choose another --port") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     model_dir = Path(args.model_dir)
     if not (model_dir / "config.json").is_file():
@@ -772,6 +797,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--html", help="also write a page of every episode to this path")
     p.set_defaults(run=cmd_show)
+
+    p = commands.add_parser("view", help="a local web app over run files and training runs (and play)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a run file (RUN.jsonl) or a trainer's --out folder")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_port, default=8765)
+    p.add_argument("--play-out", default="runs/play.jsonl", help="where episodes played in the browser are saved")
+    p.add_argument("--tokenizer", metavar="DIR", help="the tokenizer folder that decodes the runs' token ids")
+    p.set_defaults(run=cmd_view)
 
     p = commands.add_parser("serve", help="OpenAI-compatible server for a local transformers model")
     p.add_argument("model_dir")

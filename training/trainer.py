@@ -30,7 +30,8 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    sequences, is logged as ``tis_weight_mean``); after the update the new adapter is published
    (:mod:`horizongym.training.adapter_publisher`);
 5. log one JSON line to ``OUT/metrics.jsonl`` and TensorBoard scalars to ``OUT/tb``, append the
-   episodes to ``OUT/episodes.jsonl``; every ``eval_every`` steps evaluate greedily on held-out
+   episodes to ``OUT/episodes.jsonl`` (each turn with the advantage it was credited with,
+   ``Step.advantage``: :mod:`horizongym.training.turn_credit`); every ``eval_every`` steps evaluate greedily on held-out
    seeds; every ``checkpoint_every`` steps, and at the end, checkpoint.
 
 Resuming (``train(resume=True)``) restores the newest checkpoint (weights, optimizer,
@@ -90,6 +91,7 @@ from horizongym.training.rollouts.trajectory import Episode
 from horizongym.training.rollouts.tree import parse_branch_at
 from horizongym.training.samples import TurnSample, samples_from_episodes
 from horizongym.training.truncated_is import refuse_stale, truncated_is_weights
+from horizongym.training.turn_credit import credited
 
 HINDSIGHT_ESTIMATORS = frozenset({"hcapo", "eapo+hcapo", "hca"})
 """Estimators that need hindsight log-probs (HCA reads them as its model-based h(a | s, Z))."""
@@ -272,15 +274,19 @@ class Trainer:
         )
         settled = self.ranks.gather_settled(settled)
         rollout_s = time.perf_counter() - start
-        if store is not None:  # each tree's branches before its trunk (EpisodeStore.append_many), in one write
-            store.append_many(sorted([*settled.kept, *settled.dropped], key=_stored_order))
         episodes = [e for e in settled.kept if e.trainable]
-        if not episodes and not any(e.trainable for e in settled.dropped):
-            played = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
-            settings = f"env_kwargs {json.dumps(cfg.env_kwargs)}"
-            raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(played, settings)}", played)
-        advantages = self.advantages(episodes)
+        advantages: list[list[float]] | None = None
         shared = shared_turns(episodes)
+        try:
+            if not episodes and not any(e.trainable for e in settled.dropped):
+                played = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
+                settings = f"env_kwargs {json.dumps(cfg.env_kwargs)}"
+                raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(played, settings)}", played)
+            advantages = self.advantages(episodes)
+        finally:  # stored even when no advantage could be estimated (each turn's advantage then None)
+            if store is not None:  # each tree's branches before its trunk (EpisodeStore.append_many), in one write
+                stored = sorted([*settled.kept, *settled.dropped], key=_stored_order)
+                store.append_many(stored if advantages is None else credited(stored, episodes, advantages, shared))
         sample_set = samples_from_episodes(episodes, advantages, shared)
         fresh, stale = refuse_stale(sample_set.samples, self.position.step, cfg.max_staleness)
         samples = downsample_to_multiple(fresh, cfg.dp_size, self.rng)

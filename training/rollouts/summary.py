@@ -9,9 +9,37 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from horizongym.training.rollouts.trajectory import Episode
+
+class Summarized(Protocol):
+    """What a summary reads of an episode: an :class:`~horizongym.training.rollouts.trajectory.Episode`,
+    or an outline of one that holds these figures without its messages and steps."""
+
+    @property
+    def env_id(self) -> str: ...
+    @property
+    def policy(self) -> str: ...
+    @property
+    def total_reward(self) -> float: ...
+    @property
+    def success(self) -> bool | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def termination_reason(self) -> str | None: ...
+    @property
+    def outcome(self) -> str | None: ...
+    @property
+    def trainable(self) -> bool: ...
+    @property
+    def num_turns(self) -> int: ...
+    @property
+    def num_generated_tokens(self) -> int: ...
+    @property
+    def num_step_errors(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -32,9 +60,9 @@ class Summary:
     outcomes: dict[str, int]
 
 
-def summarize(episodes: list[Episode]) -> list[Summary]:
+def summarize(episodes: Sequence[Summarized]) -> list[Summary]:
     """One :class:`Summary` per (env id, policy), in first-seen order."""
-    groups: dict[tuple[str, str], list[Episode]] = {}
+    groups: dict[tuple[str, str], list[Summarized]] = {}
     for episode in episodes:
         groups.setdefault((episode.env_id, episode.policy), []).append(episode)
     summaries = []
@@ -52,7 +80,7 @@ def summarize(episodes: list[Episode]) -> list[Summary]:
                 std_reward=statistics.pstdev(rewards),
                 mean_turns=statistics.fmean([e.num_turns for e in earned] or [0]),
                 mean_tokens=statistics.fmean([e.num_generated_tokens for e in earned] or [0]),
-                step_errors=sum(1 for e in group for s in e.steps if s.error),
+                step_errors=sum(e.num_step_errors for e in group),
                 episode_errors=sum(1 for e in group if e.error),
                 reasons=dict(Counter(e.termination_reason or "?" for e in group)),
                 outcomes=dict(Counter(e.outcome or "?" for e in group)),

@@ -123,6 +123,9 @@ class Step(Record):
     policy_seconds: float = 0.0
     env_seconds: float = 0.0
     info: dict[str, Any] = Field(default_factory=dict)
+    advantage: float | None = None
+    """The per-turn advantage the trainer credited this turn with (a branch's shared turns: their owner's);
+    None when no trainer credited it (a rollout, or an episode the trainer did not learn from)."""
 
 
 class FailedAttempt(BaseModel):
@@ -206,3 +209,8 @@ class Episode(Record):
     @property
     def num_generated_tokens(self) -> int:
         return sum(len(s.token_ids or ()) for s in self.steps)
+
+    @property
+    def num_step_errors(self) -> int:
+        """Turns whose action the env answered with an error."""
+        return sum(1 for s in self.steps if s.error)

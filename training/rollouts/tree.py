@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from horizongym.agents.base import Message
 from horizongym.envs.snapshot import Snapshot
@@ -99,6 +99,17 @@ def fork_seed(sampling_seed: int, seed: int, sample: int) -> int:
     return (sampling_seed * 1_000_003 + seed) * 100_003 + sample
 
 
+class TreeMember(Protocol):
+    """What :meth:`TreeStats.count` reads of an episode (an ``Episode``, or an outline of one)."""
+
+    @property
+    def branch(self) -> int: ...
+    @property
+    def fork_turn(self) -> int: ...
+    @property
+    def num_turns(self) -> int: ...
+
+
 @dataclass
 class TreeStats:
     """What a run of trees played: trunks, branches, env steps, and trunks that could not be forked."""
@@ -120,7 +131,7 @@ class TreeStats:
         if len(episodes) == 1 and episodes[0].outcome != "infra_error":  # a trunk that failed is no short trunk
             self.unforked += 1
 
-    def count(self, episode: Episode) -> None:
+    def count(self, episode: TreeMember) -> None:
         """Count one episode, a trunk or a branch (its own turns as env steps)."""
         if episode.branch:
             self.branches += 1

@@ -1,0 +1,28 @@
+"""Run the web app with uvicorn on ``host:port`` until Ctrl-C (what ``horizongym view`` does)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import uvicorn
+from starlette.routing import BaseRoute
+
+from horizongym.serverthread import bound_socket
+from horizongym.view.app import create_app
+from horizongym.view.catalog import RunCatalog
+
+
+def page_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def serve_view(catalog: RunCatalog, host: str, port: int, *, extra_routes: Sequence[BaseRoute] = ()) -> None:
+    """Serve ``catalog`` at ``host:port``, printing the page's address first; ``OSError`` (before anything
+    is served) when the address cannot be bound."""
+    app = create_app(catalog, extra_routes=extra_routes)
+    sock = bound_socket(host, port)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    names = ", ".join(f"{run.id} {run.name} ({len(run.index)} episodes)" for run in catalog.runs)
+    print(f"horizongym view at {page_url(host, port)} ({names}); Ctrl-C stops", flush=True)
+    server.run(sockets=[sock])
