@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
@@ -110,11 +111,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def wait(driver: Any, until: Any, what: str) -> Any:
-    return WebDriverWait(driver, WAIT_S).until(lambda d: until(d), message=f"waited {WAIT_S} s for {what}")
+    """``until(driver)`` once it is true (the page re-renders meanwhile: a stale element is tried again)."""
+    waiting = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(lambda d: until(d), message=f"waited {WAIT_S} s for {what}")
 
 
-def rows(driver: Any) -> list[int]:
-    return [int(row.get_attribute("data-n")) for row in driver.find_elements(By.CSS_SELECTOR, "tr.episode-row")]
+def rows(driver: Any, column: str = "n") -> list[Any]:
+    """The episode table's rows, as their numbers or the text of one column (read at once, in the page)."""
+    script = (
+        "return [...document.querySelectorAll('tr.episode-row')]"
+        ".map(r => r.querySelector('.col-' + arguments[0]).textContent)"
+    )
+    cells = driver.execute_script(script, column)
+    return [int(cell) for cell in cells] if column == "n" else cells
 
 
 def go(driver: Any, url: str) -> None:
@@ -143,11 +152,7 @@ def test_filter_a_run_and_open_an_episode(served: Served, browser: Any, screensh
     Select(browser.find_element(By.ID, "filter-success")).select_by_value("false")
     wait(browser, lambda d: rows(d) == failed, f"the failed episodes {failed}")
     assert browser.find_element(By.ID, "episode-total").text == str(len(failed))
-    policies = {
-        r.find_element(By.CSS_SELECTOR, ".col-policy").text
-        for r in browser.find_elements(By.CSS_SELECTOR, "tr.episode-row")
-    }
-    assert policies == {"random"}
+    assert set(rows(browser, "policy")) == {"random"}
 
     n = failed[0]
     browser.find_element(By.CSS_SELECTOR, f'tr.episode-row[data-n="{n}"]').click()
