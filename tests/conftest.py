@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny transformers models built from a config (nothing is downloaded)."""
+"""Shared fixtures: tiny transformers models built from a config (nothing is downloaded), and the headless
+Chromium of the browser tests (Debian's, driven by Selenium)."""
 
 from __future__ import annotations
 
@@ -114,3 +115,60 @@ def hotpot_path() -> Path:
 def enron_path() -> Path:
     """The real Enron sample (44,714 emails, 137 inboxes)."""
     return _shared_file("enron/emails.jsonl.gz")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium (``apt-get install chromium``): no browser can be downloaded at test time."""
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+"""Debian's chromium-driver, of the same version."""
+SCREENSHOTS_ENV = "HORIZONGYM_SCREENSHOTS"
+"""A folder where the browser tests also put their screenshots (the README's is made this way)."""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Any:
+    """A headless Chromium driven by Selenium, one per test module. Fails (never skips) when
+    chromium, chromedriver or selenium is missing, saying how to install them."""
+    browser = ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver"))
+    missing = [f"{path} (Debian's {package})" for path, package in browser if not path.is_file()]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("the selenium package (in the dev extra)")
+    if missing:
+        pytest.fail(
+            f"the browser tests need {', '.join(missing)}: run 'make test' (it installs Debian's chromium and "
+            "chromium-driver, and the dev extra), or 'apt-get install chromium chromium-driver'",
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def screenshot(chromium: Any, tmp_path: Path) -> Any:
+    """``screenshot(name)``: the browser's window as ``NAME.png`` in the test's tmp dir, and in
+    ``$HORIZONGYM_SCREENSHOTS`` too when that is set; returns the tmp dir's file."""
+    import os
+    import shutil
+
+    def take(name: str) -> Path:
+        path = tmp_path / f"{name}.png"
+        assert chromium.save_screenshot(str(path)), f"no screenshot taken of {name}"
+        folder = os.environ.get(SCREENSHOTS_ENV)
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(folder) / path.name)
+        return path
+
+    return take

@@ -94,12 +94,9 @@ def parse_fork_source(text: str) -> ForkSource:
 
 
 def load_fork(source: ForkSource, env_id: str | None = None) -> Episode:
-    """The episode ``source`` names, checked to be one this process can replay to ``source.turn``.
-
-    ``env_id`` (the ``play`` command's ENV_ID, when given) must name the episode's env. Raises
-    :class:`ForkError` for a missing or unreadable file, an episode number or turn out of range,
-    an episode of a served env, of an env not registered here, or one whose reset raised.
-    """
+    """The episode ``source`` names, checked to be one this process can replay to ``source.turn``
+    (:func:`check_fork`). Raises :class:`ForkError` for a missing or unreadable file, an episode
+    number out of range, and what :func:`check_fork` refuses."""
     try:
         episodes = read_run(source.path, "play --from")
     except RunFileError as exc:
@@ -111,7 +108,17 @@ def load_fork(source: ForkSource, env_id: str | None = None) -> Episode:
             f"no episode {source.episode} (pick 0..{last})"
         )
     episode = episodes[source.episode]
-    name = f"episode {source.episode} of {source.path}"
+    check_fork(episode, f"episode {source.episode} of {source.path}", source.turn, env_id)
+    return episode
+
+
+def check_fork(episode: Episode, name: str, turn: int, env_id: str | None = None) -> None:
+    """:class:`ForkError` (named ``name``) unless ``episode`` can be replayed here to ``turn`` and played on.
+
+    ``env_id`` (the ``play`` command's ENV_ID, when given) must name the episode's env. Refused: an
+    episode of a served env, of an env not registered here, one whose reset raised, a turn past
+    its end or at an end the env chose (nothing comes after it).
+    """
     if is_env_url(episode.env_id):
         raise ForkError(
             f"{name} was played on the served env {episode.env_id}: a served env cannot be reproduced here; "
@@ -133,16 +140,13 @@ def load_fork(source: ForkSource, env_id: str | None = None) -> Episode:
     turns = episode.num_turns
     ended = bool(episode.steps) and _ends_episode(episode.steps[-1])  # by the env: no turn after it
     highest = turns - 1 if ended else turns
-    if source.turn > turns:
-        raise ForkError(
-            f"{name} has {turns} turn{'s' if turns != 1 else ''}: no turn {source.turn} (pick 0..{highest})"
-        )
-    if source.turn > highest:
+    if turn > turns:
+        raise ForkError(f"{name} has {turns} turn{'s' if turns != 1 else ''}: no turn {turn} (pick 0..{highest})")
+    if turn > highest:
         raise ForkError(
             f"{name} ended at turn {turns} ({episode.termination_reason}): nothing comes after it to play; "
             f"pick a turn of 0..{highest}"
         )
-    return episode
 
 
 def fork_env(episode: Episode) -> gym.Env[Any, Any]:
@@ -195,6 +199,8 @@ class KeyboardPlay:
     """The action whose step raised (in no step: the step never returned)."""
     raised: Exception | None = None
     """What the env raised, when a step raised."""
+    ended: bool = False
+    """Whether the env ended the episode (terminated or truncated it)."""
     started_at: float = field(default_factory=time.time)
     seconds: float = 0.0
 
@@ -230,37 +236,53 @@ def play_at_keyboard(
             out("\nstopped.")
             played.detail = f"the person stopped at the keyboard after turn {turn} ({exc})"
             break
-        text = action.text
-        stepped = clock()
-        try:
-            observation, reward, terminated, truncated, info = env.step(text)
-        except Exception as exc:
-            infra = infrastructure_cause(exc)
-            played.reason = "env_error" if infra is None else "infra_error"
-            played.error = f"step: {type(exc).__name__}: {exc}"
-            played.retryable = infra is not None and infra.retryable
-            played.unfinished_action, played.raised = text, exc
-            played.messages.append({"role": "assistant", "content": text})
+        answer = play_turn(env, played, context, action.text, turn + 1, thinking_s=clock() - asked)
+        if answer is None:
             break
-        turn += 1
-        step = _step_record(turn, text, observation, float(reward), bool(terminated), bool(truncated), info)
-        step.policy_seconds, step.env_seconds = stepped - asked, clock() - stepped  # the person's, the env's
-        played.steps.append(step)
-        played.messages.extend(context.add_turn({"role": "assistant", "content": text}, observation, info))
-        total += step.reward
+        step, info = answer
+        turn, total = step.turn, total + step.reward
         components = ", ".join(f"{k} {v:+g}" for k, v in info.get(REWARD_COMPONENTS, {}).items())
         detail = f" ({components})" if components else ""
-        out(f"\n{observation}\n[reward {step.reward:+g}{detail} · total {total:+g}]\n")
-        if terminated or truncated:
-            played.reason, played.detail = step_ending(info, terminated=bool(terminated))
-            if played.reason == "env_error":
-                played.error = played.detail
-            elif OUTCOME_OF_REASON[played.reason] != "infra_error":
-                played.success = info.get(SUCCESS)
+        out(f"\n{step.observation}\n[reward {step.reward:+g}{detail} · total {total:+g}]\n")
+        if played.ended:
             out(f"episode over: {info.get('termination_reason', 'done')} · total reward {total:+g}")
             break
     played.seconds = clock() - start
     return played
+
+
+def play_turn(
+    env: gym.Env[Any, Any], played: KeyboardPlay, context: PolicyContext, action: str, turn: int, thinking_s: float
+) -> tuple[Step, dict[str, Any]] | None:
+    """Step ``env`` with a person's ``action`` as turn ``turn`` and record the answer in ``played``
+    (its step, and its messages through ``context``, as the rollout engine records them); the
+    person took ``thinking_s`` seconds to act. Returns the step and the env's ``info``, or None when the step raised:
+    ``played`` then holds the error (reason ``env_error`` or ``infra_error``) and the action.
+    When the env ends the episode, ``played`` holds how (:attr:`KeyboardPlay.ended`)."""
+    clock = time.perf_counter
+    stepped = clock()
+    try:
+        observation, reward, terminated, truncated, info = env.step(action)
+    except Exception as exc:
+        infra = infrastructure_cause(exc)
+        played.reason = "env_error" if infra is None else "infra_error"
+        played.error = f"step: {type(exc).__name__}: {exc}"
+        played.retryable = infra is not None and infra.retryable
+        played.unfinished_action, played.raised = action, exc
+        played.messages.append({"role": "assistant", "content": action})
+        return None
+    step = _step_record(turn, action, observation, float(reward), bool(terminated), bool(truncated), info)
+    step.policy_seconds, step.env_seconds = thinking_s, clock() - stepped  # the person's, the env's
+    played.steps.append(step)
+    played.messages.extend(context.add_turn({"role": "assistant", "content": action}, observation, info))
+    if terminated or truncated:
+        played.reason, played.detail = step_ending(info, terminated=bool(terminated))
+        played.ended = True
+        if played.reason == "env_error":
+            played.error = played.detail
+        elif OUTCOME_OF_REASON[played.reason] != "infra_error":
+            played.success = info.get(SUCCESS)
+    return step, info
 
 
 def _step_record(
@@ -304,16 +326,55 @@ def next_branch(episodes: Sequence[Episode], seed: int, sample: int) -> int:
 def branch_of(original: Episode, fork_turn: int, played: KeyboardPlay, branch: int, env: gym.Env[Any, Any]) -> Episode:
     """The record of the branch a person played from turn ``fork_turn`` of ``original`` (see the
     module docstring), ending where ``env`` is now (its random generator's state)."""
-    steps = [*original.steps[:fork_turn], *played.steps]
+    return _human_record(
+        original,
+        played,
+        env,
+        steps=[*original.steps[:fork_turn], *played.steps],
+        messages=[*prefix_messages(original.messages, fork_turn), *played.messages],
+        branch=branch,
+        parent_branch=original.branch,
+        fork_turn=fork_turn,
+    )
+
+
+def played_episode(
+    recipe: EnvRecipe,
+    seed: int,
+    sample: int,
+    task_id: str | None,
+    opening: Sequence[Message],
+    played: KeyboardPlay,
+    env: gym.Env[Any, Any],
+) -> Episode:
+    """The record of an episode a person played from the reset (``env.reset(seed=seed)``, which
+    drew ``task_id`` and answered ``opening``: the first messages, as :class:`PolicyContext`
+    starts them), as the rollout engine records a trunk; policy ``human``."""
+    start = Episode(env_id=recipe.env_id, env_kwargs=dict(recipe.kwargs), seed=seed, sample=sample, task_id=task_id)
+    return _human_record(start, played, env, steps=list(played.steps), messages=[*opening, *played.messages], branch=0)
+
+
+def _human_record(
+    base: Episode,
+    played: KeyboardPlay,
+    env: gym.Env[Any, Any],
+    *,
+    steps: list[Step],
+    messages: list[Message],
+    branch: int,
+    parent_branch: int | None = None,
+    fork_turn: int = 0,
+) -> Episode:
+    """An episode of ``base``'s env, settings, seed, sample and task, played by a person as ``played`` says."""
     reason = played.reason
     return Episode(
-        env_id=original.env_id,
-        env_kwargs=dict(original.env_kwargs),
-        seed=original.seed,
-        sample=original.sample,
-        task_id=original.task_id,
+        env_id=base.env_id,
+        env_kwargs=dict(base.env_kwargs),
+        seed=base.seed,
+        sample=base.sample,
+        task_id=base.task_id,
         policy=HUMAN,
-        messages=[*prefix_messages(original.messages, fork_turn), *played.messages],
+        messages=messages,
         steps=steps,
         total_reward=sum(step.reward for step in steps),
         success=played.success,
@@ -329,17 +390,51 @@ def branch_of(original: Episode, fork_turn: int, played: KeyboardPlay, branch: i
         started_at=played.started_at,
         seconds=played.seconds,
         branch=branch,
-        parent_branch=original.branch,
+        parent_branch=parent_branch,
         fork_turn=fork_turn,
     )
 
 
+def next_sample(episodes: Sequence[Episode], recipe: EnvRecipe, seed: int) -> int:
+    """One above the highest sample among ``episodes`` played by a person on this env, settings and
+    seed (0 for the first): each game a person plays of a seed is its own episode in the file."""
+    return 1 + max(
+        (
+            e.sample
+            for e in episodes
+            if e.policy == HUMAN and e.seed == seed and e.env_id == recipe.env_id and e.env_kwargs == recipe.kwargs
+        ),
+        default=-1,
+    )
+
+
+def append_played(path: Path, record: Callable[[list[Episode]], Episode]) -> tuple[Episode, int]:
+    """Append ``record(episodes)`` to the run file ``path`` (one line, fsynced), ``episodes`` being
+    the file's episodes read just before the append (to number a branch or a sample: one stored
+    meanwhile by another player is counted). Returns the record and its number in the file (from
+    0, as ``read_run`` numbers them)."""
+    episodes = read_episodes(path)
+    stored = record(episodes)
+    with EpisodeStore(path) as store:
+        store.append(stored)
+    return stored, len(episodes)
+
+
 def save_branch(source: ForkSource, original: Episode, played: KeyboardPlay, env: gym.Env[Any, Any]) -> Episode:
     """Store the branch a person played from ``source`` (of ``original``) in its run file (one line,
-    fsynced) and return it. Its branch number is read from the file now, just before the append,
+    fsynced) and return it (:func:`store_branch`)."""
+    return store_branch(source, original, played, env)[0]
+
+
+def store_branch(
+    source: ForkSource, original: Episode, played: KeyboardPlay, env: gym.Env[Any, Any]
+) -> tuple[Episode, int]:
+    """Store the branch a person played from ``source`` (of ``original``) in its run file; return it
+    and its number in the file. Its branch number is read from the file just before the append,
     so that a branch stored meanwhile (another ``play --from``) is counted."""
-    branch = next_branch(read_episodes(source.path), original.seed, original.sample)
-    record = branch_of(original, source.turn, played, branch, env)
-    with EpisodeStore(source.path) as store:
-        store.append(record)
-    return record
+
+    def record(episodes: list[Episode]) -> Episode:
+        branch = next_branch(episodes, original.seed, original.sample)
+        return branch_of(original, source.turn, played, branch, env)
+
+    return append_played(source.path, record)
