@@ -464,7 +464,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 def cmd_view(args: argparse.Namespace) -> None:
     try:
         from horizongym.view.catalog import RunCatalog, RunSourceError
-        from horizongym.view.play import play_routes
+        from horizongym.view.play import BrowserPlay
         from horizongym.view.serve import serve_view
     except ModuleNotFoundError as exc:
         raise CommandError(f"view needs {exc.name}: pip install 'horizongym[view]'") from None
@@ -481,7 +481,7 @@ def cmd_view(args: argparse.Namespace) -> None:
                 file=sys.stderr,
             )
     try:
-        serve_view(catalog, args.host, args.port, extra_routes=play_routes(catalog, Path(args.play_out)))
+        serve_view(catalog, args.host, args.port, play=BrowserPlay(catalog, Path(args.play_out)))
     except OSError as exc:
         where = f"{args.host}:{args.port}"
         raise CommandError(f"cannot listen on {where}: {os_error(exc)}; choose another --port") from None

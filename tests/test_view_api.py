@@ -155,6 +155,8 @@ def test_every_filter_selects_what_it_names(client: TestClient, runs: dict[str, 
         "error=time limit": lambda e: "time limit" in (e.error or e.termination_detail or ""),
         "branch=trunk": lambda e: e.branch == 0,
         "branch=branch": lambda e: e.branch > 0,
+        "seed=1": lambda e: e.seed == 1,
+        "seed=0&sample=0": lambda e: e.seed == 0 and e.sample == 0,
         "policy=random&max_turns=1&success=false": lambda e: (
             e.policy == "random" and e.num_turns <= 1 and e.success is False
         ),
@@ -168,6 +170,11 @@ def test_every_filter_selects_what_it_names(client: TestClient, runs: dict[str, 
         assert page["total"] == len(numbers), query
     assert any(e.error for e in episodes) and any(e.success is None for e in episodes)
     assert client.get(f"/api/runs/{TREE}/episodes", params={"branch": "branch"}).json()["total"] >= 1
+    tree = read_run(runs["tree"], "view")
+    one_tree = client.get(f"/api/runs/{TREE}/episodes", params={"seed": tree[0].seed, "sample": tree[0].sample})
+    assert sorted(row["branch"] for row in one_tree.json()["episodes"]) == sorted(
+        e.branch for e in tree if e.key == tree[0].key
+    )
     facets = client.get(f"/api/runs/{MIXED}/episodes").json()["facets"]
     assert facets == {
         "env_id": ["KeyChain-v0", "SearchJudge-v0"],
@@ -225,6 +232,7 @@ def test_sort_and_paging(client: TestClient, runs: dict[str, Path]) -> None:
         ({"min_reward": "lots"}, "min_reward must be a number, not 'lots'"),
         ({"max_turns": "2.5"}, "max_turns must be a whole number, not '2.5'"),
         ({"branch": "leaf"}, "branch must be trunk or branch"),
+        ({"seed": "first"}, "seed must be a whole number, not 'first'"),
         ({"sort": "colour"}, "sort must be one of n, env_id"),
         ({"order": "up"}, "order must be asc or desc"),
         ({"offset": "-1"}, "offset must be 0 or more"),

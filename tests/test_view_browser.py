@@ -27,7 +27,7 @@ from horizongym.serverthread import ServerThread
 from horizongym.training.rollouts import Episode, read_episodes
 from horizongym.view.app import create_app
 from horizongym.view.catalog import RunCatalog
-from horizongym.view.play import play_routes
+from horizongym.view.play import BrowserPlay
 
 BIG_RUN = 10_000
 WAIT_S = 20
@@ -44,7 +44,7 @@ TRAIN_ARGS = [
     "--max-new-tokens",
     "6",
     "--env-kwargs",
-    '{"max_turns": 1}',
+    '{"max_turns": 2}',
     "--quiet",
 ]
 
@@ -101,7 +101,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 out.write((expert + random)[i % 8].model_copy(update={"seed": i}).model_dump_json() + "\n")
         play_out = root / "play" / "play.jsonl"
         catalog = RunCatalog([mixed, forkable, big])
-        app = create_app(catalog, extra_routes=play_routes(catalog, play_out))
+        app = create_app(catalog, play=BrowserPlay(catalog, play_out))
         with ServerThread(app) as server:
             yield Served(server.url, catalog, mixed, forkable, big, play_out, training, train_out)
     finally:
@@ -255,3 +255,24 @@ def test_training_curves_of_a_trainer_run(served: Served, browser: Any) -> None:
         assert metric in chart.get_attribute("aria-label")
         (line,) = chart.find_elements(By.CSS_SELECTOR, ".series polyline")
         assert len(line.get_attribute("points").split()) == len(records)
+
+
+def test_a_trained_episode_shows_token_log_probs_and_advantages(served: Served, browser: Any, screenshot: Any) -> None:
+    """The curves test has waited for the trainer run: an episode of it shows each generated token
+    coloured by its log-prob and each turn's advantage, as the trainer stored them."""
+    assert served.training.wait(timeout=240) == 0
+    run = served.catalog.add(served.train_out)
+    episodes = read_episodes(served.train_out / "episodes.jsonl")
+    n, episode = next((i, e) for i, e in enumerate(episodes) if e.num_turns >= 2 and e.trainable)
+    go(browser, f"{served.url}/#/run/{run.id}/episode/{n}")
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".turn")) == episode.num_turns, "the turns")
+    tokens = browser.find_elements(By.CSS_SELECTOR, ".turn .token")
+    assert len(tokens) == sum(len(step.token_ids or ()) for step in episode.steps)
+    shown = [float(t.get_attribute("data-logprob")) for t in tokens]
+    stored = [lp for step in episode.steps for lp in (step.logprobs or ())]
+    assert shown == pytest.approx(stored, abs=1e-3)
+    cells = browser.find_elements(By.CSS_SELECTOR, ".turn .advantage")
+    assert [float(c.get_attribute("data-advantage")) for c in cells] == pytest.approx(
+        [step.advantage for step in episode.steps], abs=1e-3
+    )
+    screenshot("credit")

@@ -19,8 +19,9 @@ from starlette.testclient import TestClient
 
 from horizongym.agents.experts.keychain import KeyChainExpert
 from horizongym.training.rollouts import Episode, read_episodes
+from horizongym.view.app import create_app
 from horizongym.view.catalog import RunCatalog
-from horizongym.view.play import play_routes
+from horizongym.view.play import BrowserPlay
 
 
 def horizongym(*args: str) -> subprocess.CompletedProcess[str]:
@@ -46,7 +47,7 @@ def run(recorded: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def client(run: Path, tmp_path: Path) -> Iterator[TestClient]:
     catalog = RunCatalog([run])
-    app = Starlette(routes=play_routes(catalog, tmp_path / "out" / "play.jsonl"))
+    app = Starlette(routes=BrowserPlay(catalog, tmp_path / "out" / "play.jsonl").routes())
     with TestClient(app) as test_client:
         yield test_client
 
@@ -190,14 +191,16 @@ def test_a_run_that_no_longer_reproduces_is_refused(run: Path, tmp_path: Path) -
     first["steps"][0]["observation"] = "a key the env never stored = 7"
     lines[0] = json.dumps(first)
     run.write_text("\n".join(lines) + "\n")
-    app = Starlette(routes=play_routes(RunCatalog([run]), tmp_path / "play.jsonl"))
+    app = Starlette(routes=BrowserPlay(RunCatalog([run]), tmp_path / "play.jsonl").routes())
     with TestClient(app) as client:
         line = error(client, "/api/play/from", {"run": "r0", "episode": 0, "turn": 2}, 409)
     assert line.startswith(f"cannot play on from {run}#0:2: the env no longer reproduces this episode at turn 1")
 
 
 def test_idle_sessions_are_closed_and_stored(run: Path, tmp_path: Path) -> None:
-    app = Starlette(routes=play_routes(RunCatalog([run]), tmp_path / "play.jsonl", max_sessions=2, idle_s=3600))
+    app = Starlette(
+        routes=BrowserPlay(RunCatalog([run]), tmp_path / "play.jsonl", max_sessions=2, idle_s=3600).routes()
+    )
     with TestClient(app) as client:
         first = post(client, "/api/play/new", {"env_id": "KeyChain-v0", "seed": 5})
         post(client, f"/api/play/{first['session']}/step", {"tool": "lookup", "arguments": {"key": "x"}})
@@ -208,3 +211,14 @@ def test_idle_sessions_are_closed_and_stored(run: Path, tmp_path: Path) -> None:
     (stored,) = read_episodes(tmp_path / "play.jsonl")
     assert (stored.seed, stored.num_turns, stored.termination_reason) == (5, 1, "max_turns")
     assert "to open another (2 sessions at most)" in (stored.termination_detail or "")
+
+
+def test_the_app_stores_what_was_played_when_it_shuts_down(run: Path, tmp_path: Path) -> None:
+    catalog = RunCatalog([run])
+    with TestClient(create_app(catalog, play=BrowserPlay(catalog, tmp_path / "play.jsonl"))) as client:
+        session = post(client, "/api/play/new", {"env_id": "KeyChain-v0", "seed": 4})
+        post(client, f"/api/play/{session['session']}/step", {"tool": "lookup", "arguments": {"key": "x"}})
+        assert not (tmp_path / "play.jsonl").exists()
+    (stored,) = read_episodes(tmp_path / "play.jsonl")
+    assert (stored.seed, stored.num_turns, stored.policy) == (4, 1, "human")
+    assert "the app stopped after turn 1" in (stored.termination_detail or "")

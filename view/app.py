@@ -10,13 +10,15 @@
 * ``GET /api/runs/RID/metrics``: :func:`~horizongym.view.metrics.run_metrics`;
 * ``GET /api/envs``: :func:`~horizongym.view.env_list.env_list`.
 
-``extra_routes`` (the play routes) are served too, before the assets. Handlers run in Starlette's
-thread pool: each reads its run's index, brought up to date with the file first.
+With ``play`` (a :class:`~horizongym.view.play.BrowserPlay`), its routes (``/api/play/...``) are served
+too, and its sessions are closed, what was played stored, when the app shuts down. Handlers run in
+Starlette's thread pool: each reads its run's index, brought up to date with the file first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -31,6 +33,7 @@ from horizongym.view.env_list import env_list
 from horizongym.view.episode_view import episode_view
 from horizongym.view.errors import ApiError, bad_request
 from horizongym.view.metrics import run_metrics
+from horizongym.view.play import BrowserPlay
 from horizongym.view.query import parse_query, run_query
 from horizongym.view.run_summary import run_summary
 
@@ -44,7 +47,7 @@ def _episode_number(text: str) -> int:
     return int(text)
 
 
-def create_app(catalog: RunCatalog, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+def create_app(catalog: RunCatalog, *, play: BrowserPlay | None = None) -> Starlette:
     """The app over ``catalog`` (module docstring)."""
 
     def page(request: Request) -> Response:
@@ -93,9 +96,18 @@ def create_app(catalog: RunCatalog, *, extra_routes: Sequence[BaseRoute] = ()) -
         Route("/api/runs/{rid}/episodes/{n}", episode),
         Route("/api/runs/{rid}/metrics", metrics),
         Route("/api/envs", envs),
-        *extra_routes,
+        *(play.routes() if play is not None else ()),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if play is not None:
+            await play.close_all()
+
+    app = Starlette(
+        routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error}, lifespan=lifespan
+    )
     app.state.catalog = catalog
     return app

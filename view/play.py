@@ -361,17 +361,6 @@ class BrowserPlay:
         return {"run": rid, "path": str(path), "episode": n, "branch": record.branch}
 
 
-def play_routes(
-    catalog: RunCatalog,
-    play_out: Path,
-    *,
-    max_sessions: int = DEFAULT_MAX_SESSIONS,
-    idle_s: float = DEFAULT_IDLE_S,
-) -> list[BaseRoute]:
-    """The play routes of an app serving ``catalog``; games from the reset are stored in ``play_out``."""
-    return BrowserPlay(catalog, play_out, max_sessions=max_sessions, idle_s=idle_s).routes()
-
-
 def _endpoint(handler: Callable[[Request], Awaitable[dict[str, Any]]]) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def endpoint(request: Request) -> JSONResponse:
         try:

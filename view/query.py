@@ -4,6 +4,7 @@ Filters combine with AND; each is optional, and an empty value counts as absent 
 
 ==================  ===========================================================================
 ``env_id``          the ROW's value, exactly; also ``policy``, ``outcome``
+``seed``            the task seed, a whole number; also ``sample`` (a tree's episodes share both)
 ``success``         ``true``, ``false`` or ``none`` (not judged)
 ``min_reward``      ``total_reward >= value``; ``max_reward``: ``<=``
 ``min_turns``       ``turns >= value``; ``max_turns``: ``<=``
@@ -33,6 +34,8 @@ PARAMETERS = (
     "env_id",
     "policy",
     "outcome",
+    "seed",
+    "sample",
     "success",
     "min_reward",
     "max_reward",
@@ -105,6 +108,9 @@ def parse_query(params: Mapping[str, str]) -> EpisodeQuery:
     for key in ("env_id", "policy", "outcome"):
         if key in given:
             tests.append(_equals(key, given[key]))
+    for key in ("seed", "sample"):
+        if key in given:
+            tests.append(_equals(key, int(_number(key, given[key], int))))
     if "success" in given:
         choices: dict[str, bool | None] = {"true": True, "false": False, "none": None}
         word = given["success"].lower()

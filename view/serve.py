@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import uvicorn
-from starlette.routing import BaseRoute
 
 from horizongym.serverthread import bound_socket
 from horizongym.view.app import create_app
 from horizongym.view.catalog import RunCatalog
+from horizongym.view.play import BrowserPlay
 
 
 def page_url(host: str, port: int) -> str:
@@ -17,10 +15,10 @@ def page_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
-def serve_view(catalog: RunCatalog, host: str, port: int, *, extra_routes: Sequence[BaseRoute] = ()) -> None:
+def serve_view(catalog: RunCatalog, host: str, port: int, *, play: BrowserPlay | None = None) -> None:
     """Serve ``catalog`` at ``host:port``, printing the page's address first; ``OSError`` (before anything
     is served) when the address cannot be bound."""
-    app = create_app(catalog, extra_routes=extra_routes)
+    app = create_app(catalog, play=play)
     sock = bound_socket(host, port)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     names = ", ".join(f"{run.id} {run.name} ({len(run.index)} episodes)" for run in catalog.runs)

@@ -443,15 +443,10 @@ function searchBlock(searches) {
 async function findParent(rid, row) {
   // The parent is the episode of the same seed and sample whose branch is this one's parent_branch.
   // (a play --from branch has policy "human", so the policy is no filter here)
-  const q = new URLSearchParams({ env_id: row.env_id, sort: "seed", order: "asc", limit: "500" });
-  for (let offset = 0; ; offset += 500) {
-    q.set("offset", String(offset));
-    const page = await api(`api/runs/${rid}/episodes?${q}`);
-    const hit = page.episodes.find((e) => e.seed === row.seed && e.sample === row.sample && e.branch === row.parent_branch);
-    if (hit) return hit.n;
-    const last = page.episodes[page.episodes.length - 1];
-    if (!last || last.seed > row.seed || offset + page.episodes.length >= page.total) return null;
-  }
+  const q = new URLSearchParams({ env_id: row.env_id, seed: String(row.seed), sample: String(row.sample), limit: "500" });
+  const page = await api(`api/runs/${rid}/episodes?${q}`);
+  const hit = page.episodes.find((e) => e.branch === row.parent_branch);
+  return hit ? hit.n : null;
 }
 
 async function episodeView(rid, n, alive) {
