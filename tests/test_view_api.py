@@ -138,6 +138,12 @@ def test_summary_is_what_show_prints(client: TestClient, runs: dict[str, Path]) 
     }
 
 
+def _error_texts(episode: Episode) -> str:
+    """What the error filter searches: the episode's error, termination detail and step errors, lowered."""
+    texts = (episode.error, episode.termination_detail, *(step.error for step in episode.steps))
+    return " | ".join(text.lower() for text in texts if text)
+
+
 def test_every_filter_selects_what_it_names(client: TestClient, runs: dict[str, Path]) -> None:
     episodes = read_run(runs["mixed"], "view")
     expected: dict[str, Any] = {
@@ -151,8 +157,9 @@ def test_every_filter_selects_what_it_names(client: TestClient, runs: dict[str, 
         "max_reward=0": lambda e: e.total_reward <= 0,
         "min_turns=2": lambda e: e.num_turns >= 2,
         "max_turns=1": lambda e: e.num_turns <= 1,
-        "error=RAN PAST": lambda e: "ran past" in (e.error or e.termination_detail or ""),
-        "error=time limit": lambda e: "time limit" in (e.error or e.termination_detail or ""),
+        "error=RAN PAST": lambda e: "ran past" in _error_texts(e),
+        "error=time limit": lambda e: "time limit" in _error_texts(e),
+        "error=no_tool_call": lambda e: "no_tool_call" in _error_texts(e),
         "branch=trunk": lambda e: e.branch == 0,
         "branch=branch": lambda e: e.branch > 0,
         "seed=1": lambda e: e.seed == 1,
@@ -169,6 +176,7 @@ def test_every_filter_selects_what_it_names(client: TestClient, runs: dict[str, 
         assert [row["n"] for row in page["episodes"]] == numbers, query
         assert page["total"] == len(numbers), query
     assert any(e.error for e in episodes) and any(e.success is None for e in episodes)
+    assert any("no_tool_call" in (step.error or "") for e in episodes for step in e.steps), "a step error to find"
     assert client.get(f"/api/runs/{TREE}/episodes", params={"branch": "branch"}).json()["total"] >= 1
     tree = read_run(runs["tree"], "view")
     one_tree = client.get(f"/api/runs/{TREE}/episodes", params={"seed": tree[0].seed, "sample": tree[0].sample})
@@ -181,6 +189,35 @@ def test_every_filter_selects_what_it_names(client: TestClient, runs: dict[str, 
         "policy": ["expert", "random"],
         "outcome": sorted({str(e.outcome) for e in episodes}),
     }
+
+
+def test_step_errors_are_found_by_the_error_filter(client: TestClient, runs: dict[str, Path]) -> None:
+    """The summary counts step errors (``invalid_json``, ``no_tool_call``...); the error filter finds their episodes."""
+    episodes = read_run(runs["tree"], "view")
+    failed = [n for n, e in enumerate(episodes) if any(step.error for step in e.steps)]
+    assert failed and not any(episodes[n].error for n in failed)
+    word = next(step.error for step in episodes[failed[0]].steps if step.error).split(":")[0]
+    found = [row["n"] for row in _all_rows(client, TREE, error=word.upper())]
+    assert found == [n for n, e in enumerate(episodes) if any(word in (step.error or "") for step in e.steps)]
+    assert failed[0] in found
+
+
+def test_reward_bounds_keep_the_reward_the_table_shows(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A reward summed to -0.30000000000000004 reads -0.300: reward >= -0.3 and <= -0.3 both keep it."""
+    episode = read_run(runs["expert"], "view")[0]
+    path = tmp_path / "sums.jsonl"
+    rewards = [-0.1 - 0.1 - 0.1, -0.3, -0.3000001, 0.1 + 0.2, 0.3]
+    path.write_text("".join(episode.model_copy(update={"seed": i, "total_reward": r}).model_dump_json() + "\n"
+                            for i, r in enumerate(rewards)))  # fmt: skip
+    client = TestClient(create_app(RunCatalog([path])))
+    assert rewards[0] != -0.3 and rewards[3] != 0.3
+    for params, wanted in (
+        ({"min_reward": "-0.3"}, [0, 1, 3, 4]),
+        ({"max_reward": "-0.3"}, [0, 1, 2]),
+        ({"min_reward": "-0.3", "max_reward": "-0.3"}, [0, 1]),
+        ({"min_reward": "0.3", "max_reward": "0.3"}, [3, 4]),
+    ):
+        assert [row["n"] for row in _all_rows(client, "r0", **params)] == wanted, params
 
 
 def test_rows_carry_the_episode_figures(client: TestClient, runs: dict[str, Path]) -> None:

@@ -6,11 +6,16 @@ Filters combine with AND; each is optional, and an empty value counts as absent 
 ``env_id``          the ROW's value, exactly; also ``policy``, ``outcome``
 ``seed``            the task seed, a whole number; also ``sample`` (a tree's episodes share both)
 ``success``         ``true``, ``false`` or ``none`` (not judged)
-``min_reward``      ``total_reward >= value``; ``max_reward``: ``<=``
+``min_reward``      ``total_reward >= value``; ``max_reward``: ``<=`` (see below)
 ``min_turns``       ``turns >= value``; ``max_turns``: ``<=``
-``error``           a case-insensitive substring of the episode's error or termination detail
+``error``           a case-insensitive substring of the episode's error, its termination detail, or
+                    the error of one of its steps (``invalid_json: ...``)
 ``branch``          ``trunk`` (branch 0) or ``branch`` (a fork: branch > 0)
 ==================  ===========================================================================
+
+A reward within ``REWARD_TOLERANCE`` (relative) of a bound counts as equal to it: rewards are sums of
+floats, and a stored ``-0.30000000000000004`` is the ``-0.300`` the table shows, so ``min_reward=-0.3``
+keeps it (``math.isclose`` with that ``rel_tol``).
 
 ``sort`` is a ROW key (default ``n``) and ``order`` ``asc`` or ``desc``; episodes with no value for
 the key come last either way, and ties keep file order. ``offset`` (default 0) and ``limit``
@@ -20,6 +25,7 @@ the key come last either way, and ties keep file order. ``offset`` (default 0) a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +34,8 @@ from horizongym.view.errors import bad_request
 from horizongym.view.index import FACETS, EpisodeIndex
 from horizongym.view.outline import ROW_KEYS, EpisodeOutline
 
+REWARD_TOLERANCE = 1e-9
+"""Relative distance under which a reward equals a bound (module docstring)."""
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 PARAMETERS = (
@@ -79,17 +87,22 @@ def _is(key: str, value: bool | None) -> Test:
     return lambda row, _: row[key] is value
 
 
+def _near(value: float, bound: float) -> bool:
+    return math.isclose(value, bound, rel_tol=REWARD_TOLERANCE, abs_tol=REWARD_TOLERANCE)
+
+
 def _at_least(key: str, bound: float) -> Test:
-    return lambda row, _: bool(row[key] >= bound)
+    return lambda row, _: bool(row[key] >= bound or _near(row[key], bound))
 
 
 def _at_most(key: str, bound: float) -> Test:
-    return lambda row, _: bool(row[key] <= bound)
+    return lambda row, _: bool(row[key] <= bound or _near(row[key], bound))
 
 
 def _error_holds(needle: str) -> Test:
     def test(_: dict[str, Any], outline: EpisodeOutline) -> bool:
-        return needle in (outline.error or "").lower() or needle in (outline.termination_detail or "").lower()
+        texts = (outline.error, outline.termination_detail, *(step.error for step in outline.steps))
+        return any(needle in text.lower() for text in texts if text)
 
     return test
 
