@@ -14,8 +14,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
+import gymnasium as gym
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
@@ -23,13 +24,26 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from horizongym.agents.experts.keychain import KeyChainExpert
+from horizongym.envs import full_id, register
+from horizongym.envs.keychain import KeyChainEnv
 from horizongym.serverthread import ServerThread
-from horizongym.training.rollouts import Episode, read_episodes
+from horizongym.training.rollouts import EnvRecipe, Episode, EpisodeStore, RolloutEngine, read_episodes
 from horizongym.view.app import create_app
 from horizongym.view.catalog import RunCatalog
 from horizongym.view.play import BrowserPlay
 
 BIG_RUN = 10_000
+
+
+class CrashingKeyChain(KeyChainEnv):
+    """KeyChain-v0 whose third step raises."""
+
+    def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self.state.turn == 2:
+            raise RuntimeError("disk on fire")
+        return super().step(action)
+
+
 WAIT_S = 20
 TRAIN_ARGS = [
     "KeyChain-v0",
@@ -45,6 +59,10 @@ TRAIN_ARGS = [
     "6",
     "--env-kwargs",
     '{"max_turns": 2}',
+    "--eval-every",
+    "3",
+    "--eval-tasks",
+    "2",
     "--quiet",
 ]
 
@@ -255,6 +273,54 @@ def test_training_curves_of_a_trainer_run(served: Served, browser: Any) -> None:
         assert metric in chart.get_attribute("aria-label")
         (line,) = chart.find_elements(By.CSS_SELECTOR, ".series polyline")
         assert len(line.get_attribute("points").split()) == len(records)
+
+
+def test_the_curves_show_the_held_out_evaluation(served: Served, browser: Any) -> None:
+    """The trainer logs the evaluation nested (``"eval": {"success_rate": ...}``): its curves are drawn,
+    and shown without asking, one point per evaluated step."""
+    assert served.training.wait(timeout=240) == 0
+    run = served.catalog.add(served.train_out)
+    records = [json.loads(line) for line in (served.train_out / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r["eval"] for r in records if "eval" in r]
+    assert evaluated, "the trainer run evaluates (--eval-every)"
+    go(browser, f"{served.url}/#/curves?runs={run.id}")
+    rows = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#curves .chart-row"), "the charts")
+    shown = {row.get_attribute("data-metric"): row for row in rows}
+    assert {"eval.success_rate", "eval.reward_mean", "reward_mean"} <= set(shown)
+    for key in ("success_rate", "reward_mean"):
+        (line,) = shown[f"eval.{key}"].find_elements(By.CSS_SELECTOR, ".series polyline")
+        assert len(line.get_attribute("points").split()) == len(evaluated)
+
+
+def test_a_turn_that_raised_is_shown_after_the_turns(
+    served: Served, browser: Any, tmp_path: Path, screenshot: Any
+) -> None:
+    """An env whose third step raised: the record keeps two steps and the action that raised (its
+    assistant message and ``unfinished_action``); the page shows both turns by their messages and the
+    third, unfinished, with the error."""
+    path = tmp_path / "raised.jsonl"
+    register("CrashingKeyChain-v0", CrashingKeyChain)
+    try:  # registered for this test only (other modules list every env)
+        with (
+            EpisodeStore(path) as store,
+            RolloutEngine(
+                EnvRecipe("CrashingKeyChain-v0", {}), KeyChainExpert(), store=store, progress=False
+            ) as engine,
+        ):
+            engine.run_sync(1, 1)
+    finally:
+        del gym.registry[full_id("CrashingKeyChain-v0")]
+    (episode,) = read_episodes(path)
+    assert episode.outcome == "env_error" and episode.num_turns == 2 and episode.unfinished_action
+    run = served.catalog.add(path)
+    go(browser, f"{served.url}/#/run/{run.id}/episode/0")
+    turns = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn"), "the turns")
+    assert [t.get_attribute("data-turn") for t in turns] == ["1", "2", "3"]
+    assert "unfinished" in (turns[2].get_attribute("class") or "")
+    assert "disk on fire" in turns[2].text and '"key"' in turns[2].text
+    for turn, step in zip(turns[:2], episode.steps, strict=True):  # by their messages: the tool's answer
+        assert turn.find_elements(By.CSS_SELECTOR, ".msg.role-tool") and step.observation in turn.text
+    screenshot("raised")
 
 
 def test_a_trained_episode_shows_token_log_probs_and_advantages(served: Served, browser: Any, screenshot: Any) -> None:

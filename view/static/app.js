@@ -5,7 +5,7 @@ const app = document.getElementById("app");
 const PAGE_SIZE = 50;
 const DEBOUNCE_MS = 300;
 const FILTERS = ["env_id", "policy", "outcome", "success", "min_reward", "max_reward", "min_turns", "max_turns", "error", "branch"];
-const DEFAULT_METRICS = ["reward_mean", "success_rate", "kl_ref", "approx_kl", "clip_fraction", "tokens_per_s"];
+const DEFAULT_METRICS = ["reward_mean", "success_rate", "kl_ref", "approx_kl", "clip_fraction", "tokens_per_s", "eval.success_rate", "eval.reward_mean"];
 const COLUMNS = [
   ["n", "#"], ["env_id", "env"], ["policy", "policy"], ["seed", "seed"], ["sample", "sample"], ["branch", "branch"],
   ["task_id", "task"], ["success", "success"], ["total_reward", "reward"], ["turns", "turns"], ["outcome", "outcome"],
@@ -455,7 +455,11 @@ async function episodeView(rid, n, alive) {
   const { row, episode, turns, extras } = data;
   const back = lastRunHash[rid] || `#/run/${rid}`;
   const { prelude, groups } = groupMessages(episode.messages);
-  const byTurn = groups.length === episode.steps.length; // messages line up with the steps
+  // An episode whose last step raised (or ran past its time limit) stores that action's assistant message
+  // with no step: one group more than steps, shown after the turns as the turn that did not finish.
+  const unfinished = episode.unfinished_action !== null && episode.unfinished_action !== undefined;
+  const extraGroup = unfinished && groups.length === episode.steps.length + 1;
+  const byTurn = groups.length === episode.steps.length || extraGroup; // messages line up with the steps
   const advantages = turns.map((t) => t.advantage).filter((a) => a !== null && a !== undefined);
   const advScale = Math.max(1e-9, ...advantages.map(Math.abs));
   const anyTokens = turns.some((t) => t.tokens && t.tokens.length);
@@ -527,7 +531,16 @@ async function episodeView(rid, n, alive) {
         step.info && Object.keys(step.info).length ? h("details", { class: "step-info" }, h("summary", {}, "info"), pre(prettyJson(step.info), "json")) : null,
       ));
   });
-  sections.push(h("section", { class: "turns" }, h("h2", {}, `Turns (${episode.steps.length})`), turnBlocks));
+  if (unfinished) {
+    const turn = episode.steps.length + 1;
+    const said = extraGroup ? groups[groups.length - 1].map((m) => messageBlock(m)) : [messageBlock({ role: "assistant", content: episode.unfinished_action })];
+    turnBlocks.push(h("article", { class: "turn unfinished", dataset: { turn } },
+      h("div", { class: "turn-body" },
+        h("header", { class: "turn-head" }, h("h3", {}, `Turn ${turn}`), h("span", { class: "bad" }, `not finished: ${episode.termination_reason ?? "the step"} ended the episode`)),
+        said,
+        episode.error ? h("p", { class: "step-error bad" }, episode.error.split("\n")[0]) : null)));
+  }
+  sections.push(h("section", { class: "turns" }, h("h2", {}, `Turns (${episode.steps.length}${unfinished ? " and 1 unfinished" : ""})`), turnBlocks));
   show(...sections);
 }
 
@@ -604,10 +617,21 @@ function lineChart({ title, series, xLabel = "step", width = 520, height = 260, 
   return wrap;
 }
 
+/** A record's value at a metrics key: a top-level name, or a dotted path into nested objects (eval.success_rate). */
+function metricValue(record, key) {
+  if (key in record) return record[key];
+  let value = record;
+  for (const part of key.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = value[part];
+  }
+  return value;
+}
+
 function seriesOf(records, key) {
   const out = [];
   records.forEach((r, i) => {
-    const v = r[key];
+    const v = metricValue(r, key);
     if (typeof v === "number" && Number.isFinite(v)) out.push([typeof r.step === "number" ? r.step : i + 1, v]);
   });
   return out;
@@ -626,7 +650,7 @@ async function curvesView(params, alive) {
   await Promise.all(chosen.map(async (id) => { loaded[id] = await api(`api/runs/${id}/metrics`); }));
   if (!alive()) return;
   const keys = [...new Set(chosen.flatMap((id) => loaded[id].keys))].sort();
-  const defaults = keys.filter((k) => DEFAULT_METRICS.includes(k) || k.startsWith("eval_"));
+  const defaults = keys.filter((k) => DEFAULT_METRICS.includes(k));
   const picked = params.has("metrics") ? params.get("metrics").split(",").filter((k) => keys.includes(k)) : defaults;
 
   const go = (next) => {
