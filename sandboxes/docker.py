@@ -544,13 +544,14 @@ class DockerSandbox:
         with contextlib.suppress(Exception):
             self.container.remove(force=True)
         if self.snapshot_image is not None:
+            # closing the channel starts docker's auto-remove, and remove(force=True) returns at once
+            # while that removal is in progress: the image stays in use until the container is gone, so
+            # a release of it made after this close (or pending since before) must find it gone
+            with contextlib.suppress(Exception):
+                self.container.wait(condition="removed", timeout=30)
             with _images_lock:
                 pending = self.snapshot_image in _images_to_remove
             if pending:
-                # closing the channel starts docker's auto-remove, and remove(force=True) returns at once
-                # while that removal is in progress: the image is in use until the container is gone
-                with contextlib.suppress(Exception):
-                    self.container.wait(condition="removed", timeout=30)
                 remove_snapshot_image(self.snapshot_image, self.client)
 
 

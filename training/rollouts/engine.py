@@ -103,6 +103,7 @@ _STEP_TEMPLATE: dict[str, Any] = {
     "token_ids": None,
     "logprobs": None,
     "policy_version": None,
+    "advantage": None,
     "policy_seconds": 0.0,
     "env_seconds": 0.0,
     "info": EMPTY_DICT,
