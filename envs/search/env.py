@@ -192,12 +192,12 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
             query = query[:MAX_QUERY_CHARS]
             note += f"(Your query was cut to its first {MAX_QUERY_CHARS} characters.)\n"
         hits = self.retriever.search([query], self.top_k)[0]
-        information = self._information(hits)
-        retrieval = Retrieval(query, tuple(h.document.id for h in hits), self._useful(hits, information))
+        shown = self._shown(hits)
+        retrieval = Retrieval(query, tuple(h.document.id for h in hits), self._useful(hits, shown))
         episode.retrievals.append(retrieval)
         episode.pending = retrieval
         self.end_turn()
-        return note + information
+        return note + "<information>" + shown + "</information>"
 
     @tool(tag=True)
     def judge(self, verdict: str) -> str:
@@ -276,23 +276,24 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
         self.score("missing_judgment", before=before)
         return f"(You did not judge the last information before your {before}: counted as a judgment error.)\n"
 
-    def _useful(self, hits: list[Hit], information: str) -> bool:
-        """The ideal judgment: a gold document came back, or (a task naming none) the information holds an answer."""
+    def _useful(self, hits: list[Hit], shown: str) -> bool:
+        """The ideal judgment: a gold document came back, or (a task naming none) what was shown holds an answer."""
         task = self.episode.task
         if task.gold_doc_ids:
             gold = set(task.gold_doc_ids)
             return any(h.document.id in gold for h in hits)
-        return answer_in_text(information, task.answers)
+        return bool(hits) and answer_in_text(shown, task.answers)
 
-    def _information(self, hits: list[Hit]) -> str:
+    def _shown(self, hits: list[Hit]) -> str:
+        """The inside of the ``<information>`` block: each hit's title and text, cut to its share."""
         if not hits:
-            return "<information>No documents matched the query.</information>"
+            return "No documents matched the query."
         budget = max(80, self.max_observation_chars // len(hits))
         lines = []
         for rank, hit in enumerate(hits, start=1):
             text = hit.document.text if len(hit.document.text) <= budget else hit.document.text[:budget] + "…"
             lines.append(f"Doc {rank}(Title: {hit.document.title}) {text}")
-        return "<information>" + "\n".join(lines) + "</information>"
+        return "\n".join(lines)
 
 
 def _judge_values(judge_rewards: str | JudgeRewards | Mapping[str, float]) -> JudgeRewards:
