@@ -100,7 +100,7 @@ def test_searchr1_questions_and_corpus() -> None:
     assert tasks[1].meta["metadata"]["level"] == "medium" and tasks[0].source == "searchr1"
     dataset = load_search_data(SPECS["searchr1"])
     assert dataset.corpus is not None
-    titles = {dataset.corpus[str(i)].title for i in range(7)}
+    titles = {dataset.corpus.get(str(i)).title for i in range(7)}
     assert {"Blind Shaft", "Houston", "Sax Rohmer"} <= titles  # quoted and bare first lines
 
 
@@ -222,7 +222,7 @@ def test_answer_in_text_matches_whole_tokens() -> None:
 
 def _play(env: SearchJudgeEnv, task_id: str, actions: list[str]) -> tuple[str, dict[str, Any]]:
     env.reset(options={"task_id": task_id})
-    observation, info = "", {}
+    observation, info = "", dict[str, Any]()
     for action in actions:
         observation, _, _, _, info = env.step(action)
     return observation, info
