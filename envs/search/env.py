@@ -10,15 +10,18 @@ replaced in the agent's context by a short note when ``drop_rejected`` (the pape
 semantics; the rollout engine applies it).
 
 Rewards (components of ``info["reward_components"]``): ``answer`` (EM by default, or F1,
-times ``answer_weight``), ``judge`` (see :mod:`horizongym.envs.search.rewards`, times
-``judge_weight``) and ``format`` (the base class's penalty for an invalid action). With
+against every accepted answer of the task, times ``answer_weight``), ``judge`` (see
+:mod:`horizongym.envs.search.rewards`, times ``judge_weight``; information is useful when it
+holds a gold document, or, for tasks that name none such as Search-R1's, an accepted answer)
+and ``format`` (the base class's penalty for an invalid action). With
 ``validation=True`` the reward is the answer's EM alone. Every reward is a reward event
 (``judge`` with ``verdict`` and ``useful``, ``missing_judgment``, ``answer`` with ``em``, ``f1``
 and ``useful_yes``, ``format``), so a stored episode can be rescored under other
 :attr:`~SearchJudgeEnv.reward_settings` without searching again.
 
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``): a spec
-of :mod:`horizongym.envs.search.data` (``"fictional"``, the default; ``"hotpotqa:PATH"``...), whose
+of :mod:`horizongym.envs.search.data` (``"fictional"``, the default; ``"hotpotqa:PATH"``,
+``"2wiki:PATH"``, ``"musique:PATH"``, ``"searchr1:QUESTIONS:CORPUS"``...), whose
 retriever is ``retriever=``, or a list of :class:`~horizongym.envs.search.types.QATask` with the
 retriever over their documents as ``search_backend=``.
 
@@ -43,6 +46,7 @@ from horizongym.envs.search.rewards import (
     AnswerMetric,
     JudgeRewards,
     answer_bonus,
+    answer_in_text,
     exact_match,
     f1_score,
     judgment_reward,
@@ -188,12 +192,12 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
             query = query[:MAX_QUERY_CHARS]
             note += f"(Your query was cut to its first {MAX_QUERY_CHARS} characters.)\n"
         hits = self.retriever.search([query], self.top_k)[0]
-        gold = set(episode.task.gold_doc_ids)
-        retrieval = Retrieval(query, tuple(h.document.id for h in hits), any(h.document.id in gold for h in hits))
+        shown = self._shown(hits)
+        retrieval = Retrieval(query, tuple(h.document.id for h in hits), self._useful(hits, shown))
         episode.retrievals.append(retrieval)
         episode.pending = retrieval
         self.end_turn()
-        return note + self._information(hits)
+        return note + "<information>" + shown + "</information>"
 
     @tool(tag=True)
     def judge(self, verdict: str) -> str:
@@ -272,15 +276,24 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
         self.score("missing_judgment", before=before)
         return f"(You did not judge the last information before your {before}: counted as a judgment error.)\n"
 
-    def _information(self, hits: list[Hit]) -> str:
+    def _useful(self, hits: list[Hit], shown: str) -> bool:
+        """The ideal judgment: a gold document came back, or (a task naming none) what was shown holds an answer."""
+        task = self.episode.task
+        if task.gold_doc_ids:
+            gold = set(task.gold_doc_ids)
+            return any(h.document.id in gold for h in hits)
+        return bool(hits) and answer_in_text(shown, task.answers)
+
+    def _shown(self, hits: list[Hit]) -> str:
+        """The inside of the ``<information>`` block: each hit's title and text, cut to its share."""
         if not hits:
-            return "<information>No documents matched the query.</information>"
+            return "No documents matched the query."
         budget = max(80, self.max_observation_chars // len(hits))
         lines = []
         for rank, hit in enumerate(hits, start=1):
             text = hit.document.text if len(hit.document.text) <= budget else hit.document.text[:budget] + "…"
             lines.append(f"Doc {rank}(Title: {hit.document.title}) {text}")
-        return "<information>" + "\n".join(lines) + "</information>"
+        return "\n".join(lines)
 
 
 def _judge_values(judge_rewards: str | JudgeRewards | Mapping[str, float]) -> JudgeRewards:

@@ -36,7 +36,7 @@ def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
         yield where, record
 
 
-def _records(path: Path) -> Iterator[tuple[str, Any]]:
+def json_records(path: Path) -> Iterator[tuple[str, Any]]:
     """Records of a JSON array file (``where`` = "FILE item N") or of a JSONL file."""
     with open_text(path) as f:
         head = f.read(4096).lstrip()
@@ -111,7 +111,7 @@ def load_hotpotqa(path: str | Path, *, stats: dict[str, int] | None = None) -> t
     tasks: list[QATask] = []
     counts = {"questions": 0, "paragraphs": 0, "documents": 0, "title_conflicts": 0, "replaced_by_longer": 0}
     conflicting: set[str] = set()
-    for where, record in _records(path):
+    for where, record in json_records(path):
         qid = record.get("_id", record.get("id"))
         question, answer = record.get("question"), record.get("answer")
         if qid is None:

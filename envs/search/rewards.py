@@ -8,7 +8,9 @@ several accepted answers the best score counts.
 
 Judgment rewards follow ReSeek (Li et al. 2025, arXiv 2510.00568): after each search the
 agent judges the returned information ``Yes`` (useful) or ``No``. The ideal label is whether
-the returned documents contain a gold supporting document. The default values reward a
+the returned documents contain a gold supporting document; for a task that names no gold
+documents (Search-R1 / FlashRAG questions), whether the information contains an accepted
+answer (:func:`answer_in_text`, the retrieval check of Search-R1, Jin et al. 2025). The default values reward a
 correct judgment with +0.3, a useful ``Yes`` with +0.4 when the final answer turns out
 correct, and punish a wrong ``Yes`` with −0.6 and a wrong ``No`` with −0.3. A search whose
 information is never judged counts as a judgment error (``missing``, −0.3 by default).
@@ -50,6 +52,17 @@ def f1_score(prediction: str, answers: tuple[str, ...] | list[str]) -> float:
         precision, recall = common / len(predicted), common / len(gold)
         best = max(best, 2 * precision * recall / (precision + recall))
     return best
+
+
+def answer_in_text(text: str, answers: tuple[str, ...] | list[str]) -> bool:
+    """Whether the normalized ``text`` contains any normalized accepted answer as whole tokens.
+
+    Search-R1's ``is_retrieval_correct`` tests ``normalize(answer) in normalize(information)``
+    (a substring); here the answer must start and end at token boundaries, so the answer
+    ``no`` is not found in ``north``, nor ``1960`` in ``19601``.
+    """
+    padded = f" {normalize_answer(text)} "
+    return any(f" {normal} " in padded for normal in map(normalize_answer, answers) if normal)
 
 
 def answer_score(prediction: str, answers: tuple[str, ...] | list[str], metric: AnswerMetric = "em") -> float:
