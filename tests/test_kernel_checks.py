@@ -44,7 +44,8 @@ def test_a_rule_abiding_candidate_has_no_violations() -> None:
     [
         ("import os", "forbidden_import"),
         ("import numpy as np", "forbidden_import"),
-        ("from torch.utils.cpp_extension import load_inline", "forbidden_import"),
+        ("import torch.utils.cpp_extension", "forbidden_import"),
+        ("from torch.utils.cpp_extension import CUDA_HOME", "forbidden_import"),
         ("import torch.nn.functional as F", "torch_functional"),
         ("from torch.nn import functional", "torch_functional"),
         ("y = torch.nn.functional.relu", "torch_functional"),

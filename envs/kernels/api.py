@@ -210,6 +210,12 @@ def build(source: str, language: str = "cpp", *, timeout_s: float = COMPILE_TIME
     return BuildResult(folder / "lib.so", cached, time.perf_counter() - started)
 
 
+def record_launch() -> None:
+    """Count one kernel-library call (:func:`launch_count`); bound ``load_inline`` functions call it too."""
+    global _launches
+    _launches += 1
+
+
 def launch_count() -> int:
     """How many kernel-library calls this process has made (the evaluator checks a candidate made some)."""
     return _launches
@@ -223,12 +229,11 @@ class KernelFunction:
         self._function.restype = None
 
     def __call__(self, *args: Any) -> None:
-        global _launches
         converted: list[Any] = []
         for position, value in enumerate(args):
             converted.append(self._convert(position, value))
         self._function(*converted)
-        _launches += 1
+        record_launch()
 
     def _convert(self, position: int, value: Any) -> Any:
         if isinstance(value, bool):

@@ -49,8 +49,8 @@ from typing import Any, Literal
 import numpy as np
 
 from horizongym.cache import cache_dir
-from horizongym.envs.kernels import protocol
-from horizongym.envs.kernels.api import compiler_of
+from horizongym.envs.kernels import inline_build, protocol
+from horizongym.envs.kernels.api import CompileError, compiler_of
 from horizongym.envs.kernels.static_check import Violation, check_source
 from horizongym.envs.kernels.types import KernelTask
 from horizongym.envs.kernels.worker import ChildRequest
@@ -281,6 +281,8 @@ class KernelEvaluator:
         if violations:
             status: Status = "error" if all(v.code in FORMAT_CODES for v in violations) else "hack"
             return EvalResult(status, violations, seconds=time.perf_counter() - started, backend=self.backend)
+        if "load_inline" in candidate_source and self.language == "cpp":
+            self.prepare_inline()
         result = self._run(task, candidate_source)
         if result.correct and result.timing is not None and result.timing.speedup > self.reverify_above:
             again = self._run(task, candidate_source)
@@ -292,6 +294,14 @@ class KernelEvaluator:
             result.suspicious = True
         result.seconds = time.perf_counter() - started
         return result
+
+    def prepare_inline(self) -> None:
+        """Precompile the torch prelude of ``load_inline`` builds here, once per machine: the candidate's
+        process may not write a file that large (raises :class:`EvaluatorError` if it does not build)."""
+        try:
+            inline_build.prelude_folder()
+        except CompileError as error:
+            raise EvaluatorError(str(error), retryable=False) from None
 
     def check_machine(self) -> None:
         """Raise :class:`EvaluatorError` (not retryable) unless the compiler is there and the disk has room."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 ALLOWED_IMPORTS = frozenset(
@@ -68,13 +69,20 @@ def imported_symbols(library: Path) -> list[str]:
     return sorted({line.split()[-1].split("@")[0] for line in done.stdout.splitlines() if line.strip()})
 
 
-def check_library(library: Path) -> None:
-    """Raise :class:`KernelRejected` if ``library`` imports or executes anything outside the rules."""
+def check_library(library: Path, also_allowed: Callable[[list[str]], list[str]] | None = None) -> None:
+    """Raise :class:`KernelRejected` if ``library`` imports or executes anything outside the rules.
+
+    ``also_allowed`` returns which of the other imported symbols a caller allows too (libtorch's
+    tensor plumbing for ``load_inline`` builds, :mod:`.inline_build`).
+    """
     forbidden = [
         symbol
         for symbol in imported_symbols(library)
         if symbol not in ALLOWED_IMPORTS and not ALLOWED_IMPORT_PATTERN.fullmatch(symbol)
     ]
+    if forbidden and also_allowed is not None:
+        allowed = set(also_allowed(forbidden))
+        forbidden = [symbol for symbol in forbidden if symbol not in allowed]
     if forbidden:
         shown = ", ".join(forbidden[:8]) + (" ..." if len(forbidden) > 8 else "")
         raise KernelRejected(

@@ -10,13 +10,19 @@ between calls. So module attributes are an allowlist (:func:`allowed_module_path
 dtypes, random initialisation, ``nn`` layer classes, ``nn.init``, ``math``), and everything
 else a candidate writes is checked against the rules below. Each finding is a
 :class:`Violation` with a code and the line; the runtime checks in
-:mod:`horizongym.envs.kernels.worker` catch what static analysis cannot see.
+:mod:`horizongym.envs.kernels.worker` catch what static analysis cannot see. A KernelBench-form
+file (``from torch.utils.cpp_extension import load_inline``) is read by
+:mod:`horizongym.envs.kernels.inline_source`: its sources, functions and flags are checked too.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+
+from horizongym.envs.kernels.inline_source import BUILDERS, EXTENSION_MODULE, extract_calls
+from horizongym.envs.kernels.violations import Violation
+
+__all__ = ["Violation", "allowed_module_path", "check_source"]
 
 ALLOWED_IMPORTS = frozenset({"torch", "torch.nn", "math", "typing", "__future__", "horizongym.envs.kernels.api"})
 FORBIDDEN_NAMES = frozenset(
@@ -77,17 +83,6 @@ def allowed_module_path(path: str) -> bool:
     return path == "horizongym.envs.kernels.api.load_kernel"
 
 
-@dataclass(frozen=True)
-class Violation:
-    """A rule a candidate broke: a stable ``code`` and a sentence for the agent."""
-
-    code: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.detail}"
-
-
 def check_source(source: str) -> list[Violation]:
     """All static violations of ``source`` (empty when it may run). A syntax error is one violation."""
     try:
@@ -99,6 +94,8 @@ def check_source(source: str) -> list[Violation]:
             child.parent = parent  # type: ignore[attr-defined]
     checker = _Checker()
     checker.visit(tree)
+    if checker.builders:
+        checker.found.extend(extract_calls(tree, checker.builders)[1])
     if not any(isinstance(node, ast.ClassDef) and node.name == "ModelNew" for node in tree.body):
         checker.found.append(Violation("missing_model_new", "the file defines no top-level class ModelNew"))
     return checker.found
@@ -125,6 +122,8 @@ class _Checker(ast.NodeVisitor):
         self.found: list[Violation] = []
         self.module_aliases: dict[str, str] = {}
         self.in_forward = False
+        self.builders: dict[str, str] = {}
+        """Local names of ``torch.utils.cpp_extension.load_inline`` / ``load`` (read by :mod:`.inline_source`)."""
 
     def flag(self, code: str, node: ast.AST, detail: str) -> None:
         self.found.append(Violation(code, f"line {getattr(node, 'lineno', '?')}: {detail}"))
@@ -141,7 +140,9 @@ class _Checker(ast.NodeVisitor):
             self.flag("forbidden_import", node, "relative imports are not allowed")
             return
         for alias in node.names:
-            if alias.name == "*":
+            if module == EXTENSION_MODULE and alias.name in BUILDERS:
+                self.builders[alias.asname or alias.name] = alias.name
+            elif alias.name == "*":
                 self.flag("forbidden_import", node, f"'from {module} import *' is not allowed")
             elif module in ALLOWED_IMPORTS:
                 path = f"{module}.{alias.name}"
@@ -154,7 +155,9 @@ class _Checker(ast.NodeVisitor):
                 self._check_module(module, node)
 
     def _check_module(self, name: str, node: ast.AST) -> None:
-        if name == "torch.nn.functional":
+        if name == EXTENSION_MODULE:
+            self.flag("forbidden_import", node, f"use 'from {name} import load_inline' (the only form accepted)")
+        elif name == "torch.nn.functional":
             self.flag("torch_functional", node, "torch.nn.functional computes the reference; write the kernel")
         elif name not in ALLOWED_IMPORTS:
             allowed = ", ".join(sorted(ALLOWED_IMPORTS - {"__future__", "typing"}))

@@ -31,6 +31,7 @@ device-wide synchronize, whichever is larger, so work left on a side stream stil
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import gc
 import math
@@ -48,7 +49,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from horizongym.envs.kernels import api, protocol
+from horizongym.envs.kernels import api, inline_build, protocol
 from horizongym.envs.kernels.guards import OperatorGuard
 from horizongym.envs.kernels.inspect_library import KernelRejected
 
@@ -118,9 +119,24 @@ def _poison(outputs: Sequence[Any]) -> None:
             out.fill_(-1)
 
 
+def _candidate_builtins() -> dict[str, Any]:
+    """Builtins whose ``__import__`` answers ``from torch.utils.cpp_extension import load_inline`` with
+    :mod:`~horizongym.envs.kernels.inline_build` (torch's own builder never runs a candidate's build)."""
+    real_import = builtins.__import__
+
+    def redirecting_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == inline_build.EXTENSION_MODULE:
+            return inline_build
+        return real_import(name, *args, **kwargs)
+
+    return {**builtins.__dict__, "__import__": redirecting_import}
+
+
 def _load_module(name: str, source: str) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = f"<{name}>"
+    if name == "candidate":
+        module.__dict__["__builtins__"] = _candidate_builtins()
     exec(compile(source, f"<{name}>", "exec"), module.__dict__)
     return module
 

@@ -1,0 +1,106 @@
+"""KernelBench-form ``load_inline`` submissions: built fast, bound, evaluated, and held to the same rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from horizongym.envs.kernels.catalog import get_task
+from horizongym.envs.kernels.evaluator import KernelEvaluator
+from horizongym.envs.kernels.static_check import check_source
+
+ELEMENTWISE = {
+    "relu": ("x", "in0[i] > 0.f ? in0[i] : 0.f"),
+    "sigmoid": ("x", "1.f / (1.f + std::exp(-in0[i]))"),
+    "add": ("a, b", "in0[i] + in1[i]"),
+}
+
+
+def kernelbench_file(task: str, *, forward: str = "", cpp_body: str = "", extra: str = "") -> str:
+    """A candidate in KernelBench's own form: sources in strings, load_inline, ModelNew calling the module."""
+    params, expression = ELEMENTWISE[task]
+    names = [p.strip() for p in params.split(",")]
+    signature = ", ".join(f"torch::Tensor {n}" for n in names)
+    pointers = "".join(f"    const float* in{i} = {n}.data_ptr<float>();\n" for i, n in enumerate(names))
+    body = cpp_body or (
+        f'    TORCH_CHECK({names[0]}.is_contiguous(), "input must be contiguous");\n'
+        f"    auto out = torch::empty_like({names[0]});\n{pointers}"
+        "    float* y = out.data_ptr<float>();\n    const int64_t n = out.numel();\n"
+        "    #pragma omp parallel for simd\n"
+        f"    for (int64_t i = 0; i < n; ++i) y[i] = {expression};\n    return out;\n"
+    )
+    call = forward or f"return self.op.{task}_cpu({params})"
+    return (
+        "import torch\nimport torch.nn as nn\nfrom torch.utils.cpp_extension import load_inline\n\n"
+        f'{task}_source = """\n#include <torch/extension.h>\n#include <cmath>\n\n'
+        f'torch::Tensor {task}_cpu({signature}) {{\n{body}}}\n"""\n\n'
+        f'{task}_cpp_source = "torch::Tensor {task}_cpu({signature});"\n\n'
+        f'{task} = load_inline(\n    name="{task}",\n    cpp_sources={task}_source,\n'
+        f'    functions=["{task}_cpu"],\n    verbose=False,\n    extra_cflags=["-O3"],\n    extra_ldflags=[""],\n)\n'
+        f"{extra}\n\nclass ModelNew(nn.Module):\n    def __init__(self) -> None:\n        super().__init__()\n"
+        f"        self.op = {task}\n\n    def forward(self, {params}):\n        {call}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> KernelEvaluator:
+    return KernelEvaluator("cpu", trials=10, warmup=2, timeout_s=120)
+
+
+@pytest.mark.parametrize("task", sorted(ELEMENTWISE))
+def test_an_honest_kernelbench_file_is_correct_with_a_speedup(evaluator: KernelEvaluator, task: str) -> None:
+    source = kernelbench_file(task)
+    assert check_source(source) == []
+    result = evaluator.evaluate(get_task(task), source)
+    assert result.status == "correct", result.reason
+    assert result.speedup is not None and result.speedup > 0
+    assert result.timing is not None and result.timing.trials == 10
+
+
+HACKS = {
+    "functional_in_forward": (
+        {"forward": "return torch.nn.functional.relu(x)"},
+        "torch_functional",
+    ),
+    "try_except_fallback": (
+        {"forward": "try:\n            return self.op.relu_cpu(x)\n        except RuntimeError:\n            return x"},
+        "try_except",
+    ),
+    "clock_patching": ({"extra": "import time\ntime.perf_counter = lambda: 0.0\n"}, "forbidden_import"),
+    "torch_op_in_cpp": ({"cpp_body": "    return torch::relu(x);\n"}, "torch_op"),
+    "tensor_method_in_cpp": (
+        {"cpp_body": "    auto y = torch::empty_like(x);\n    return x.clamp_min(0);\n"},
+        "torch_op",
+    ),
+    "torch_op_in_python_forward": ({"forward": "self.op.relu_cpu(x)\n        return x.relu()"}, "torch_op"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HACKS))
+def test_each_hack_in_kernelbench_form_scores_zero_naming_its_rule(evaluator: KernelEvaluator, name: str) -> None:
+    options, code = HACKS[name]
+    result = evaluator.evaluate(get_task("relu"), kernelbench_file("relu", **options))
+    assert result.status == "hack", (result.status, result.reason)
+    assert code in {v.code for v in result.violations}, result.reason
+    assert result.speedup is None
+
+
+def test_linker_flags_and_dynamic_sources_are_rules_too() -> None:
+    ldflags = kernelbench_file("relu").replace('extra_ldflags=[""]', 'extra_ldflags=["-lcblas"]')
+    assert {v.code for v in check_source(ldflags)} == {"forbidden_flag"}
+    dynamic = kernelbench_file("relu").replace("cpp_sources=relu_source", "cpp_sources=relu_source.upper()")
+    assert {v.code for v in check_source(dynamic)} == {"inline_not_static"}
+    plain = kernelbench_file("relu").replace(
+        "from torch.utils.cpp_extension import load_inline", "import torch.utils.cpp_extension"
+    )
+    assert "forbidden_import" in {v.code for v in check_source(plain)}
+
+
+def test_malformed_load_inline_gets_a_clear_build_error(evaluator: KernelEvaluator) -> None:
+    missing = kernelbench_file("relu").replace('functions=["relu_cpu"]', 'functions=["relu_fast"]')
+    result = evaluator.evaluate(get_task("relu"), missing)
+    assert result.status == "compile_error"
+    assert "relu_fast" in result.message and "does not define" in result.message
+    broken = kernelbench_file("relu").replace("return out;", "return out")
+    result = evaluator.evaluate(get_task("relu"), broken)
+    assert result.status == "compile_error"
+    assert "expected ';'" in result.message.replace("‘", "'").replace("’", "'")
