@@ -62,7 +62,7 @@ from horizongym.envs.swe.patches import patch_paths
 from horizongym.envs.swe.reports import CodeIndex, junit_failure_texts, problem_statement
 from horizongym.envs.swe.testdeps import declared_requirements, pin_requirements
 from horizongym.envs.swe.testrun import JUNIT_PATH, PASSED, junit_key, outcomes_for, parse_junit, selection_command
-from horizongym.envs.swe.testsetup import needs_network, test_setup
+from horizongym.envs.swe.testsetup import needs_network, read_test_setup
 from horizongym.envs.swe.types import SWEEnvironment, SWEInstance, load_instances
 from horizongym.sandboxes import tar_files
 from horizongym.sandboxes.base import Sandbox, SandboxSpec
@@ -176,7 +176,7 @@ class _Miner:
                 self.texts[path] = release.files[path].decode("utf-8")
             except UnicodeDecodeError:
                 continue  # not mutated (diffs are text)
-        self.setup = test_setup(release.files)
+        self.setup = read_test_setup(release.files)
         self.test_files = self.setup.test_files(release.files, self.layout.test_files)
         declared = declared_requirements(release.files, release.name)
         pins, unavailable = pin_requirements(declared.requirements)

@@ -161,6 +161,8 @@ _ARGS_SETTINGS = frozenset(
 class TestConfigError(ValueError):
     """A release's pytest configuration cannot be read."""
 
+    __test__ = False  # not a pytest test class
+
 
 @dataclass(frozen=True)
 class Dropped:
@@ -322,7 +324,7 @@ def needs_network(failure_text: str) -> bool:
     return NETWORK_ERROR.search(failure_text) is not None
 
 
-def test_setup(files: Mapping[str, bytes]) -> TestSetup:
+def read_test_setup(files: Mapping[str, bytes]) -> TestSetup:
     """How the miner runs the tests of the release whose files are ``files``."""
     config = find_pytest_config(files)
     local = frozenset(
