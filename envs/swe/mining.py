@@ -178,7 +178,8 @@ class _Miner:
                 continue  # not mutated (diffs are text)
         self.setup = read_test_setup(release.files)
         self.test_files = self.setup.test_files(release.files, self.layout.test_files)
-        declared = declared_requirements(release.files, release.name)
+        own = frozenset(p.removeprefix("src/").split("/")[0].removesuffix(".py") for p in self.layout.source_files)
+        declared = declared_requirements(release.files, release.name, self.setup.warning_modules(own))
         pins, unavailable = pin_requirements(declared.requirements)
         self.environment = SWEEnvironment(
             source=release.source,

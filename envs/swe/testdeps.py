@@ -10,6 +10,10 @@ Declared (:func:`declared_requirements`), in this order, each source once:
 - when none of those name a test extra: ``deps`` of ``tox.ini``'s ``[testenv]`` (plain
   requirement lines; ``-r`` files and ``{...}`` substitutions are not followed).
 
+Added: the modules whose warning categories the pytest configuration's ``filterwarnings``
+names (``ignore::coverage.exceptions.CoverageWarning`` makes pytest import ``coverage`` at
+start-up, so it is installed even though pytest-cov's options are dropped).
+
 Left out, with the reason: pytest itself (the sandbox's runner is pinned,
 :data:`~horizongym.envs.swe.packages.TEST_REQUIREMENTS`), the release itself, and the
 coverage and report plugins whose options :mod:`horizongym.envs.swe.testsetup` neutralises.
@@ -29,7 +33,7 @@ import configparser
 import hashlib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,8 +90,12 @@ def requirement_name(requirement: str) -> str:
     return normalise(match.group(1)) if match else ""
 
 
-def declared_requirements(files: Mapping[str, bytes], own_name: str) -> TestRequirements:
-    """What the release's metadata says its tests need (see the module docstring)."""
+def declared_requirements(
+    files: Mapping[str, bytes], own_name: str, warning_modules: Sequence[str] = ()
+) -> TestRequirements:
+    """What the release's metadata says its tests need (see the module docstring), plus
+    ``warning_modules`` (modules the pytest configuration's ``filterwarnings`` imports, taken as
+    distribution names; one installed even if it is in :data:`NOT_INSTALLED`)."""
     found: list[tuple[str, list[str]]] = []
     pyproject = _toml(files, "pyproject.toml")
     project = pyproject.get("project", {})
@@ -122,7 +130,9 @@ def declared_requirements(files: Mapping[str, bytes], own_name: str) -> TestRequ
         if tox.has_option("testenv", "deps"):
             deps = [line for line in _lines(tox.get("testenv", "deps")) if not line.startswith("-") and "{" not in line]
             found.append(("tox.ini [testenv] deps", deps))
-    requirements: list[str] = []
+    requirements: list[str] = list(warning_modules)
+    if warning_modules:
+        found.append(("pytest filterwarnings categories", list(warning_modules)))
     skipped: dict[str, str] = {}
     own = normalise(own_name)
     for _, items in found:
@@ -130,6 +140,8 @@ def declared_requirements(files: Mapping[str, bytes], own_name: str) -> TestRequ
             text = str(item).strip()
             name = requirement_name(text)
             if not name or text in requirements or text in skipped:
+                continue
+            if name in {requirement_name(m) for m in warning_modules}:
                 continue
             if name == own:
                 skipped[text] = "the release itself"

@@ -44,6 +44,7 @@ import fnmatch
 import posixpath
 import re
 import shlex
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -229,6 +230,18 @@ class TestSetup:
             under = [path for path in found if any(path == r or path.startswith(f"{r}/") for r in roots)]
             found = under or found  # a testpaths that matches nothing is pytest's fallback to the root
         return sorted(found)
+
+    def warning_modules(self, own_modules: frozenset[str] = frozenset()) -> list[str]:
+        """Top-level modules that ``filterwarnings`` names a category from (pytest imports them at start-up,
+        so they must be installed even when the plugin that would bring them is left out)."""
+        found = []
+        for line in self.config.values("filterwarnings"):
+            parts = line.split(":")
+            category = parts[2].strip() if len(parts) > 2 else ""
+            top = category.split(".")[0]
+            if "." in category and top not in sys.stdlib_module_names and top not in own_modules:
+                found.append(top)
+        return sorted(set(found))
 
     def summary(self) -> dict[str, object]:
         """A JSON-friendly digest for the mining report."""
