@@ -173,14 +173,13 @@ def measure_torch_load_inline() -> None:
     name = f"bench_relu_{uuid.uuid4().hex[:8]}"
     x = torch.randn(1000)
     with tempfile.TemporaryDirectory() as folder:
-        options: dict[str, Any] = {"cpp_sources": [KERNELBENCH_RELU], "functions": ["relu_cpu"]}
-        options.update(build_directory=folder, extra_cflags=["-O3", "-fopenmp"])
-        started = time.perf_counter()
-        module = cpp_extension.load_inline(name, **options)
+        options: dict[str, Any] = {"build_directory": folder, "extra_cflags": ["-O3", "-fopenmp"]}
+        started = time.perf_counter()  # fresh lists each call: torch's load_inline appends to the ones it gets
+        module = cpp_extension.load_inline(name, [KERNELBENCH_RELU], functions=["relu_cpu"], **options)
         emit("compile_cold_s", time.perf_counter() - started, "s", **method)
         assert torch.equal(module.relu_cpu(x), x.clamp(min=0))
         started = time.perf_counter()
-        cpp_extension.load_inline(name, **options)
+        cpp_extension.load_inline(name, [KERNELBENCH_RELU], functions=["relu_cpu"], **options)
         emit("compile_cached_ms", (time.perf_counter() - started) * 1000, "ms", **method)
 
 
