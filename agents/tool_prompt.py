@@ -14,6 +14,7 @@ Some instruct models' templates (SmolLM2's) render ``role``/``content`` pairs on
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -53,10 +54,8 @@ def call_block(call: dict[str, Any]) -> str:
     function = call.get("function", call)
     arguments = function.get("arguments", {})
     if isinstance(arguments, str):
-        try:
+        with contextlib.suppress(json.JSONDecodeError):  # else shown as the string it is
             arguments = json.loads(arguments)
-        except json.JSONDecodeError:
-            pass  # shown as the string it is
     payload = {"name": function.get("name"), "arguments": arguments}
     return f"<tool_call>{json.dumps(payload, ensure_ascii=False)}</tool_call>"
 
