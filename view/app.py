@@ -106,8 +106,13 @@ def create_app(catalog: RunCatalog, *, play: BrowserPlay | None = None) -> Starl
         if play is not None:
             await play.close_all()
 
-    app = Starlette(
-        routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error}, lifespan=lifespan
-    )
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """Anything else that raised: still one JSON line for the page to show (the traceback goes to the log)."""
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        message = f"{request.url.path} failed: {type(exc).__name__}: {first} (a bug: see the server's log)"
+        return JSONResponse({"error": message}, status_code=500)
+
+    handlers = {ApiError: api_error, HTTPException: http_error, Exception: unexpected}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.catalog = catalog
     return app

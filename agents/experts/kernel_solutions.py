@@ -14,6 +14,11 @@ kernel and ``<task>.cu`` the CUDA one. A kernel's local includes (``#include "fa
 replaced by the header's text, since a candidate's kernel is one self-contained source.
 :func:`~horizongym.envs.kernels.api.candidate_file` assembles a kernel and its ``ModelNew`` into
 a candidate file.
+
+``kernel_sources/kernelbench/<task>.py`` holds solutions in KernelBench's own form: one Python file
+whose C++ is a string built by ``torch.utils.cpp_extension.load_inline(cpp_sources=...,
+functions=[...])`` and bound as ``torch::Tensor`` functions (:data:`KERNELBENCH_SOLUTIONS`; their
+``#include "../<header>"`` lines are replaced by the header's text like the kernels' includes).
 """
 
 from __future__ import annotations
@@ -75,6 +80,18 @@ def load_solutions(root: Path = SOURCES_ROOT) -> dict[str, dict[str, str]]:
 
 SOLUTIONS: dict[str, dict[str, str]] = load_solutions()
 """Task name -> {"cpp": candidate file, optionally "cuda": candidate file}."""
+
+KERNELBENCH_ROOT = SOURCES_ROOT / "kernelbench"
+"""The folder of KernelBench-form (``load_inline``) solution files, one ``<task>.py`` per task."""
+
+
+def load_kernelbench_solutions(root: Path = KERNELBENCH_ROOT) -> dict[str, str]:
+    """Task name -> KernelBench-form candidate file, for every ``<task>.py`` under ``root``."""
+    return {path.stem: read_kernel(path) for path in sorted(root.glob("*.py"))}
+
+
+KERNELBENCH_SOLUTIONS: dict[str, str] = load_kernelbench_solutions()
+"""Task name -> a candidate file in KernelBench's ``load_inline`` form (C++, the cpu backend)."""
 
 KERNELS: dict[str, dict[str, str]] = load_kernels()
 """Task name -> {language: kernel source alone}, for building a kernel without running its Python."""

@@ -281,7 +281,7 @@ class KernelEvaluator:
         if violations:
             status: Status = "error" if all(v.code in FORMAT_CODES for v in violations) else "hack"
             return EvalResult(status, violations, seconds=time.perf_counter() - started, backend=self.backend)
-        if "load_inline" in candidate_source and self.language == "cpp":
+        if "load_inline" in candidate_source:
             self.prepare_inline()
         result = self._run(task, candidate_source)
         if result.correct and result.timing is not None and result.timing.speedup > self.reverify_above:

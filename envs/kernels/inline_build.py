@@ -28,8 +28,14 @@ torch's own builder never runs. :func:`load_inline` takes torch's arguments and:
    ``at::_ops``) is rejected as ``torch_op`` before the library runs, and the runtime operator guard
    sees any compute op dispatched anyway.
 
-``cuda_sources`` need the ``cuda`` backend, and are not built yet: such a file gets a compile error
-that says so.
+``cuda_sources`` (the ``cuda`` and ``compile-only`` backends) are built like torch builds them, in
+two units: ``nvcc -c`` compiles the CUDA sources on a lighter prelude (:data:`CUDA_PRELUDE_TEXT`:
+``at::Tensor`` and the allocation ops, without ``ATen/ATen.h``, whose every-operator header costs
+nvcc half a minute), g++ compiles ``cpp_sources`` (declarations) and the binding on the precompiled
+prelude, and g++ links both with ``libcudart``. torch's CPU wheel ships ``ATen/cuda`` and ``c10/cuda``
+headers without their generated config header or libraries, so sources that include them (streams,
+``CUDAContext.h``) cannot be built with such a torch: the error says so in one line; kernels launch
+on the default stream instead.
 """
 
 from __future__ import annotations
@@ -67,6 +73,30 @@ PRELUDE_TEXT = """#ifndef HG_TORCH_PRELUDE
 #include <vector>
 #endif
 """
+PRELUDE_SECONDS = "build-seconds.txt"
+"""The file in the prelude folder that records how long its precompilation took."""
+CUDA_PRELUDE = "hg_torch_cuda_prelude.h"
+CUDA_PRELUDE_TEXT = """#ifndef HG_TORCH_CUDA_PRELUDE
+#define HG_TORCH_CUDA_PRELUDE
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <ATen/ops/empty_strided.h>
+#include <ATen/ops/zeros.h>
+#include <ATen/ops/zeros_like.h>
+#include <ATen/ops/ones.h>
+#include <ATen/ops/ones_like.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/full_like.h>
+#include <c10/util/Exception.h>
+#include <cuda_runtime.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+namespace torch { using namespace at; }
+#endif
+"""
+"""What a ``cuda_sources`` unit is compiled on: tensors, allocation, ``TORCH_CHECK``, the CUDA runtime."""
 SHIMMED_HEADERS = ("torch/extension.h", "torch/torch.h", "torch/all.h")
 """Headers a candidate includes that resolve to the prelude (no pybind11, no nn modules)."""
 ALLOWED_TORCH_OPS = frozenset(
@@ -186,7 +216,7 @@ def _fingerprint() -> str:
 
 def prelude_folder() -> Path:
     """The folder of the precompiled prelude and the shimmed headers (built once, ~20 s)."""
-    key = hashlib.sha256(("prelude\0" + _fingerprint() + PRELUDE_TEXT).encode()).hexdigest()[:32]
+    key = hashlib.sha256(("prelude\0" + PRELUDE_SECONDS + _fingerprint() + PRELUDE_TEXT).encode()).hexdigest()[:32]
     folder = cache_dir() / "kernels-inline" / f"prelude-{key}"
     if folder.exists():
         return folder
@@ -198,9 +228,11 @@ def prelude_folder() -> Path:
             (tmp / header).write_text(f'#include "{PRELUDE}"\n')
         compiler = shutil.which(api.compiler_of("cpp")) or api.compiler_of("cpp")
         command = [compiler, *base_flags(), "-x", "c++-header", PRELUDE, "-o", f"{PRELUDE}.gch"]
+        started = time.perf_counter()
         done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=600, check=False)
         if done.returncode != 0:
             raise api.CompileError("the torch prelude header did not build:\n" + (done.stdout + done.stderr)[-2000:])
+        (tmp / PRELUDE_SECONDS).write_text(f"{time.perf_counter() - started:.3f}\n")
 
     return build_atomically(folder, compile_into)
 
@@ -263,50 +295,121 @@ def _demangled_allowed(symbols: list[str]) -> list[str]:
     return [symbol for symbol, name in zip(symbols, names, strict=True) if allowed_torch_symbol(name)]
 
 
+def cuda_prelude_folder() -> Path:
+    """The folder of :data:`CUDA_PRELUDE_TEXT` and the shimmed headers ``cuda_sources`` include (no build)."""
+    key = hashlib.sha256(("cuda-prelude\0" + CUDA_PRELUDE_TEXT).encode()).hexdigest()[:32]
+    folder = cache_dir() / "kernels-inline" / f"cuda-prelude-{key}"
+    if folder.exists():
+        return folder
+
+    def write_into(tmp: Path) -> None:
+        (tmp / CUDA_PRELUDE).write_text(CUDA_PRELUDE_TEXT)
+        for header in SHIMMED_HEADERS:
+            (tmp / header).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / header).write_text(f'#include "{CUDA_PRELUDE}"\n')
+
+    return build_atomically(folder, write_into)
+
+
+INCOMPLETE_CUDA_HEADERS = "cuda_cmake_macros.h"
+"""The generated header torch's CPU wheel lacks: its ``c10/cuda`` and ``ATen/cuda`` headers cannot be used."""
+
+
+def cuda_unit(call: InlineCall) -> str:
+    """The ``.cu`` file built for ``call``'s ``cuda_sources``: the CUDA prelude, then the sources."""
+    return f'#include "{CUDA_PRELUDE}"\n#line 1 "cuda_sources"\n' + "\n".join(call.cuda_sources) + "\n"
+
+
+def _run_compiler(command: list[str], cwd: str, timeout_s: float) -> tuple[str, bool]:
+    """Run one compiler command: its output and whether it succeeded (a timeout is a failure that says so)."""
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return f"{Path(command[0]).name} did not finish within {timeout_s:g} s", False
+    return done.stdout + done.stderr, done.returncode == 0
+
+
+def _cuda_error(output: str, source: str) -> str:
+    """nvcc's trimmed output for ``cuda_sources``, led by one plain line when torch's CUDA headers are incomplete."""
+    import torch
+
+    text = api.trim_compiler_output(output, source, "cuda_sources.cu")
+    if INCOMPLETE_CUDA_HEADERS in output:
+        text = (
+            f"load_inline: this torch ({torch.__version__}) has no complete CUDA headers or libraries, so sources "
+            "that include c10/cuda or ATen/cuda (streams, CUDAContext.h) cannot be built with it; launch kernels on "
+            "the default stream (<<<blocks, threads>>>) and include only <torch/extension.h> and <cuda_runtime.h>\n"
+            + text
+        )
+    return text
+
+
 def build_inline(call: InlineCall, *, timeout_s: float = api.COMPILE_TIMEOUT_S) -> api.BuildResult:
     """Compile ``call``'s unit into a checked shared library, or take it from the cache (see the module doc)."""
     started = time.perf_counter()
-    if call.cuda_sources:
+    cuda = bool(call.cuda_sources)
+    if cuda and api.default_language() != "cuda":
         raise api.CompileError(
-            "load_inline with cuda_sources is not built by this environment yet; submit C++ in cpp_sources "
-            "(cpu backend) or use load_kernel(SOURCE, 'cuda')"
+            "load_inline: cuda_sources need the cuda backend (or compile-only); on the cpu backend put C++ in "
+            "cpp_sources"
         )
     folder_of_prelude = prelude_folder()
+    folder_of_cuda_prelude = cuda_prelude_folder() if cuda else None
     unit = translation_unit(call)
     flags = [flag for flag in (*call.extra_cflags,) if flag.strip()]
+    cuda_flags = [part for flag in call.extra_cuda_cflags for part in flag.split()]
     rules = RULES_FINGERPRINT + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()  # this module's rules too
-    key_text = "\0".join([_fingerprint(), rules, *flags, unit])
+    key_parts = [_fingerprint(), rules, *flags, unit]
+    if cuda:
+        key_parts += [api.toolchain("cuda").fingerprint(), api.cuda_arch(), *cuda_flags, cuda_unit(call)]
+    key_text = "\0".join(key_parts)
     root = cache_dir() / "kernels-inline"
     folder = root / hashlib.sha256(key_text.encode()).hexdigest()[:32]
     cached = folder.exists()
     if not cached:
-        _, library_folder, _ = _torch_paths()
+        includes, library_folder, abi = _torch_paths()
+        compiler = shutil.which(api.compiler_of("cpp")) or api.compiler_of("cpp")
+        nvcc = shutil.which(api.compiler_of("cuda")) or api.compiler_of("cuda")
+        torch_libraries = [f"-L{library_folder}", "-lc10", "-ltorch_cpu"]
 
         def compile_into(tmp: Path) -> None:
             with tempfile.TemporaryDirectory(prefix="hg-inline-") as work:
                 source = Path(work) / "unit.cpp"
                 source.write_text(unit)
-                compiler = shutil.which(api.compiler_of("cpp")) or api.compiler_of("cpp")
-                command = [
-                    compiler, f"-I{folder_of_prelude}", *base_flags(), *flags, "-shared", str(source), "-o", "lib.so",
-                    f"-L{library_folder}", "-lc10", "-ltorch_cpu", f"-Wl,-rpath,{library_folder}",
-                ]  # fmt: skip
+                library = Path(work) / "lib.so"
+                base = [compiler, f"-I{folder_of_prelude}", *base_flags(), *flags]
+                if not cuda:
+                    steps = [[*base, "-shared", str(source), "-o", str(library), *torch_libraries,
+                              f"-Wl,-rpath,{library_folder}"]]  # fmt: skip
+                else:
+                    cuda_source = Path(work) / "unit.cu"
+                    cuda_source.write_text(cuda_unit(call))
+                    steps = [
+                        [nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC", "-w", f"-arch={api.cuda_arch()}",
+                         f"-D_GLIBCXX_USE_CXX11_ABI={abi}", f"-I{folder_of_cuda_prelude}",
+                         *(f"-I{path}" for path in includes), *cuda_flags, "-c", str(cuda_source), "-o", "cuda.o"],
+                        [*base, "-c", str(source), "-o", "main.o"],
+                        [nvcc, "-shared", "-cudart", "shared", f"-arch={api.cuda_arch()}", "main.o", "cuda.o",
+                         "-o", str(library), *torch_libraries, "-Xlinker", f"-rpath={library_folder}",
+                         "-Xcompiler", "-fopenmp"],
+                    ]  # fmt: skip
+                output, ok = "", True
                 with api._build_slot(root):
-                    try:
-                        done = subprocess.run(
-                            command, cwd=work, capture_output=True, text=True, timeout=timeout_s, check=False
-                        )
-                        output, ok = done.stdout + done.stderr, done.returncode == 0
-                    except subprocess.TimeoutExpired:
-                        output, ok = f"the compiler did not finish within {timeout_s:g} s", False
+                    for step in steps:
+                        output, ok = _run_compiler(step, work, timeout_s)
+                        if not ok:
+                            break
                 if not ok:
-                    text = api.trim_compiler_output(output, str(source), "inline.cpp")
+                    if cuda and step is steps[0]:
+                        text = _cuda_error(output, str(Path(work) / "unit.cu"))
+                    else:
+                        text = api.trim_compiler_output(output, str(source), "inline.cpp")
                     if "binding:" in text and "not declared" in text:
                         names = ", ".join(call.functions)
-                        text = f"load_inline: functions=[{names}] names a function cpp_sources does not define\n{text}"
+                        where = "cpp_sources does not declare" if cuda else "cpp_sources does not define"
+                        text = f"load_inline: functions=[{names}] names a function {where}\n{text}"
                     (tmp / "error.txt").write_text(text or "build failed")
                     return
-                library = Path(work) / "lib.so"
                 try:
                     check_library(library, also_allowed=_demangled_allowed)
                 except KernelRejected as rejected:

@@ -59,6 +59,13 @@ def cmd_mine(args: argparse.Namespace) -> None:
         f"{report.source}: {report.candidates} mutation sites, {report.tried} mutants tried, "
         f"rejected {json.dumps(report.rejected)}, {report.seconds:.0f} s{' (cached)' if report.from_cache else ''}"
     )
+    setup = report.test_setup
+    dropped = ", ".join(setup.get("dropped_options", [])) or "none"
+    print(f"tests run as CI does: config {setup.get('config') or 'none'}; options left out: {dropped}")
+    installed = ", ".join(setup.get("installed", [])) or "nothing"
+    not_installed = "; ".join(f"{k} ({v})" for k, v in setup.get("not_installed", {}).items()) or "none"
+    print(f"test requirements installed: {installed}; not installed: {not_installed}")
+    print(f"tests not mined from: {json.dumps(report.skipped_tests)}")
     print(f"{len(report.instances)} validated instances written to {args.out}")
 
 

@@ -7,7 +7,7 @@ A ``sys.settrace`` hook traces line events only in frames whose code is one of t
 the rest of the run pays for one call event per function call. The result::
 
     {"tests": [node ids in run order], "outcomes": {node id: passed|failed|skipped},
-     "collect_errors": [paths that failed to collect],
+     "collect_errors": [paths that failed to collect], "deselected": [node ids left out by -m/-k],
      "lines": {file relative to cwd: {line: [indexes into "tests"]}}}
 
 Module-level code runs during collection, before any test, so it is never attributed to a
@@ -43,6 +43,7 @@ _FILES = _traced_files()
 _TESTS: list[str] = []
 _OUTCOMES: dict[str, str] = {}
 _COLLECT_ERRORS: list[str] = []
+_DESELECTED: list[str] = []
 _LINES: dict[str, dict[int, set[int]]] = {}
 _TRACED: dict[str, str | None] = {}
 _current: set[tuple[str, int]] = set()
@@ -102,6 +103,10 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
         _COLLECT_ERRORS.append(report.nodeid)
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _DESELECTED.extend(item.nodeid for item in items)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = os.environ.get("HORIZONGYM_TRACE_OUT")
     if not out:
@@ -109,6 +114,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines = {
         path: {str(line): sorted(tests) for line, tests in sorted(by_line.items())} for path, by_line in _LINES.items()
     }
-    result = {"tests": _TESTS, "outcomes": _OUTCOMES, "collect_errors": _COLLECT_ERRORS, "lines": lines}
+    result = {
+        "tests": _TESTS,
+        "outcomes": _OUTCOMES,
+        "collect_errors": _COLLECT_ERRORS,
+        "deselected": _DESELECTED,
+        "lines": lines,
+    }
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(result, handle, sort_keys=True)

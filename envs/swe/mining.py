@@ -60,12 +60,14 @@ from horizongym.envs.swe.packages import (
 )
 from horizongym.envs.swe.patches import patch_paths
 from horizongym.envs.swe.reports import CodeIndex, junit_failure_texts, problem_statement
+from horizongym.envs.swe.testdeps import declared_requirements, pin_requirements
 from horizongym.envs.swe.testrun import JUNIT_PATH, PASSED, junit_key, outcomes_for, parse_junit, selection_command
-from horizongym.envs.swe.types import DEFAULT_TEST_COMMAND, SWEEnvironment, SWEInstance, load_instances
+from horizongym.envs.swe.testsetup import needs_network, read_test_setup
+from horizongym.envs.swe.types import SWEEnvironment, SWEInstance, load_instances
 from horizongym.sandboxes import tar_files
 from horizongym.sandboxes.base import Sandbox, SandboxSpec
 
-MINER_VERSION = "1"
+MINER_VERSION = "2"
 DEFAULT_SEED = 0
 DEFAULT_MAX_CANDIDATES = 60
 DEFAULT_MAX_TASKS = 12
@@ -95,6 +97,8 @@ _CODE_MODULES = tuple(
         "reports",
         "harness",
         "testrun",
+        "testsetup",
+        "testdeps",
         "patches",
         "types",
     )
@@ -172,13 +176,25 @@ class _Miner:
                 self.texts[path] = release.files[path].decode("utf-8")
             except UnicodeDecodeError:
                 continue  # not mutated (diffs are text)
+        self.setup = read_test_setup(release.files)
+        self.test_files = self.setup.test_files(release.files, self.layout.test_files)
+        own = frozenset(p.removeprefix("src/").split("/")[0].removesuffix(".py") for p in self.layout.source_files)
+        declared = declared_requirements(release.files, release.name, self.setup.warning_modules(own))
+        pins, unavailable = pin_requirements(declared.requirements)
         self.environment = SWEEnvironment(
             source=release.source,
             sdist_sha256=release.sha256,
+            dependencies=pins,
             python_path=self.layout.python_path,
-            test_command=DEFAULT_TEST_COMMAND,
+            test_command=self.setup.test_command,
         )
         self.report = MiningReport(source=release.source)
+        self.report.test_setup = {
+            **self.setup.summary(),
+            "requirement_sources": declared.sources,
+            "installed": pins,
+            "not_installed": {**declared.skipped, **{r: f"no wheel: {e}" for r, e in unavailable.items()}},
+        }
         self.rejected: Counter[str] = Counter()
 
     # ----- sandboxes ---------------------------------------------------------------------
@@ -276,7 +292,7 @@ class _Miner:
         plugin = Path(linetrace.__file__).read_bytes()
         sandbox.write_file(f"{TRACE_DIR}/{TRACE_PLUGIN}.py", plugin)
         sandbox.write_file(f"{TRACE_DIR}/files.txt", "\n".join(self.layout.source_files).encode())
-        test_files = self.layout.test_files
+        test_files = self.test_files
         if not test_files:
             raise MiningError(f"{self.release.source}: no test files")
         trace_json = f"{TRACE_DIR}/trace.json"
@@ -300,6 +316,7 @@ class _Miner:
         except (FileNotFoundError, ValueError) as error:
             raise MiningError(f"{self.release.source}: the test run failed:\n{plain.output[-3000:]}") from error
         passing = frozenset(t for t in tests if trace["outcomes"].get(t) == PASSED and plain_outcomes.get(t) == PASSED)
+        self.report.skipped_tests = self.skipped_tests(trace, tests, plain_outcomes, sandbox, broken)
         if not passing:
             raise MiningError(f"{self.release.source}: no test passes:\n{plain.output[-3000:]}")
         coverage: dict[str, dict[int, frozenset[str]]] = {}
@@ -309,6 +326,31 @@ class _Miner:
                 for line, indexes in by_line.items()
             }
         return Baseline(tests, passing, file_of, coverage, usable, plain.duration_s)
+
+    def skipped_tests(
+        self, trace: dict[str, Any], tests: list[str], plain: dict[str, str], sandbox: Sandbox, broken: set[str]
+    ) -> dict[str, int]:
+        """How many tests of the release are not mined from, by reason (the baseline's left-outs)."""
+        texts = junit_failure_texts(sandbox.read_file(JUNIT_PATH).decode("utf-8", "replace"))
+        reasons: Counter[str] = Counter()
+        for test in tests:
+            traced, outcome = trace["outcomes"].get(test), plain.get(test)
+            if traced == PASSED and outcome == PASSED:
+                continue
+            if outcome in FAILING and needs_network(texts.get(junit_key(test), "")):
+                reasons["needs_network"] += 1
+            elif outcome in FAILING:
+                reasons["fails_on_the_release"] += 1
+            elif outcome == "skipped" or traced == "skipped":
+                reasons["skipped_by_pytest"] += 1
+            else:
+                reasons["differs_under_the_tracer"] += 1
+        if broken:
+            reasons["files_not_collected"] = len(broken)
+        deselected = len(trace.get("deselected", []))
+        if deselected:
+            reasons["deselected_by_marker"] = deselected
+        return dict(sorted(reasons.items()))
 
     def candidates(self, baseline: Baseline, max_candidates: int) -> list[Mutation]:
         """Step 3's order: valid mutation sites on covered lines, seeded and kind-balanced."""

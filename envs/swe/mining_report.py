@@ -62,6 +62,14 @@ class MiningReport:
     mutations: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per kept instance: the bug put in (``kind``, ``path``, ``line``, ``description``)."""
     """Per kept instance: was it resolved by the ``gold``, ``empty`` and ``cheat`` patches."""
+    test_setup: dict[str, Any] = field(default_factory=dict)
+    """How the tests were run (:meth:`~horizongym.envs.swe.testsetup.TestSetup.summary`): the pytest
+    configuration, the options left out of its ``addopts``, the network marker deselected, the
+    requirements installed (and where they were declared) and those not installed, with why."""
+    skipped_tests: dict[str, int] = field(default_factory=dict)
+    """Tests of the release not mined from, by reason (``needs_network``, ``fails_on_the_release``,
+    ``skipped_by_pytest``, ``deselected_by_marker``, ``differs_under_the_tracer``,
+    ``files_not_collected``: test files that did not import)."""
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
     """Wall time of each step: ``setup`` (image, sandboxes), ``baseline``, ``mutants``, ``validation``."""
@@ -76,6 +84,8 @@ class MiningReport:
             "rejected": self.rejected,
             "validation": self.validation,
             "mutations": self.mutations,
+            "test_setup": self.test_setup,
+            "skipped_tests": self.skipped_tests,
             "seconds": self.seconds,
             "phases": self.phases,
         }
@@ -90,6 +100,8 @@ class MiningReport:
             rejected=data["rejected"],
             validation=data["validation"],
             mutations=data.get("mutations", {}),
+            test_setup=data.get("test_setup", {}),
+            skipped_tests=data.get("skipped_tests", {}),
             seconds=data["seconds"],
             phases=data.get("phases", {}),
             from_cache=True,
