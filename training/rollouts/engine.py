@@ -446,35 +446,20 @@ class RolloutEngine:
         return True
 
     async def _release(self, env: gym.Env[Any, Any], point: ForkPoint) -> None:
-        """Free what a fork point's snapshot holds outside the process (a committed image); a failure is a warning."""
-        try:
-            if self._blocking(env.unwrapped):
-                await self._in_thread(functools.partial(release, env, point.snapshot), None)
-            else:
-                release(env, point.snapshot)
-        except Exception as exc:
-            warnings.warn(
-                f"could not release the snapshot after turn {point.turn}: {type(exc).__name__}: {exc}",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        """Free what a fork point's snapshot holds outside the process (a committed image)."""
+        if self._blocking(env.unwrapped):
+            await self._in_thread(functools.partial(_release_or_warn, env, point), None)
+        else:
+            _release_or_warn(env, point)
 
     def _release_later(self, env: gym.Env[Any, Any], points: list[ForkPoint]) -> None:
         """Release the snapshots of a tree cut short without waiting, on the thread that closes broken
-        envs (``env`` may be in a step on another thread, or closed: releasing reads only the snapshot);
-        a failure is a warning."""
+        envs (``env`` may be in a step on another thread, or closed: releasing reads only the snapshot)."""
         kept = list(points)
 
         def free() -> None:
             for point in kept:
-                try:
-                    release(env, point.snapshot)
-                except Exception as exc:
-                    warnings.warn(
-                        f"could not release the snapshot after turn {point.turn}: {type(exc).__name__}: {exc}",
-                        RuntimeWarning,
-                        stacklevel=1,
-                    )
+                _release_or_warn(env, point)
 
         self._closer.submit(free)
 
@@ -706,6 +691,18 @@ class RolloutEngine:
         record["parent_branch"] = None if fork is None else 0
         record["fork_turn"] = 0 if fork is None else fork.turn
         return _episode_record(record), broken or outcome == "infra_error"
+
+
+def _release_or_warn(env: gym.Env[Any, Any], point: ForkPoint) -> None:
+    """Release ``point``'s snapshot through ``env``; a failure is a warning (the rollout goes on)."""
+    try:
+        release(env, point.snapshot)
+    except Exception as exc:
+        warnings.warn(
+            f"could not release the snapshot after turn {point.turn}: {type(exc).__name__}: {exc}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 @dataclass
