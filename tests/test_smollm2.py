@@ -20,7 +20,10 @@ from horizongym.agents.hf import TransformersPolicy, encode_prompt
 from horizongym.agents.specs import PolicySpecError, make_policy
 from horizongym.tools import parse_action
 
-pytest.importorskip("gguf", reason="the smollm2 tests need the gguf package (the dev extra)")
+try:
+    import gguf  # noqa: F401  (transformers reads GGUF files with it)
+except ImportError:  # fail loudly, never skip: the dev setup installs it
+    pytest.fail("the smollm2 tests need the gguf package: run 'make test' (the dev extra installs it)", pytrace=False)
 
 SYSTEM = {"role": "system", "content": "You play KeyChain. Use the tools."}
 LOGPROB_TOLERANCE = 1e-3
