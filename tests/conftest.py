@@ -172,3 +172,26 @@ def screenshot(chromium: Any, tmp_path: Path) -> Any:
         return path
 
     return take
+
+
+@pytest.fixture(scope="module")
+def keychain_expert_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A KeyChain run file of two episodes by the expert policy, made by ``horizongym rollout`` once per module."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("recorded") / "run.jsonl"
+    args = ["rollout", "KeyChain-v0", "--policy", "expert", "-n", "2", "--out", str(out), "--quiet"]
+    made = subprocess.run([sys.executable, "-m", "horizongym", *args], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    return out
+
+
+@pytest.fixture
+def keychain_run_copy(keychain_expert_run: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`keychain_expert_run` in the test's tmp dir, for a test that appends to it."""
+    import shutil
+
+    copy = tmp_path / "run.jsonl"
+    shutil.copy(keychain_expert_run, copy)
+    return copy

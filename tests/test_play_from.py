@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,20 +21,9 @@ def horizongym(*args: str, stdin: str = "", cwd: Path | None = None) -> subproce
     )
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A KeyChain run of two episodes by the expert policy (made once; each test copies it)."""
-    out = tmp_path_factory.mktemp("recorded") / "run.jsonl"
-    made = horizongym("rollout", "KeyChain-v0", "--policy", "expert", "-n", "2", "--out", str(out), "--quiet")
-    assert made.returncode == 0, made.stderr
-    return out
-
-
 @pytest.fixture
-def run(recorded: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "run.jsonl"
-    shutil.copy(recorded, copy)
-    return copy
+def run(keychain_run_copy: Path) -> Path:
+    return keychain_run_copy
 
 
 def lines(path: Path) -> list[dict]:

@@ -6,7 +6,6 @@ file; the tool+arguments form; and every error, each one line with its status.""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,20 +27,9 @@ def horizongym(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "horizongym", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A KeyChain run of two episodes by the expert policy (made once; each test copies it)."""
-    out = tmp_path_factory.mktemp("recorded") / "run.jsonl"
-    made = horizongym("rollout", "KeyChain-v0", "--policy", "expert", "-n", "2", "--out", str(out), "--quiet")
-    assert made.returncode == 0, made.stderr
-    return out
-
-
 @pytest.fixture
-def run(recorded: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "run.jsonl"
-    shutil.copy(recorded, copy)
-    return copy
+def run(keychain_run_copy: Path) -> Path:
+    return keychain_run_copy
 
 
 @pytest.fixture
