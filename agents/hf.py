@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from horizongym.agents.base import Action, ContextLengthExceeded, Message, Policy, PolicyError
-from horizongym.agents.tool_prompt import fold_tools, template_takes_tools
+from horizongym.agents.tool_prompt import fold_tools, template_takes_tools, template_tool_style
 from horizongym.agents.turn_ids import TurnIds
 
 CHATML_TOOLS_TEMPLATE = """\
@@ -142,13 +142,14 @@ def render_prompt(
 
     A chat template that knows no tools (SmolLM2's) gets them folded into the messages
     (:func:`~horizongym.agents.tool_prompt.fold_tools`): the tool list in the system turn, calls as
-    ``<tool_call>`` blocks in the assistant's text, results as ``<tool_response>`` user turns.
+    ``<tool_call>`` blocks in the assistant's text, results as ``<tool_response>`` user turns, in
+    the style the model was trained on (:func:`~horizongym.agents.tool_prompt.template_tool_style`).
     """
     own = getattr(tokenizer, "chat_template", None)
     template = None if own else CHATML_TOOLS_TEMPLATE
     messages = normalize_messages(messages)
     if own and not template_takes_tools(own):
-        messages, tools = fold_tools(messages, tools), None
+        messages, tools = fold_tools(messages, tools, template_tool_style(own)), None
     text = tokenizer.apply_chat_template(
         messages,
         tools=tools or None,

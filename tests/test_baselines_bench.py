@@ -54,6 +54,17 @@ def test_bench_prints_a_figure_per_env_policy_and_metric(capsys: pytest.CaptureF
     assert "| KeyChain-v0 | 1.00 / 0.00 /" in "\n".join(lines)
 
 
+def test_quick_is_one_task_of_every_env_but_swe(capsys: pytest.CaptureFixture[str]) -> None:
+    baselines.figures.clear()
+    baselines.main(["--quick", "--policies", "random"])
+    envs = {f["params"]["env"] for f in baselines.figures}
+    assert envs == {c.env_id for c in baselines.CASES} - {"SWE-v0"}
+    assert {f["params"]["tasks"] for f in baselines.figures} == {1}
+    assert "SWE-v0" not in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--max-turns"):
+        baselines.main(["--max-turns", "0"])
+
+
 def test_unknown_names_exit_with_the_choices() -> None:
     with pytest.raises(SystemExit, match="unknown policy gpt: choose from smollm2, expert, random"):
         baselines.main(["--policies", "gpt"])

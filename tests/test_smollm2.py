@@ -57,11 +57,13 @@ def test_own_template_with_tools_in_the_system_turn(smol: TransformersPolicy) ->
         {"role": "tool", "tool_call_id": "c1", "content": "amber = 4821"},
     ]
     text = smol.tokenizer.decode(smol.encode(messages, tools))
-    assert text.startswith("<|im_start|>system\nYou play KeyChain. Use the tools.\n\n# Tools\n")
-    assert '{"type": "function", "function": {"name": "lookup"' in text and text.count("<|im_start|>system") == 1
+    # SmolLM2's own function-calling format: its system prompt, the functions as a JSON list, calls as a list
+    assert text.startswith("<|im_start|>system\nYou are an expert in composing functions.")
+    assert "]</tool_call>\n\nYou play KeyChain. Use the tools.<|im_end|>" in text
+    assert '<tools>[{"name": "answer"' in text and text.count("<|im_start|>system") == 1
     assert (
-        '<|im_start|>assistant\n<tool_call>{"name": "lookup", "arguments": {"key": "amber"}}</tool_call><|im_end|>'
-        in text
+        '<|im_start|>assistant\n<tool_call>[\n{"name": "lookup", "arguments": {"key": "amber"}}\n]</tool_call>'
+        "<|im_end|>" in text
     )
     assert (
         "<|im_start|>user\n<tool_response>\namber = 4821\n</tool_response><|im_end|>\n<|im_start|>assistant\n" in text

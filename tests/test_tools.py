@@ -192,3 +192,34 @@ def test_nested_tags_read_the_same_whatever_the_declaration_order() -> None:
             ToolCall("answer", {"value": "42"}),
         ]
     )
+
+
+def test_a_json_list_of_calls_in_one_block() -> None:
+    text = (
+        'calling <tool_call>[\n{"name": "search", "arguments": {"query": "a"}},\n'
+        '{"name": "move", "arguments": {"x": 1, "y": 2}}\n]</tool_call>'
+    )
+    parsed = parse_action(text)
+    assert parsed.calls == [ToolCall("search", {"query": "a"}), ToolCall("move", {"x": 1, "y": 2})]
+    assert parsed.text == "calling" and not parsed.errors
+    empty = parse_action("<tool_call>[]</tool_call>")
+    assert not empty.calls and not empty.errors and empty.text == ""
+    mixed = parse_action('<tool_call>[{"name": "search", "arguments": {}}, "move"]</tool_call>')
+    assert [c.name for c in mixed.calls] == ["search"]
+    assert isinstance(mixed.errors[0], MalformedToolCall)
+
+
+def test_a_fenced_json_call_when_there_is_no_block() -> None:
+    one = parse_action('Sure.\n```json\n{"name": "search", "arguments": {"query": "q"}}\n```\nDone.')
+    assert one.calls == [ToolCall("search", {"query": "q"})]
+    assert one.text == "Sure.\n\nDone." and not one.errors
+    several = parse_action('```JSON\n[{"name": "search", "arguments": {}}, {"name": "move", "arguments": {}}]\n```')
+    assert [c.name for c in several.calls] == ["search", "move"]
+    data = parse_action('The result:\n```json\n{"name": "Ada", "age": 36}\n```')  # JSON, but no call
+    assert not data.calls and not data.errors and '"age": 36' in data.text
+    code = parse_action('```python\n{"name": "search", "arguments": {}}\n```')  # fenced, but not json
+    assert not code.calls and not code.errors
+    block_wins = parse_action(
+        '```json\n{"name": "move", "arguments": {}}\n```\n<tool_call>{"name": "search", "arguments": {}}</tool_call>'
+    )
+    assert [c.name for c in block_wins.calls] == ["search"]

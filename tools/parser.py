@@ -2,11 +2,16 @@
 
 Formats read, in this order of precedence:
 
-1. Hermes / Qwen blocks: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, one or several.
-2. OpenAI ``tool_calls`` structures, given as Python objects or as JSON text: a message with a
+1. Hermes / Qwen blocks: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, one or several;
+   a block may hold a JSON list of such calls (SmolLM2-Instruct's format,
+   ``<tool_call>[{"name": ...}, ...]</tool_call>``; ``[]`` is no call).
+2. Fenced JSON calls, when no block is found: a Markdown code fence tagged ``json`` whose body is
+   one call object or a list of them, each with ``"name"`` and ``"arguments"`` (a fence holding any
+   other JSON is text, not a call).
+3. OpenAI ``tool_calls`` structures, given as Python objects or as JSON text: a message with a
    ``tool_calls`` list, or the list itself, each item ``{"id", "type": "function",
    "function": {"name", "arguments": "<json string>"}}``.
-3. Tag actions ``<name>text</name>`` for the tag tools an environment declares.
+4. Tag actions ``<name>text</name>`` for the tag tools an environment declares.
 
 The parser never raises: anything it cannot read becomes a typed error in the result.
 """
@@ -24,6 +29,7 @@ from horizongym.tools.errors import InvalidJSON, MalformedToolCall, ToolCallErro
 from horizongym.tools.tool import ToolCall
 
 _HERMES = re.compile(r"<tool_call>(.*?)(</tool_call>|$)", re.DOTALL)
+_FENCED_JSON = re.compile(r"```json[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 _EXAMPLE = '<tool_call>{"name": "TOOL", "arguments": {"ARG": "VALUE"}}</tool_call>'
 
 
@@ -74,6 +80,20 @@ def _call_from_object(obj: Any, call_id: str | None = None) -> ToolCall | ToolCa
     return ToolCall(name=name, arguments=dict(arguments), id=call_id)
 
 
+def _calls_from_body(obj: Any) -> list[ToolCall | ToolCallError]:
+    """A ``<tool_call>`` body: one call object, or a JSON list of them (``[]``: none)."""
+    if isinstance(obj, list):
+        return [_call_from_object(item) for item in obj]
+    return [_call_from_object(obj)]
+
+
+def _is_call_shaped(obj: Any) -> bool:
+    """A JSON value that is plainly meant as calls: an object with ``name`` and ``arguments``, or a
+    non-empty list of such objects."""
+    items = obj if isinstance(obj, list) and obj else [obj]
+    return all(isinstance(item, Mapping) and "name" in item and "arguments" in item for item in items)
+
+
 def parse_openai_tool_calls(tool_calls: Any) -> ParsedAction:
     """Read an OpenAI ``tool_calls`` list (or a message holding one)."""
     content = ""
@@ -111,8 +131,8 @@ def parse_action(action: Any, tag_arguments: Mapping[str, str] | None = None) ->
 
 
 def is_plain_text(action: str) -> bool:
-    """True if ``action`` cannot hold a tool call in any format (no tag, no leading JSON)."""
-    return "<" not in action and action.lstrip()[:1] not in ("{", "[")
+    """True if ``action`` cannot hold a tool call in any format (no tag, no code fence, no leading JSON)."""
+    return "<" not in action and "```" not in action and action.lstrip()[:1] not in ("{", "[")
 
 
 def _parse(action: Any, tag_arguments: Mapping[str, str]) -> ParsedAction:
@@ -137,9 +157,16 @@ def _parse(action: Any, tag_arguments: Mapping[str, str]) -> ParsedAction:
                 (match.start(), InvalidJSON(f"the <tool_call> body is not valid JSON ({problem}). Use {_EXAMPLE}"))
             )
         else:
-            found.append((match.start(), _call_from_object(obj)))
+            found.extend((match.start(), call) for call in _calls_from_body(obj))
 
-    if not found:
+    if not spans:
+        for match in _FENCED_JSON.finditer(action):
+            obj, problem = _loads(match.group(1).strip())
+            if problem is None and _is_call_shaped(obj):
+                spans.append(match.span())
+                found.extend((match.start(), call) for call in _calls_from_body(obj))
+
+    if not found and not spans:
         stripped = action.strip()
         if stripped[:1] in ("{", "["):
             obj, problem = _loads(stripped)
