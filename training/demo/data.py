@@ -79,6 +79,7 @@ def export_world(folder: Path, hops: Sequence[int], extra: int, held_out: int = 
                 "type": t.kind,
                 "hops": t.hops,
                 "split": split,
+                "entity": t.meta["chain"][0],
             }
         )
         + "\n"
