@@ -170,3 +170,19 @@ def test_sft_does_not_depend_on_the_order_the_expert_episodes_were_stored_in(tmp
         run_sft(data, path, QUICK, tmp_path / name)
         weights.append(next((tmp_path / name / "sft" / "model").glob("*.safetensors")).read_bytes())
     assert weights[0] == weights[1]
+
+
+def test_the_policy_prompts_are_the_sft_rows_prompts_tools_or_not() -> None:
+    """The demo's template leaves the tool schemas out: a policy given the env's tools must prompt the model
+    with exactly the text SFT trained it on (rendered without tools)."""
+    from horizongym.agents.hf import encode_prompt
+    from horizongym.agents.tiny import build_byte_tokenizer
+
+    tokenizer = build_byte_tokenizer()
+    tokenizer.chat_template = CHATML_TEMPLATE
+    messages = [{"role": "user", "content": "Question: Who?"}]
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
+    assert encode_prompt(tokenizer, messages, tools) == encode_prompt(tokenizer, messages, None)
+    assert tokenizer.decode(encode_prompt(tokenizer, messages, tools)) == (
+        "<|im_start|>user\nQuestion: Who?<|im_end|>\n<|im_start|>assistant\n"
+    )
