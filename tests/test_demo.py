@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from horizongym.training.demo import CHATML_TEMPLATE, QUICK, STAGES, main
 
 
@@ -186,3 +188,15 @@ def test_the_policy_prompts_are_the_sft_rows_prompts_tools_or_not() -> None:
     assert tokenizer.decode(encode_prompt(tokenizer, messages, tools)) == (
         "<|im_start|>user\nQuestion: Who?<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_set_changes_settings_and_refuses_unknown_fields() -> None:
+    from horizongym.training.demo.settings import DemoSettings, with_overrides
+
+    settings = with_overrides(DemoSettings(), ["rl_lr=2e-4", "dynamic_sampling=false", "advantage=grpo", "hops=[1, 2]"])
+    assert (settings.rl_lr, settings.dynamic_sampling, settings.advantage) == (2e-4, False, "grpo")
+    assert settings.hops == (1, 2)
+    with pytest.raises(ValueError, match="expected FIELD=VALUE"):
+        with_overrides(DemoSettings(), ["learning_rate=1"])
+    with pytest.raises(SystemExit):
+        main(["--quick", "--set", "nonsense"])

@@ -437,7 +437,7 @@ class Trainer:
                         for batch in _chunks(order, per_step):
                             normalizer = sum(s.num_tokens for s in batch) if cfg.ratio_level == "token" else len(batch)
                             self.optimizer.zero_grad(set_to_none=True)
-                            for micro in _chunks(self.ranks.batch_share(batch), cfg.micro_batch_size):
+                            for micro in _chunks(by_length(self.ranks.batch_share(batch)), cfg.micro_batch_size):
                                 loss, stats = self._micro_loss(micro, normalizer)
                                 loss.backward()
                                 totals["loss"] += float(loss.item())
@@ -767,6 +767,14 @@ def shared_turns(episodes: Sequence[Episode]) -> list[int]:
 def _stored_order(episode: Episode) -> tuple[int, int, bool, int]:
     """Episodes by task and sample, each tree's branches before its trunk (a trunk on file is a whole tree)."""
     return (episode.seed, episode.sample, episode.branch == 0, episode.branch)
+
+
+def by_length(samples: Sequence[TurnSample]) -> list[TurnSample]:
+    """``samples`` from shortest to longest (prompt and completion), so each micro-batch pads little.
+
+    An optimizer step sums its micro-batches' gradients, so their order changes nothing but the
+    padding each one carries."""
+    return sorted(samples, key=lambda s: len(s.prompt_ids) + s.num_tokens)
 
 
 def _chunks(items: Sequence[TurnSample], size: int) -> Iterator[list[TurnSample]]:

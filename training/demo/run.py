@@ -18,7 +18,7 @@ from horizongym.training.demo.data import export_world, split_size
 from horizongym.training.demo.episodes import expert_episodes
 from horizongym.training.demo.report import paired, plot, table, verdict, verdict_line
 from horizongym.training.demo.rl import run_rl
-from horizongym.training.demo.settings import ENV_ID, QUICK, STAGES, DemoSettings
+from horizongym.training.demo.settings import ENV_ID, QUICK, STAGES, DemoSettings, with_overrides
 from horizongym.training.demo.sft import run_sft
 
 
@@ -125,10 +125,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--advantage", default=None, help="RL's advantage estimator: grpo, eapo (default), eapo+hcapo, hcapo, hca, tree"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one of DemoSettings' fields, e.g. --set rl_lr=2e-4 --set dynamic_sampling=false",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
-    settings = QUICK if args.quick else DemoSettings()
+    try:
+        settings = with_overrides(QUICK if args.quick else DemoSettings(), args.set)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
     if args.advantage is not None:
         from horizongym.training.advantages import ESTIMATORS
 
