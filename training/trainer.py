@@ -11,6 +11,9 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    naming the LoRA adapter published after the last update (every turn records its version); the
    envs run in this process, or with ``backend="ray"`` in Ray actors
    (:mod:`horizongym.training.rollouts.ray_backend`), which play the same episodes;
+   with ``dynamic_sampling``, only the groups whose episodes' rewards differ are trained on, and up to
+   ``sampling_rounds`` rounds of new tasks are played to find ``tasks_per_step`` of them
+   (:mod:`horizongym.training.dynamic_sampling`; the others are stored, not trained on);
 2. per group (the episodes of one task) compute per-turn advantages with
    ``estimate(config.advantage, ...)``, scoring hindsight log-probs first when the estimator
    needs them (:mod:`horizongym.training.hindsight`); with ``tree`` K >= 2 each episode is a tree
@@ -286,9 +289,9 @@ class Trainer:
         shared = shared_turns(episodes)
         try:
             if not played and not any(e.trainable for e in settled.dropped):
-                played = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
+                failed = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
                 settings = f"env_kwargs {json.dumps(cfg.env_kwargs)}"
-                raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(played, settings)}", played)
+                raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(failed, settings)}", failed)
             advantages = self.advantages(episodes)
         finally:  # stored even when no advantage could be estimated (each turn's advantage then None)
             if store is not None:  # each tree's branches before its trunk (EpisodeStore.append_many), in one write
