@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from horizongym.training.demo import CHATML_TEMPLATE, STAGES, main
+import pytest
+
+from horizongym.training.demo import CHATML_TEMPLATE, QUICK, STAGES, main
 
 
 def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
@@ -17,8 +19,9 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
     assert {(r["seed"], r["stage"]) for r in results} == {(s, stage) for s in (0, 1) for stage in STAGES}
     assert len(results) == 6 and summary["sft_shared"] is True
     for result in results:
-        assert 0.0 <= result["success"] <= 1.0
-        assert result["episodes"] > 0
+        assert 0.0 <= result["ci_low"] <= result["success"] <= result["ci_high"] <= 1.0
+        assert result["episodes"] == result["n"] == len(result["outcomes"]) == QUICK.eval_tasks
+        assert result["success"] == sum(result["outcomes"]) / result["n"]
         assert isinstance(result["mean_reward"], float)
     # One SFT run: both RL seeds report the same before/after SFT figures.
     for stage in STAGES[:2]:
@@ -28,9 +31,17 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
     assert summary["wall_seconds"] > 0 and summary["settings"]["hidden_size"] > 0
     assert summary["env_kwargs"]["train"]["split"] == "train" and summary["env_kwargs"]["test"]["split"] == "test"
     assert summary["env_kwargs"]["train"]["instructions"] is False
-    assert set(summary["verdict"]) >= {"rl_minus_sft", "seed_spread", "rl_beats_sft_beyond_spread"}
+    assert set(summary["verdict"]) >= {"rl_minus_sft", "seed_spread", "p_value", "rl_beats_sft"}
+    assert set(summary["paired"]) >= {"delta", "p_value", "per_seed"} and 0 < summary["paired"]["p_value"] <= 1
+    assert set(summary["paired"]["per_seed"]) == {"0", "1"}
     assert set(summary["sft"]["sft_losses"]) == {"repeat", "question", "episodes"}
-    assert all(len(summary["curves"][str(s)]["rl_reward"]) == 1 for s in (0, 1))
+    assert all(len(summary["curves"][str(s)]["rl_reward"]) == QUICK.rl_steps for s in (0, 1))
+    # RL seeds draw different train questions (task order differs, not only sampling).
+    trained = [
+        {json.loads(line)["task_id"] for line in (out / f"seed{s}" / "rl" / "episodes.jsonl").read_text().splitlines()}
+        for s in (0, 1)
+    ]
+    assert trained[0] != trained[1]
 
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -55,17 +66,33 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
     again = json.loads((out / "summary.json").read_text())
     assert again["sft"] == summary["sft"]
 
-    # The held-out questions are the world's own single-hop test questions; no generated train
-    # question names an entity that a test question is about.
+    # The held-out questions: the world's own single-hop test questions, then generated ones, each about
+    # its own entity; no train question names an entity that a held-out question is about.
     from horizongym.envs.search.world import default_world
 
     questions = [json.loads(line) for line in next((out / "data").glob("questions-*.jsonl")).read_text().splitlines()]
     world_test = [t for t in default_world().tasks if t.hops == 1 and t.meta["split"] == "test"]
-    assert sorted(q["id"] for q in questions if q["split"] == "test") == sorted(t.id for t in world_test)
-    tested = {t.meta["chain"][0] for t in world_test}
-    extra = [q for q in questions if q["id"].startswith("extra-")]
-    assert extra and all(q["split"] == "train" for q in extra)
-    assert not any(name in q["question"] for q in extra for name in tested)
+    held_out = [q for q in questions if q["split"] == "test"]
+    assert [q["id"] for q in held_out[:40]] == [t.id for t in world_test]
+    assert len(held_out) == 40 + QUICK.held_out and all(q["id"].startswith("heldout-") for q in held_out[40:])
+    after_sft = next(r["success"] for r in results if r["stage"] == "after_sft")
+    for seed in (0, 1):
+        curve = summary["curves"][str(seed)]["held_out_success"]
+        assert curve[0] == [0, after_sft] and [step for step, _ in curve] == list(range(QUICK.rl_steps + 1))
+
+
+def test_held_out_questions_share_no_entity_with_any_train_question(tmp_path: Path) -> None:
+    from horizongym.training.demo import export_world
+
+    data = export_world(tmp_path, (1,), 400, 200)
+    questions = [json.loads(line) for line in Path(data.split(":")[2]).read_text().splitlines()]
+    held_out = [q for q in questions if q["split"] == "test"]
+    train = [q for q in questions if q["split"] == "train"]
+    assert len(held_out) == 240 and len(train) > 400
+    names = {q["entity"] for q in held_out}
+    assert len(names) == 240  # each held-out question is about its own entity
+    assert all(q["entity"] in q["question"] for q in questions)
+    assert not any(name in q["question"] for q in train for name in names)
 
 
 def test_episode_rows_pack_each_episode_into_one_weighted_sequence() -> None:
@@ -145,3 +172,31 @@ def test_sft_does_not_depend_on_the_order_the_expert_episodes_were_stored_in(tmp
         run_sft(data, path, QUICK, tmp_path / name)
         weights.append(next((tmp_path / name / "sft" / "model").glob("*.safetensors")).read_bytes())
     assert weights[0] == weights[1]
+
+
+def test_the_policy_prompts_are_the_sft_rows_prompts_tools_or_not() -> None:
+    """The demo's template leaves the tool schemas out: a policy given the env's tools must prompt the model
+    with exactly the text SFT trained it on (rendered without tools)."""
+    from horizongym.agents.hf import encode_prompt
+    from horizongym.agents.tiny import build_byte_tokenizer
+
+    tokenizer = build_byte_tokenizer()
+    tokenizer.chat_template = CHATML_TEMPLATE
+    messages = [{"role": "user", "content": "Question: Who?"}]
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
+    assert encode_prompt(tokenizer, messages, tools) == encode_prompt(tokenizer, messages, None)
+    assert tokenizer.decode(encode_prompt(tokenizer, messages, tools)) == (
+        "<|im_start|>user\nQuestion: Who?<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_set_changes_settings_and_refuses_unknown_fields() -> None:
+    from horizongym.training.demo.settings import DemoSettings, with_overrides
+
+    settings = with_overrides(DemoSettings(), ["rl_lr=2e-4", "dynamic_sampling=false", "advantage=grpo", "hops=[1, 2]"])
+    assert (settings.rl_lr, settings.dynamic_sampling, settings.advantage) == (2e-4, False, "grpo")
+    assert settings.hops == (1, 2)
+    with pytest.raises(ValueError, match="expected FIELD=VALUE"):
+        with_overrides(DemoSettings(), ["learning_rate=1"])
+    with pytest.raises(SystemExit):
+        main(["--quick", "--set", "nonsense"])

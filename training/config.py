@@ -91,6 +91,12 @@ class TrainConfig(BaseModel):
     """With ``backend`` ray: the cluster to join, ``auto`` or ``HOST:PORT`` of its head (default: start a local one)."""
     ray_workers: int | None = Field(default=None, ge=1)
     """With ``backend`` ray: env actors per rollout engine, the episodes run at once (default: ``concurrency``)."""
+    dynamic_sampling: bool = False
+    """Train only on task groups whose episodes' rewards differ, playing up to ``sampling_rounds`` rounds of
+    ``tasks_per_step`` new tasks per step to find ``tasks_per_step`` of them (DAPO,
+    :mod:`horizongym.training.dynamic_sampling`); one process only."""
+    sampling_rounds: int = Field(default=3, ge=1)
+    """With ``dynamic_sampling``: most rounds of rollouts per step."""
     eval_every: int = Field(default=0, ge=0)
     """Evaluate on held-out tasks every k steps (0: never)."""
     eval_tasks: int = Field(default=16, ge=0)
@@ -167,7 +173,18 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown advantage {self.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
         if self.tree > 1 and self.backend == "ray":
             raise ValueError("tree rollouts (tree >= 2) run with backend asyncio: Ray actors' envs cannot be forked")
-        last = self.task_seed_start + self.steps * self.tasks_per_step
-        if last > self.eval_seed_start:
+        rounds = self.sampling_rounds if self.dynamic_sampling else 1
+        last = self.task_seed_start + self.steps * self.tasks_per_step * rounds
+        if last > self.eval_seed_start and not self._evaluates_another_split():
             raise ValueError(f"training would use task seeds up to {last - 1}, into the held-out range")
         return self
+
+    def _evaluates_another_split(self) -> bool:
+        """Whether evaluation plays other tasks than training whatever the seeds: a task-list env's held-out split."""
+        from horizongym.envs.tasklist import is_task_list_env
+
+        if not is_task_list_env(self.env_id):
+            return False
+        train_split = self.env_kwargs.get("split", "train")
+        eval_split = "test" if self.eval_env_kwargs is None else self.eval_env_kwargs.get("split", "train")
+        return train_split == "train" and eval_split == "test"

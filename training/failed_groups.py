@@ -39,6 +39,16 @@ class SettledGroups:
     groups_rerolled: int = 0
     groups_dropped: int = 0
 
+    def merged(self, other: SettledGroups) -> SettledGroups:
+        """This step's groups and ``other``'s (groups of other task seeds), as one."""
+        return SettledGroups(
+            kept=sorted([*self.kept, *other.kept], key=lambda e: e.key),
+            dropped=[*self.dropped, *other.dropped],
+            infra_episodes=self.infra_episodes + other.infra_episodes,
+            groups_rerolled=self.groups_rerolled + other.groups_rerolled,
+            groups_dropped=self.groups_dropped + other.groups_dropped,
+        )
+
     def counts(self) -> dict[str, int]:
         """The figures a training step logs."""
         return {

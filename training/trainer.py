@@ -11,6 +11,9 @@ The run's settings are a :class:`~horizongym.training.config.TrainConfig`. One t
    naming the LoRA adapter published after the last update (every turn records its version); the
    envs run in this process, or with ``backend="ray"`` in Ray actors
    (:mod:`horizongym.training.rollouts.ray_backend`), which play the same episodes;
+   with ``dynamic_sampling``, only the groups whose episodes' rewards differ are trained on, and up to
+   ``sampling_rounds`` rounds of new tasks are played to find ``tasks_per_step`` of them
+   (:mod:`horizongym.training.dynamic_sampling`; the others are stored, not trained on);
 2. per group (the episodes of one task) compute per-turn advantages with
    ``estimate(config.advantage, ...)``, scoring hindsight log-probs first when the estimator
    needs them (:mod:`horizongym.training.hindsight`); with ``tree`` K >= 2 each episode is a tree
@@ -81,7 +84,8 @@ from horizongym.training.checkpoint import (
 )
 from horizongym.training.config import TrainConfig
 from horizongym.training.distributed import DataParallel, resume_refusal
-from horizongym.training.failed_groups import settle_infra_failures
+from horizongym.training.dynamic_sampling import signal_seeds, with_signal
+from horizongym.training.failed_groups import SettledGroups, settle_infra_failures
 from horizongym.training.hindsight import HintInserter, hindsight_logprobs
 from horizongym.training.ppo import PPOStats, completion_logprobs, ppo_loss
 from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
@@ -134,6 +138,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, model: Any, tokenizer: Any, *, progress: bool = True) -> None:
         self.ranks = DataParallel.from_env()
+        if config.dynamic_sampling and self.ranks.world_size > 1:
+            raise ValueError("dynamic_sampling runs in one process: run it without torchrun, or turn it off")
         config = self.ranks.fit(config)
         self.config, self.tokenizer, self.progress = config, tokenizer, progress and self.ranks.is_main
         random.seed(config.seed)
@@ -266,22 +272,26 @@ class Trainer:
             self._publish()  # the first step, or a resumed run: the server gets the current weights
         engine = self._engine("train")
         first, count = self.ranks.share(seed, cfg.tasks_per_step)  # this rank's groups
-        settled = settle_infra_failures(
-            self._run(engine, self.policy, count, cfg.group_size, first),
-            lambda seeds: [e for s, n in _runs(seeds) for e in self._run(engine, self.policy, n, cfg.group_size, s)],
-            mode=cfg.infra_failures,
-            max_rerolls=cfg.max_rerolls,
-        )
+        settled = self._play_groups(engine, first, count)
+        rounds = 1
+        while (
+            cfg.dynamic_sampling
+            and rounds < cfg.sampling_rounds
+            and len(signal_seeds(settled.kept)) < cfg.tasks_per_step
+        ):  # dynamic sampling (one rank): another round of new tasks to fill the batch with signal
+            settled = settled.merged(self._play_groups(engine, seed + rounds * cfg.tasks_per_step, count))
+            rounds += 1
         settled = self.ranks.gather_settled(settled)
         rollout_s = time.perf_counter() - start
-        episodes = [e for e in settled.kept if e.trainable]
+        played = [e for e in settled.kept if e.trainable]
+        episodes = with_signal(played, cfg.tasks_per_step) if cfg.dynamic_sampling else played
         advantages: list[list[float]] | None = None
         shared = shared_turns(episodes)
         try:
-            if not episodes and not any(e.trainable for e in settled.dropped):
-                played = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
+            if not played and not any(e.trainable for e in settled.dropped):
+                failed = sorted([*settled.kept, *settled.dropped], key=lambda e: e.key)
                 settings = f"env_kwargs {json.dumps(cfg.env_kwargs)}"
-                raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(played, settings)}", played)
+                raise NothingToLearn(f"step {self.position.step + 1}: {all_failed_line(failed, settings)}", failed)
             advantages = self.advantages(episodes)
         finally:  # stored even when no advantage could be estimated (each turn's advantage then None)
             if store is not None:  # each tree's branches before its trunk (EpisodeStore.append_many), in one write
@@ -294,25 +304,30 @@ class Trainer:
         update = self.update(samples)
         self.position = DataPosition(
             step=self.position.step + 1,
-            next_seed=seed + cfg.tasks_per_step,
+            next_seed=seed + rounds * cfg.tasks_per_step,
             episodes_consumed=self.position.episodes_consumed + len(settled.kept) + len(settled.dropped),
         )
         rollout_version = self.served_version
         if self.publisher is not None:
             self._publish()
-        rewards = np.array([e.total_reward for e in episodes], dtype=np.float64)
+        rewards = np.array([e.total_reward for e in played], dtype=np.float64)
         branches = sum(1 for e in episodes if e.branch)
-        tokens = sum(e.num_generated_tokens for e in episodes)
+        tokens = sum(e.num_generated_tokens for e in played)
         flat = [a for row in advantages for a in row]
         return {
             "step": self.position.step,
             "reward_mean": float(rewards.mean()) if len(rewards) else 0.0,
             "reward_std": float(rewards.std()) if len(rewards) else 0.0,
-            "success_rate": float(np.mean([bool(e.success) for e in episodes])) if episodes else 0.0,
-            "turns_mean": float(np.mean([e.num_turns for e in episodes])) if episodes else 0.0,
+            "success_rate": float(np.mean([bool(e.success) for e in played])) if played else 0.0,
+            "turns_mean": float(np.mean([e.num_turns for e in played])) if played else 0.0,
             "advantage_abs_mean": float(np.mean(np.abs(flat))) if flat else 0.0,
             **settled.counts(),
-            "untrainable_episodes": len(settled.kept) - len(episodes),
+            "untrainable_episodes": len(settled.kept) - len(played),
+            **(
+                {"sampling_rounds": rounds, "signal_groups": len({e.seed for e in episodes})}
+                if cfg.dynamic_sampling
+                else {}
+            ),
             **update,
             "samples": len(samples),
             "skipped_steps": sample_set.skipped_steps,
@@ -425,7 +440,7 @@ class Trainer:
                         for batch in _chunks(order, per_step):
                             normalizer = sum(s.num_tokens for s in batch) if cfg.ratio_level == "token" else len(batch)
                             self.optimizer.zero_grad(set_to_none=True)
-                            for micro in _chunks(self.ranks.batch_share(batch), cfg.micro_batch_size):
+                            for micro in _chunks(by_length(self.ranks.batch_share(batch)), cfg.micro_batch_size):
                                 loss, stats = self._micro_loss(micro, normalizer)
                                 loss.backward()
                                 totals["loss"] += float(loss.item())
@@ -635,6 +650,16 @@ class Trainer:
                     out.append(dataclasses.replace(sample, old_logprobs=mine, behaviour_logprobs=sample.old_logprobs))
         return out
 
+    def _play_groups(self, engine: RolloutEngine, first: int, count: int) -> SettledGroups:
+        """``count`` task groups from seed ``first``, with their infrastructure failures settled."""
+        cfg = self.config
+        return settle_infra_failures(
+            self._run(engine, self.policy, count, cfg.group_size, first),
+            lambda seeds: [e for s, n in _runs(seeds) for e in self._run(engine, self.policy, n, cfg.group_size, s)],
+            mode=cfg.infra_failures,
+            max_rerolls=cfg.max_rerolls,
+        )
+
     @staticmethod
     def _run(engine: RolloutEngine, policy: Policy, tasks: int, group: int, seed: int) -> list[Episode]:
         async def run() -> list[Episode]:
@@ -745,6 +770,14 @@ def shared_turns(episodes: Sequence[Episode]) -> list[int]:
 def _stored_order(episode: Episode) -> tuple[int, int, bool, int]:
     """Episodes by task and sample, each tree's branches before its trunk (a trunk on file is a whole tree)."""
     return (episode.seed, episode.sample, episode.branch == 0, episode.branch)
+
+
+def by_length(samples: Sequence[TurnSample]) -> list[TurnSample]:
+    """``samples`` from shortest to longest (prompt and completion), so each micro-batch pads little.
+
+    An optimizer step sums its micro-batches' gradients, so their order changes nothing but the
+    padding each one carries."""
+    return sorted(samples, key=lambda s: len(s.prompt_ids) + s.num_tokens)
 
 
 def _chunks(items: Sequence[TurnSample], size: int) -> Iterator[list[TurnSample]]:

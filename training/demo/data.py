@@ -3,34 +3,54 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 
-def extra_questions(count: int, exclude: set[str], seed: int = 1) -> list[Any]:
-    """``count`` new single-hop questions over the default world that name no entity in ``exclude``.
+def fresh_questions(seed: int, count: int, exclude: set[str], *, distinct: bool = False) -> list[Any]:
+    """``count`` new single-hop questions over the default world (stream ``seed``) naming no entity in ``exclude``.
 
     They come from the world's own question builder with another seed, so they read like its
     questions. A question the world already asks is skipped, and so is one whose text holds an
-    excluded name anywhere (also inside another name, as a place in a novel's title).
+    excluded name anywhere (also inside another name, as a place in a novel's title). With
+    ``distinct``, each question is about an entity no earlier one of the list is about.
     """
     from horizongym.envs.search.world import default_world
 
-    fresh = default_world().new_questions(seed, hops=1)
-    return list(itertools.islice((t for t in fresh if not any(name in t.question for name in exclude)), count))
+    taken = set(exclude)
+    chosen: list[Any] = []
+    for task in default_world().new_questions(seed, hops=1):
+        if len(chosen) == count:
+            break
+        if any(name in task.question for name in taken):
+            continue
+        chosen.append(task)
+        if distinct:
+            taken.add(task.meta["chain"][0])
+    return chosen
 
 
-def export_world(folder: Path, hops: Sequence[int], extra: int) -> str:
+def extra_questions(count: int, exclude: set[str], seed: int = 1) -> list[Any]:
+    """``count`` generated train questions (stream ``seed``) that name no entity in ``exclude``."""
+    return fresh_questions(seed, count, exclude)
+
+
+HELD_OUT_STREAM = 2
+"""The question stream the generated held-out questions come from (train questions use stream 1)."""
+
+
+def export_world(folder: Path, hops: Sequence[int], extra: int, held_out: int = 0) -> str:
     """Write the default world's corpus and questions as JSONL; return the data spec.
 
-    The questions are the world's ``hops``-hop questions with its own train/test split
-    (comparison questions are left out: they always need two pages), plus ``extra`` generated
-    single-hop train questions that name no entity a test question is about. Files are
-    rewritten only when their content changes, so the env's corpus and index caches (keyed by
-    content) are reused.
+    Held out (``split`` test): the world's own ``hops``-hop test questions (comparison questions
+    are left out: they always need two pages), then ``held_out`` generated single-hop questions,
+    each about an entity no other held-out question is about. Train: the world's own train
+    questions and ``extra`` generated single-hop questions, leaving out every one that names an
+    entity a held-out question is about, so held-out and train questions are disjoint in
+    entities. Files are rewritten only when their content changes, so the env's corpus and
+    index caches (keyed by content) are reused.
     """
     from horizongym.envs.search.world import default_world
 
@@ -38,8 +58,16 @@ def export_world(folder: Path, hops: Sequence[int], extra: int) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     corpus = "".join(json.dumps({"id": d.id, "title": d.title, "text": d.text}) + "\n" for d in world.iter_documents())
     own = [t for t in world.tasks if t.hops in hops and t.kind != "comparison"]
-    tested = {t.meta["chain"][0] for t in own if t.meta["split"] == "test"}
-    rows = [(t.id, t, t.meta["split"]) for t in own]
+    own_test = [t for t in own if t.meta["split"] == "test"]
+    tested = {t.meta["chain"][0] for t in own_test}
+    train_names = {name for t in own if t.meta["split"] == "train" for name in t.meta["chain"]} - tested
+    new_test = fresh_questions(HELD_OUT_STREAM, held_out, tested | train_names, distinct=True) if held_out else []
+    tested |= {t.meta["chain"][0] for t in new_test}
+    rows = [(t.id, t, "test") for t in own_test]
+    rows += [(f"heldout-{i:05d}", t, "test") for i, t in enumerate(new_test)]
+    rows += [
+        (t.id, t, "train") for t in own if t.meta["split"] == "train" and not any(name in t.question for name in tested)
+    ]
     rows += [(f"extra-{i:05d}", t, "train") for i, t in enumerate(extra_questions(extra, tested))]
     questions = "".join(
         json.dumps(
@@ -51,12 +79,13 @@ def export_world(folder: Path, hops: Sequence[int], extra: int) -> str:
                 "type": t.kind,
                 "hops": t.hops,
                 "split": split,
+                "entity": t.meta["chain"][0],
             }
         )
         + "\n"
         for task_id, t, split in rows
     )
-    name = f"questions-hops{'-'.join(map(str, hops))}-extra{extra}.jsonl"
+    name = f"questions-hops{'-'.join(map(str, hops))}-extra{extra}-heldout{held_out}.jsonl"
     corpus_path, questions_path = folder / "corpus.jsonl", folder / name
     for path, text in ((corpus_path, corpus), (questions_path, questions)):
         if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from horizongym.training.demo.data import split_size
-from horizongym.training.demo.settings import ENV_ID, DemoSettings
+from horizongym.training.demo.settings import ENV_ID, WORLD_TEST_QUESTIONS, DemoSettings
 
 
 def expert_episodes(data: str, settings: DemoSettings, path: Path, split: str = "train") -> list[Any]:
@@ -33,7 +33,8 @@ def expert_episodes(data: str, settings: DemoSettings, path: Path, split: str = 
 
 
 def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path: Path) -> dict[str, Any]:
-    """Greedy episodes on the held-out questions (seeds ``0..n-1``), stored at ``path``."""
+    """Greedy episodes on the held-out questions (seeds ``0..n-1``), stored at ``path``: :func:`measured`
+    figures and the mean reward."""
     import numpy as np
 
     from horizongym.agents.hf import TransformersPolicy
@@ -47,7 +48,7 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
         tokenizer,
         max_new_tokens=settings.max_new_tokens,
         temperature=0.0,
-        max_batch_size=settings.concurrency,
+        max_batch_size=settings.eval_batch_size,
     )
 
     async def run(engine: RolloutEngine) -> list[Any]:
@@ -61,15 +62,31 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
         RolloutEngine(
             EnvRecipe(ENV_ID, settings.env_kwargs(data, "test")),
             policy,
-            concurrency=settings.concurrency,
+            concurrency=settings.eval_batch_size,
             store=store,
             progress=False,
         ) as engine,
     ):
         episodes = asyncio.run(run(engine))
-    return {
-        "success": float(np.mean([bool(e.success) for e in episodes])),
+    return measured([bool(e.success) for e in sorted(episodes, key=lambda e: e.seed)]) | {
         "mean_reward": float(np.mean([e.total_reward for e in episodes])),
         "episodes": len(episodes),
         "episodes_path": str(path),
+    }
+
+
+def measured(outcomes: list[bool]) -> dict[str, Any]:
+    """Success over held-out questions (in seed order) with its 95% Wilson interval, and over the world's own
+    :data:`WORLD_TEST_QUESTIONS` (the first seeds), with the outcomes themselves for the paired tests."""
+    from horizongym.training.paired_stats import wilson_interval
+
+    low, high = wilson_interval(sum(outcomes), len(outcomes))
+    world = outcomes[:WORLD_TEST_QUESTIONS]
+    return {
+        "success": sum(outcomes) / len(outcomes),
+        "ci_low": low,
+        "ci_high": high,
+        "n": len(outcomes),
+        "world_success": sum(world) / len(world),
+        "outcomes": [int(o) for o in outcomes],
     }

@@ -9,6 +9,7 @@ from typing import Any
 from horizongym.training.demo.settings import DemoSettings
 
 CHATML_TEMPLATE = """\
+{#- the tools are not rendered: the SearchJudge protocol is tags the episodes teach -#}
 {%- for message in messages -%}
 <|im_start|>{{ message.role }}
 {{ message.content }}<|im_end|>
@@ -17,7 +18,11 @@ CHATML_TEMPLATE = """\
 <|im_start|>assistant
 {% endif -%}
 """
-"""ChatML without the tool schemas: the SearchJudge protocol is tags the env's prompt explains."""
+"""ChatML without the tool schemas: the SearchJudge protocol is tags the env's prompt explains.
+
+It names ``tools`` (in a comment) on purpose: a template that mentions tools is left to render them
+itself (``agents.tool_prompt.template_takes_tools``), and this one leaves them out, so a policy's
+prompts are the SFT rows' prompts, which are rendered without tools."""
 
 
 def build_model(folder: Path, settings: DemoSettings, seed: int) -> tuple[Any, Any]:

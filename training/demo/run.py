@@ -10,15 +10,15 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from horizongym.training.demo.data import export_world, split_size
 from horizongym.training.demo.episodes import expert_episodes
-from horizongym.training.demo.report import plot, table, verdict
+from horizongym.training.demo.report import paired, plot, table, verdict, verdict_line
 from horizongym.training.demo.rl import run_rl
-from horizongym.training.demo.settings import ENV_ID, QUICK, STAGES, DemoSettings
+from horizongym.training.demo.settings import ENV_ID, QUICK, STAGES, DemoSettings, with_overrides
 from horizongym.training.demo.sft import run_sft
 
 
@@ -42,7 +42,7 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     print("== data: the fictional world's single-hop questions and generated train questions, as JSONL", flush=True)
-    data = export_world(out / "data", settings.hops, settings.extra_questions)
+    data = export_world(out / "data", settings.hops, settings.extra_questions, settings.held_out)
     print(f"   {split_size(data, 'train')} train and {split_size(data, 'test')} held-out test questions", flush=True)
     print("== expert episodes on the train questions (SFT data)", flush=True)
     expert_path = out / "expert_sft.jsonl"
@@ -64,9 +64,20 @@ def run_demo(
     results = [
         {"seed": seed, "stage": stage, **sft["results"][stage]} for seed in seed_list for stage in STAGES[:2]
     ] + [run["result"] for run in runs.values()]
-    check = verdict(results, seed_list)
+    test = paired(results, seed_list)
+    check = verdict(results, seed_list, test)
+    after_sft = sft["results"]["after_sft"]["success"]
+    held_out = {
+        seed: [
+            (0, after_sft),
+            *[p for p in run["held_out"] if p[0] < settings.rl_steps],
+            (settings.rl_steps, run["result"]["success"]),
+        ]
+        for seed, run in runs.items()
+    }
     summary: dict[str, Any] = {
         "results": results,
+        "paired": test,
         "verdict": check,
         "seeds": seed_list,
         "sft_shared": True,
@@ -76,21 +87,27 @@ def run_demo(
         "env_kwargs": {split: settings.env_kwargs(data, split) for split in ("train", "test")},
         "sft": {"key": sft["key"], "sft_losses": sft["sft_losses"], "timings": sft["timings"]},
         "curves": {
-            str(seed): {k: run[k] for k in ("rl_reward", "rl_success", "timings")} for seed, run in runs.items()
+            str(seed): {
+                **{k: run[k] for k in ("rl_reward", "rl_success", "timings")},
+                "held_out_success": held_out[seed],
+            }
+            for seed, run in runs.items()
         },
         "workers": workers,
         "wall_seconds": time.perf_counter() - start,
     }
-    plot(out / "learning_curve.png", results, {seed: run["rl_reward"] for seed, run in runs.items()})
+    plot(out / "learning_curve.png", results, {seed: run["rl_reward"] for seed, run in runs.items()}, held_out)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     print()
-    print("Success on held-out questions (greedy; one SFT run, RL seeds in columns):")
+    print("Success on held-out questions (greedy; 95% Wilson intervals; one SFT run, RL seeds in columns):")
     print(table(results, seed_list))
-    print(
-        f"RL − SFT: {check['rl_minus_sft']:+.3f}; seed spread (largest std): {check['seed_spread']:.3f}; "
-        f"RL beats SFT beyond the spread: {'yes' if check['rl_beats_sft_beyond_spread'] else 'no'} "
-        f"({check['seeds_improved']} of {len(seed_list)} seeds improved)"
-    )
+    for seed in seed_list:
+        row = test["per_seed"][str(seed)]
+        print(
+            f"seed {seed}: RL − SFT {row['delta']:+.3f} (McNemar exact p = {row['p_value']:.4f}; "
+            f"{row['better']} questions gained, {row['worse']} lost)"
+        )
+    print(verdict_line(check, seed_list))
     print(f"Wall time {summary['wall_seconds']:.0f} s. Wrote {out / 'summary.json'} and {out / 'learning_curve.png'}.")
     return summary
 
@@ -105,8 +122,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/demo", help="output folder, default runs/demo")
     parser.add_argument("--quick", action="store_true", help="toy sizes, to check the pipeline in under a minute")
     parser.add_argument("--workers", type=int, default=None, help="seeds run at once (default: all)")
+    parser.add_argument(
+        "--advantage", default=None, help="RL's advantage estimator: grpo, eapo (default), eapo+hcapo, hcapo, hca, tree"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one of DemoSettings' fields, e.g. --set rl_lr=2e-4 --set dynamic_sampling=false",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
-    run_demo(args.seeds, args.out, quick=args.quick, workers=args.workers)
+    try:
+        settings = with_overrides(QUICK if args.quick else DemoSettings(), args.set)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    if args.advantage is not None:
+        from horizongym.training.advantages import ESTIMATORS
+
+        if args.advantage not in ESTIMATORS:
+            parser.error(f"unknown --advantage {args.advantage!r}; choose from {', '.join(sorted(ESTIMATORS))}")
+        settings = replace(settings, advantage=args.advantage)
+    run_demo(args.seeds, args.out, quick=args.quick, workers=args.workers, settings=settings)
     return 0
