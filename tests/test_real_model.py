@@ -99,7 +99,7 @@ def test_sft_rows_render_as_the_policy_prompts(run: Path) -> None:
         expert = engine.run_sync(1, 1, seed=sampled["seed"])
     first = sft_examples(expert)[0]
     prompt = encode_prompt(tokenizer, first.messages, first.tools)
-    assert "# Tools" in tokenizer.decode(prompt) and '"name": "lookup"' in tokenizer.decode(prompt)
+    assert "<tools>" in tokenizer.decode(prompt) and '"name": "lookup"' in tokenizer.decode(prompt)
     assert prompt == sampled["steps"][0]["prompt_token_ids"]
 
 
