@@ -44,7 +44,6 @@ No figures are quoted here: the GPU figures are measured with ``--device cuda`` 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import time
@@ -157,33 +156,20 @@ def expert_episodes(settings: RealModelSettings) -> list[Any]:
 
 def evaluate(model: Any, tokenizer: Any, settings: RealModelSettings, device: str) -> list[Any]:
     """Greedy episodes on the held-out seeds, in seed order."""
-    from horizongym.agents.hf import TransformersPolicy
-    from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts.engine import EnvRecipe
+    from horizongym.training.rollouts.greedy import play_greedy
 
-    policy = TransformersPolicy(
+    return play_greedy(
         model,
         tokenizer,
-        max_new_tokens=settings.max_new_tokens,
-        temperature=0.0,
-        max_batch_size=settings.eval_batch_size,
-        device=device,
-    )
-
-    async def run(engine: RolloutEngine) -> list[Any]:
-        try:
-            return await engine.run(settings.eval_tasks, 1, seed=EVAL_SEED_START)
-        finally:
-            await policy.aclose()
-
-    with RolloutEngine(
         EnvRecipe(settings.env_id, dict(settings.env_kwargs)),
-        policy,
-        concurrency=settings.eval_batch_size,
+        settings.eval_tasks,
+        seed=EVAL_SEED_START,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.eval_batch_size,
+        device=device,
         max_turns=settings.max_turns,
-        progress=False,
-    ) as engine:
-        episodes = asyncio.run(run(engine))
-    return sorted(episodes, key=lambda e: e.seed)
+    )
 
 
 def stage_row(stage: str, episodes: list[Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@ greedy evaluation on the held-out questions."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -37,38 +36,24 @@ def evaluate(model: Any, tokenizer: Any, data: str, settings: DemoSettings, path
     figures and the mean reward."""
     import numpy as np
 
-    from horizongym.agents.hf import TransformersPolicy
-    from horizongym.training.rollouts.engine import EnvRecipe, RolloutEngine
+    from horizongym.training.rollouts.engine import EnvRecipe
+    from horizongym.training.rollouts.greedy import play_greedy
     from horizongym.training.rollouts.store import EpisodeStore
 
     path.unlink(missing_ok=True)
     count = split_size(data, "test") if settings.eval_tasks is None else settings.eval_tasks
-    policy = TransformersPolicy(
-        model,
-        tokenizer,
-        max_new_tokens=settings.max_new_tokens,
-        temperature=0.0,
-        max_batch_size=settings.eval_batch_size,
-    )
-
-    async def run(engine: RolloutEngine) -> list[Any]:
-        try:
-            return await engine.run(count, 1, seed=0)
-        finally:
-            await policy.aclose()
-
-    with (
-        EpisodeStore(path) as store,
-        RolloutEngine(
+    with EpisodeStore(path) as store:
+        episodes = play_greedy(
+            model,
+            tokenizer,
             EnvRecipe(ENV_ID, settings.env_kwargs(data, "test")),
-            policy,
-            concurrency=settings.eval_batch_size,
+            count,
+            seed=0,
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.eval_batch_size,
             store=store,
-            progress=False,
-        ) as engine,
-    ):
-        episodes = asyncio.run(run(engine))
-    return measured([bool(e.success) for e in sorted(episodes, key=lambda e: e.seed)]) | {
+        )
+    return measured([bool(e.success) for e in episodes]) | {
         "mean_reward": float(np.mean([e.total_reward for e in episodes])),
         "episodes": len(episodes),
         "episodes_path": str(path),
