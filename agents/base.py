@@ -30,6 +30,9 @@ class Action:
     finish_reason: str | None = None
     policy_version: int | None = None
     """Which version of the policy's weights produced this action (a served LoRA adapter's), when known."""
+    trace: dict[str, Any] | None = None
+    """What a composite policy did inside this turn, JSON-safe (a team's graph, messages and token
+    accounts); the rollout engine stores it as the step's ``policy_trace``."""
 
     def env_action(self) -> str:
         """The text given to ``env.step``: the free text, then any structured calls as Hermes blocks."""

@@ -107,6 +107,7 @@ _STEP_TEMPLATE: dict[str, Any] = {
     "policy_seconds": 0.0,
     "env_seconds": 0.0,
     "info": EMPTY_DICT,
+    "policy_trace": None,
 }
 """Every field of a Step, at its default: each step's record starts as a copy of it, then gets
 what every step sets stored over it, and the rest only where the step has it (a text action's step
@@ -639,6 +640,8 @@ class RolloutEngine:
                     record["logprobs"] = action.logprobs
                 if action.policy_version is not None:
                     record["policy_version"] = action.policy_version
+                if action.trace is not None:
+                    record["policy_trace"] = action.trace
                 steps.append(_step_record(record))
                 pending = None
                 transcript.extend(context.add_turn(assistant, observation, info, call_ids))

@@ -123,6 +123,8 @@ class Step(Record):
     policy_seconds: float = 0.0
     env_seconds: float = 0.0
     info: dict[str, Any] = Field(default_factory=dict)
+    policy_trace: dict[str, Any] | None = None
+    """What a composite policy did to produce this turn's action (:attr:`Action.trace`); None for a single model."""
     advantage: float | None = None
     """The per-turn advantage the trainer credited this turn with (a branch's shared turns: their owner's);
     None when no trainer credited it (a rollout, or an episode the trainer did not learn from)."""
