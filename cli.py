@@ -1,4 +1,4 @@
-"""The ``horizongym`` command: list, play, rollout, show, view, serve, train, kernels, sandbox, swe.
+"""The ``horizongym`` command: list, play, rollout, show, team-graph, view, serve, train, kernels, sandbox, swe.
 
 ``kernels``, ``sandbox`` and ``swe`` live next to their packages (each module's ``add_*_commands``);
 ``train`` takes its flags from :class:`~horizongym.training.config.TrainConfig`. Torch,
@@ -461,6 +461,26 @@ def cmd_show(args: argparse.Namespace) -> None:
         print(f"page: {args.html}")
 
 
+def cmd_team_graph(args: argparse.Namespace) -> None:
+    from horizongym.agents.team.picture import NotATeamTrace, recorded_turn, turn_svg
+
+    try:
+        episodes = read_run(Path(args.file), "team-graph")
+    except RunFileError as exc:
+        raise CommandError(str(exc)) from None
+    if not 0 <= args.episode < len(episodes):
+        raise CommandError(f"--episode {args.episode}: {args.file} holds episodes 0..{len(episodes) - 1}")
+    try:
+        svg = turn_svg(recorded_turn(list(episodes[args.episode].steps), args.turn))
+    except NotATeamTrace as exc:
+        raise RunFailed(f"{args.file} episode {args.episode}: {exc}") from None
+    try:
+        Path(args.out).write_text(svg, encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write --out {args.out}: {os_error(exc)}; choose another path") from None
+    print(f"picture: {args.out}")
+
+
 def cmd_view(args: argparse.Namespace) -> None:
     try:
         from horizongym.view.catalog import RunCatalog, RunSourceError
@@ -812,6 +832,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--html", help="also write a page of every episode to this path")
     p.set_defaults(run=cmd_show)
+
+    p = commands.add_parser("team-graph", help="an SVG of a recorded team turn: active agents and edges")
+    p.add_argument("file", metavar="RUN.jsonl")
+    p.add_argument("--episode", type=int, default=0, help="the episode's index in the file (default 0)")
+    p.add_argument("--turn", type=_positive(int), help="the turn, counting from 1 (default: the first team turn)")
+    p.add_argument("--out", required=True, metavar="FILE.svg")
+    p.set_defaults(run=cmd_team_graph)
 
     p = commands.add_parser("view", help="a local web app over run files and training runs (and play)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="a run file (RUN.jsonl) or a trainer's --out folder")
