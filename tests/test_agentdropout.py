@@ -418,18 +418,14 @@ def test_mean_baseline_leaves_a_constant_utility_without_policy_gradient() -> No
     async def constant(graph: TeamGraph, query: int) -> PlayResult:
         return PlayResult(0.7, 1, 1)
 
-    no_reg = dict(nuclear_coef=0.0, frobenius_coef=0.0, edge_batches=1, node_batches=0)
-    flat = asyncio.run(
-        train_edge_dropout(
-            GraphParameters.full(3, 1), constant, range(4), AgentDropoutConfig(baseline="mean", **no_reg)
-        )  # type: ignore[arg-type]
-    )
+    def config(baseline: str) -> AgentDropoutConfig:
+        return AgentDropoutConfig.model_validate(
+            {"baseline": baseline, "nuclear_coef": 0.0, "frobenius_coef": 0.0, "edge_batches": 1, "node_batches": 0}
+        )
+
+    flat = asyncio.run(train_edge_dropout(GraphParameters.full(3, 1), constant, range(4), config("mean")))
     assert not flat.params.spatial_logits.any()
-    moved = asyncio.run(
-        train_edge_dropout(
-            GraphParameters.full(3, 1), constant, range(4), AgentDropoutConfig(baseline="none", **no_reg)
-        )  # type: ignore[arg-type]
-    )
+    moved = asyncio.run(train_edge_dropout(GraphParameters.full(3, 1), constant, range(4), config("none")))
     assert moved.params.spatial_logits.any()
 
 

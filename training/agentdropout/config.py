@@ -43,7 +43,8 @@ class AgentDropoutConfig(BaseModel):
     temperature: float = Field(default=1.0, gt=0)
     """τ of the edge probabilities p_e = σ(θ_e / τ)."""
     baseline: Literal["none", "mean"] = "none"
-    """Utility baseline: none (u, the authors', right for 0/1 rewards) or mean (u − the batch mean)."""
+    """Utility baseline of the edge loss and the faithful node loss: none (u, the authors', right for 0/1
+    rewards) or mean (u − the batch mean). The principled node estimator always subtracts the mean."""
     estimator: Literal["faithful", "principled"] = "faithful"
     """Node-dropout gradient: faithful (the authors' pseudo-likelihood) or principled (REINFORCE)."""
     seed: int = 0
