@@ -21,6 +21,7 @@ from horizongym.agents.team.firewall import AuditingFirewall, PolicyAuditor, Scr
 from horizongym.agents.team.indicators import (
     Indicator,
     IndicatorPool,
+    PolicyExtractor,
     build_pool,
     normalise,
     parse_indicator,
@@ -195,6 +196,22 @@ def test_extractor_replies_are_parsed() -> None:
     assert parse_indicator(reply) == Indicator("Skips a hop", "When the task involves two hops", "Check")
     assert parse_indicator("NO_ERROR") is None
     assert parse_indicator("<pattern>p</pattern><trigger></trigger><advice>a</advice>") is None
+
+
+def test_policy_extractor_prompts_with_the_message_and_counts_unreadable_replies() -> None:
+    reply = "<pattern>Skips a hop</pattern><trigger>When the task involves two hops</trigger><advice>Check</advice>"
+    policy = Scripted(reply, "NO_ERROR", "the message looks odd")
+    extractor = PolicyExtractor(policy)
+    message = TeamMessage("noisy", 1, "Paris, from one search", 0, 0)
+
+    async def three() -> list[Indicator | None]:
+        return [await extractor.extract("Where was X born?", message, "The team's episode failed") for _ in range(3)]
+
+    first, second, third = asyncio.run(three())
+    assert first == Indicator("Skips a hop", "When the task involves two hops", "Check") and second is third is None
+    assert extractor.unparsed == 1  # NO_ERROR is an answer; the third reply is not
+    prompt = policy.seen[0][-1]["content"]
+    assert all(part in prompt for part in ("Where was X born?", "episode failed", "noisy", "from one search"))
 
 
 # ----- the firewall ------------------------------------------------------------------------------
