@@ -886,6 +886,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_swe_commands(commands)
     add_replay_commands(commands)
     add_export_commands(commands)
+    from horizongym.training.rollouts.indicators_cli import add_team_indicators_command
+
+    add_team_indicators_command(commands)
     return parser
 
 

@@ -251,8 +251,8 @@ class GraphParameters:
         total = 0.0
         for c in graph.choices:
             logits = self.spatial_logits[c.round] if c.kind == "spatial" else self.temporal_logits[c.round - 1]
-            p = float(_sigmoid(np.asarray(logits[c.source, c.target] / self.temperature)))
-            total += float(np.log(p if c.kept else 1.0 - p))
+            x = float(logits[c.source, c.target]) / self.temperature
+            total -= float(np.logaddexp(0.0, -x if c.kept else x))  # log σ(x) or log(1 − σ(x)), stable
         return total
 
     def to_dict(self) -> dict[str, Any]:
