@@ -71,7 +71,30 @@ class RunFailed(CommandError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose mistakes are one line (what is wrong, and where the help is), exit status 2."""
+    """An argument parser whose mistakes are one line (what is wrong, and where the help is), exit status 2.
+
+    ``add_later(add)``: options whose declaration imports something heavy are added by ``add(parser)``
+    only when this parser parses or shows its help (``train``'s team flags need torch).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._later: list[Callable[[argparse.ArgumentParser], None]] = []
+
+    def add_later(self, add: Callable[[argparse.ArgumentParser], None]) -> None:
+        self._later.append(add)
+
+    def _add_now(self) -> None:
+        while self._later:
+            self._later.pop(0)(self)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        self._add_now()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._add_now()
+        return super().format_help()
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see '{self.prog} --help')\n")
@@ -609,12 +632,17 @@ def config_flag(name: str, flags: Mapping[str, str]) -> str:
 
 
 def add_config_flags(
-    parser: argparse.ArgumentParser, model: type[BaseModel], *, skip: Collection[str], flags: Mapping[str, str]
+    parser: argparse._ActionsContainer,
+    model: type[BaseModel],
+    *,
+    skip: Collection[str],
+    flags: Mapping[str, str],
+    dest_prefix: str = "",
 ) -> None:
     """One flag per field of ``model`` (but ``skip``): its type, its default, its description as help.
 
     ``X | None`` takes X; ``Literal`` values become choices; ``bool`` becomes ``--flag/--no-flag``;
-    a ``dict`` is read as a JSON object. The parsed value lands under the field's name.
+    a ``dict`` is read as a JSON object. The parsed value lands under ``dest_prefix`` + the field's name.
     """
     for name, field in model.model_fields.items():
         if name in skip:
@@ -624,7 +652,9 @@ def add_config_flags(
         if default is not None and not isinstance(default, bool):  # argparse shows a bool's default itself
             help_text = f"{help_text.removesuffix('.')} (default: {_shown(default)})"
         options = _argument_options(f"{model.__name__}.{name}", field.annotation)
-        parser.add_argument(config_flag(name, flags), dest=name, default=default, help=help_text, **options)
+        parser.add_argument(
+            config_flag(name, flags), dest=dest_prefix + name, default=default, help=help_text, **options
+        )
 
 
 def _shown(default: Any) -> str:
@@ -687,6 +717,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    if args.policy.startswith("team:"):
+        return _train_team(args)
     from horizongym.training.trainer import NothingToLearn, Trainer
 
     remote = is_env_url(args.env_id)  # a served env: its settings are the server's
@@ -719,6 +751,66 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"step {last['step']}: reward {last['reward_mean']:.3f}, success {last['success_rate']:.1%}")
     print(f"metrics: {out / 'metrics.jsonl'}")
     print(f"checkpoints: {out / 'checkpoints'}")
+
+
+def _add_team_flags(parser: argparse.ArgumentParser) -> None:
+    """``train``'s AgentDropout flags (for ``--policy team:CONFIG``), from AgentDropoutConfig's fields."""
+    from horizongym.training.team_train import TEAM_DEST, TEAM_FLAGS, TEAM_SHARED, AgentDropoutConfig
+
+    group = parser.add_argument_group("team training (--policy team:CONFIG: AgentDropout learns the team's graph)")
+    add_config_flags(group, AgentDropoutConfig, skip=TEAM_SHARED, flags=TEAM_FLAGS, dest_prefix=TEAM_DEST)
+    group.add_argument(
+        "--eval-queries", type=_positive(int), default=20, metavar="N", help="held-out tasks scored (default 20)"
+    )
+
+
+def _train_team(args: argparse.Namespace) -> None:
+    """``train ENV --policy team:CONFIG``: :mod:`horizongym.training.team_train`, one line per mistake."""
+    from horizongym.training.agentdropout.env_play import EnvPlayError
+    from horizongym.training.team_train import (
+        TeamTrainError,
+        TeamTrainSettings,
+        dropout_config,
+        train_team,
+        unused_train_settings,
+    )
+
+    if args.resume:
+        raise CommandError("--resume is not supported for team training; start a new run with another --out")
+    horizongym.spec(args.env_id)
+    config = train_config(args)
+    unused = [config_flag(name, TRAIN_FLAGS) for name in unused_train_settings(vars(args))]
+    if unused:
+        raise CommandError(f"{', '.join(unused)}: not a team-training setting; see 'horizongym train --help'")
+    eval_kwargs = config.eval_env_kwargs
+    if eval_kwargs is None:
+        eval_kwargs = {**config.env_kwargs, "split": "test"} if is_task_list_env(config.env_id) else config.env_kwargs
+    _check_env(config.env_id, config.env_kwargs, args)
+    default_tokens = TrainConfig.model_fields["max_new_tokens"].default
+    try:
+        settings = TeamTrainSettings(
+            env_id=config.env_id,
+            team_config=Path(args.policy.removeprefix("team:")),
+            out=Path(config.out_dir),
+            dropout=dropout_config(vars(args)),
+            env_kwargs=config.env_kwargs,
+            eval_env_kwargs=eval_kwargs,
+            eval_queries=args.eval_queries,
+            task_seed_start=config.task_seed_start,
+            eval_seed_start=config.eval_seed_start,
+            max_turns=config.max_turns,
+            max_attempts=config.max_attempts,
+            system_prompt=config.system_prompt,
+            temperature=config.temperature,
+            max_tokens=None if config.max_new_tokens == default_tokens else config.max_new_tokens,
+            progress=not args.quiet,
+        )
+        result = train_team(settings)
+    except (TeamTrainError, EnvPlayError, PolicyError, RolloutError) as exc:
+        raise CommandError(str(exc)) from None
+    print(result.line())
+    for name, path in result.files.items():
+        print(f"{name}: {path}")
 
 
 def _add_env_options(parser: argparse.ArgumentParser) -> None:
@@ -868,17 +960,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_env_options(p)
     p.set_defaults(run=cmd_serve_env)
 
-    p = commands.add_parser(
+    p = train = commands.add_parser(
         "train",
         help="train a transformers model on an environment with RL",
-        usage="%(prog)s ENV_ID [--policy tiny|hf:PATH] [--out DIR] [--resume] [--SETTING VALUE ...]",
+        usage="%(prog)s ENV_ID [--policy tiny|hf:PATH|team:CONFIG] [--out DIR] [--resume] [--SETTING VALUE ...]",
     )
     p.add_argument("env_id")
-    p.add_argument("--policy", default="tiny", help="tiny (a small random model built in OUT/init) or hf:PATH")
+    p.add_argument(
+        "--policy",
+        default="tiny",
+        help="tiny (a small random model built in OUT/init), hf:PATH, or team:CONFIG (AgentDropout trains "
+        "the team's graph, its agents fixed)",
+    )
     add_config_flags(p, TrainConfig, skip=TRAIN_ENV_FIELDS, flags=TRAIN_FLAGS)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_env_options(p)
+    assert isinstance(train, _Parser)
+    train.add_later(_add_team_flags)
     p.set_defaults(run=cmd_train)
 
     add_kernel_commands(commands)
