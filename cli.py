@@ -88,7 +88,7 @@ class _Parser(argparse.ArgumentParser):
         while self._later:
             self._later.pop(0)(self)
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[Any, list[str]]:
         self._add_now()
         return super().parse_known_args(args, namespace)
 

@@ -34,7 +34,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from horizongym.agents.specs import PolicySpecError, make_policy
-from horizongym.agents.team.config import load_team_config
 from horizongym.agents.team.graph import GraphParameters
 from horizongym.agents.team.policy import TeamPolicy
 from horizongym.training.agentdropout import AgentDropoutConfig, Evaluation, Trained, evaluate, train_agentdropout
@@ -186,15 +185,17 @@ class TeamTrainResult:
 
 
 async def _run(settings: TeamTrainSettings, team: TeamPolicy) -> tuple[Trained, dict[str, Evaluation]]:
-    train_kwargs, eval_kwargs = settings.env_kwargs, settings.eval_env_kwargs
-    common = {
-        "max_turns": settings.max_turns,
-        "max_attempts": settings.max_attempts,
-        "system_prompt": settings.system_prompt,
-        "sampling_seed": settings.dropout.seed,
-    }
-    train_play = EnvPlay(team, EnvRecipe(settings.env_id, train_kwargs), **common)
-    eval_play = EnvPlay(team, EnvRecipe(settings.env_id, eval_kwargs), **common)
+    def play(env_kwargs: dict[str, Any]) -> EnvPlay:
+        return EnvPlay(
+            team,
+            EnvRecipe(settings.env_id, env_kwargs),
+            max_turns=settings.max_turns,
+            max_attempts=settings.max_attempts,
+            system_prompt=settings.system_prompt,
+            sampling_seed=settings.dropout.seed,
+        )
+
+    train_play, eval_play = play(settings.env_kwargs), play(settings.eval_env_kwargs)
     concurrency = settings.dropout.max_concurrency
     try:
         start = team.parameters
@@ -222,8 +223,8 @@ async def _run(settings: TeamTrainSettings, team: TeamPolicy) -> tuple[Trained, 
 def train_team(settings: TeamTrainSettings) -> TeamTrainResult:
     """Train, evaluate and write the run folder (module docstring); :class:`TeamTrainError` on bad input."""
     check_out(settings.out)
-    config, _ = load_team_config(settings.team_config)
     team = build(settings)
+    config = team.config
     started = time.monotonic()
     trained, evaluation = asyncio.run(_run(settings, team))
     seconds = time.monotonic() - started
