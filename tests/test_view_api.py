@@ -306,6 +306,7 @@ def test_episode_detail_is_the_record_with_turns(client: TestClient, runs: dict[
         assert detail["row"] == _all_rows(client, MIXED)[n]
         assert [t["turn"] for t in detail["turns"]] == [s.turn for s in episodes[n].steps]
         assert all(t["tokens"] is None and t["advantage"] is None for t in detail["turns"])
+        assert all(t["team_svg"] is None for t in detail["turns"])  # a single policy: no team picture
         assert detail["extras"] == {"swe_diff": None, "kernel": None, "search": None} or n == 10
 
 

@@ -342,3 +342,27 @@ def test_a_trained_episode_shows_token_log_probs_and_advantages(served: Served, 
         [step.advantage for step in episode.steps], abs=1e-3
     )
     screenshot("credit")
+
+
+def test_a_team_turn_shows_its_graph(served: Served, browser: Any, tmp_path: Path, screenshot: Any) -> None:
+    """A team's episode: each turn has a collapsed "team" block whose SVG draws the turn's agents
+    (one titled circle per agent and round) from the step's policy trace."""
+    team = Path(__file__).resolve().parent.parent / "agents" / "team" / "examples" / "search_vote.json"
+    path = tmp_path / "team.jsonl"
+    made = horizongym("rollout", "SearchJudge-v0", "--policy", f"team:{team}", "-n", "1", "--out", str(path), "--quiet")
+    assert made.returncode == 0, made.stderr
+    (episode,) = read_episodes(path)
+    run = served.catalog.add(path)
+    go(browser, f"{served.url}/#/run/{run.id}/episode/0")
+    blocks = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn details.team-graph"), "the team blocks")
+    assert len(blocks) == episode.num_turns >= 2
+    first = blocks[0]
+    assert first.get_attribute("open") is None and "team search-vote" in first.text
+    first.find_element(By.TAG_NAME, "summary").click()
+    svg = wait(browser, lambda d: first.find_element(By.TAG_NAME, "svg"), "the team picture")
+    assert svg.is_displayed() and svg.size["width"] > 100
+    titles = [t.get_attribute("textContent") for t in svg.find_elements(By.CSS_SELECTOR, "circle > title")]
+    assert sorted(titles) == sorted(
+        f"{agent}, round {r}: spoke" for agent in ("researcher", "checker", "guesser") for r in (1, 2)
+    )
+    screenshot("team-graph")

@@ -528,6 +528,7 @@ async function episodeView(rid, n, alive) {
         calls.length ? h("div", { class: "tool-calls" }, h("div", { class: "label" }, "tool calls"), calls) : null,
         results,
         t.tokens && t.tokens.length ? tokenSpans(t.tokens) : null,
+        t.team_svg ? teamGraphBlock(t.team_svg, step.policy_trace) : null,
         step.info && Object.keys(step.info).length ? h("details", { class: "step-info" }, h("summary", {}, "info"), pre(prettyJson(step.info), "json")) : null,
       ));
   });
@@ -542,6 +543,15 @@ async function episodeView(rid, n, alive) {
   }
   sections.push(h("section", { class: "turns" }, h("h2", {}, `Turns (${episode.steps.length}${unfinished ? " and 1 unfinished" : ""})`), turnBlocks));
   show(...sections);
+}
+
+/** A team turn's picture (the server's SVG of who spoke and who read whom), collapsed under the turn. */
+function teamGraphBlock(svgText, trace) {
+  const parsed = new DOMParser().parseFromString(svgText, "image/svg+xml").documentElement;
+  const picture = parsed.namespaceURI === SVG_NS ? document.importNode(parsed, true) : h("p", { class: "bad" }, "the team picture could not be read");
+  const tokens = trace && trace.tokens ? ` · ${trace.tokens.prompt} prompt + ${trace.tokens.completion} completion tokens in ${trace.tokens.calls} calls` : "";
+  const decision = trace && trace.decision ? ` · decided by ${trace.decision.kind}${trace.decision.winner ? " (" + trace.decision.winner + ")" : ""}` : "";
+  return h("details", { class: "team-graph" }, h("summary", {}, `team ${trace ? trace.team : ""}: graph of this turn${decision}${tokens}`), h("div", { class: "scroll-x" }, picture));
 }
 
 // ---------- training curves ----------
