@@ -25,20 +25,9 @@ from horizongym.training.rollouts import EnvRecipe, read_episodes
 SMALL = ["--node-batches", "2", "--node-batch-size", "6", "--edge-batches", "2", "--edge-batch-size", "6"]
 
 
-def write_team(folder: Path, rounds: int = 2) -> Path:
-    config = {
-        "name": "search-adversary",
-        "rounds": rounds,
-        "agents": [
-            {"name": "researcher", "policy": "expert", "prompt": "You search and answer from the pages."},
-            {"name": "checker", "policy": "expert", "prompt": "You check the plan against the pages."},
-            {"name": "persuader", "policy": "random", "votes": 3, "prompt": "You answer fast and argue hard."},
-        ],
-        "decision": {"kind": "majority"},
-    }
-    path = folder / "team.json"
-    path.write_text(json.dumps(config))
-    return path
+EXAMPLES = Path(__file__).resolve().parent.parent / "agents" / "team" / "examples"
+ADVERSARY = EXAMPLES / "search_adversary.json"
+"""Two experts and a random ``persuader`` worth three votes, two rounds, a majority vote."""
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -51,7 +40,7 @@ def test_train_drops_the_persuasive_member_and_the_learned_team_plays(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    argv = ["train", "SearchJudge-v0", "--policy", f"team:{write_team(tmp_path)}", "--out", str(out), *SMALL]
+    argv = ["train", "SearchJudge-v0", "--policy", f"team:{ADVERSARY}", "--out", str(out), *SMALL]
     assert main([*argv, "--eval-queries", "6", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("team search-adversary on SearchJudge-v0: ") and "persuader (round 2)" in printed
@@ -97,7 +86,7 @@ def test_train_drops_the_persuasive_member_and_the_learned_team_plays(
 
 def test_email_inbox_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    team = Path(__file__).resolve().parent.parent / "agents" / "team" / "examples" / "email_vote.json"
+    team = EXAMPLES / "email_vote.json"
     one_batch = ["--node-batches", "1", "--node-batch-size", "2", "--edge-batches", "1", "--edge-batch-size", "2"]
     argv = ["train", "EmailInbox-v0", "--policy", f"team:{team}", "--out", str(out), *one_batch]
     assert main([*argv, "--eval-queries", "2", "--quiet"]) == 0
@@ -108,7 +97,7 @@ def test_email_inbox_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_train_team_mistakes_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    team = write_team(tmp_path)
+    team = ADVERSARY
     out = tmp_path / "run"
     base = ["train", "SearchJudge-v0", "--policy", f"team:{team}", "--out", str(out), "--quiet"]
     assert main([*base, "--resume"]) == 2

@@ -13,7 +13,8 @@ arXiv 2503.18891), each training query one real env episode
   split (a task-list env; else the evaluation env kwargs): the full graph (``fixed``: every edge,
   every agent) against the learned graph in the ``sampled`` and ``deterministic`` modes
   (:func:`~horizongym.training.agentdropout.evaluate`): accuracy = mean reward per query, prompt and
-  completion tokens per query.
+  completion tokens per query (``accuracy`` in ``summary.json`` is the mean reward: the accuracy for
+  0/1 rewards; SearchJudge-v0's rewards are not 0/1, and the printed line says "mean reward").
 
 The run folder holds ``graph.json`` (the learned parameters, the settings and the outcome in its
 ``metadata``), ``team.json`` (the team config with ``graph`` pointing at ``graph.json``, so
@@ -176,7 +177,7 @@ class TeamTrainResult:
         dropped = ", ".join(f"{name} (round {r + 1})" for r, names in enumerate(s["dropped"]) for name in names)
         cost = s["training_cost"]
         return (
-            f"team {s['team']} on {s['env_id']}: accuracy {full['accuracy']:.3f} full -> {det['accuracy']:.3f} "
+            f"team {s['team']} on {s['env_id']}: mean reward {full['accuracy']:.3f} full -> {det['accuracy']:.3f} "
             f"learned (sampled {sampled['accuracy']:.3f}), prompt tokens/query {full['prompt_tokens']:.0f} -> "
             f"{det['prompt_tokens']:.0f} ({cut:.0%} fewer; sampled {sampled['prompt_tokens']:.0f}) over "
             f"{s['eval_queries']} held-out tasks; dropped: {dropped or 'none'}; training {cost['plays']} episodes, "

@@ -26,7 +26,7 @@ def turn_view(step: Step, run: Run) -> dict[str, Any]:
         "tokens": token_list(step.token_ids, step.logprobs, run.tokenizer),
         "prompt_tokens": len(step.prompt_token_ids) if step.prompt_token_ids is not None else None,
         "completion_tokens": len(step.token_ids) if step.token_ids is not None else None,
-        "team_svg": turn_svg(step.policy_trace) if is_team_trace(step.policy_trace) else None,
+        "team_svg": turn_svg(step.policy_trace) if step.policy_trace and is_team_trace(step.policy_trace) else None,
     }
 
 
