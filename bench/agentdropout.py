@@ -374,11 +374,13 @@ def plot(figures: Sequence[dict[str, Any]], path: Path) -> None:
             label = p["method"] + (f" ~ {p['matched_to'].removeprefix('node_edge_')}" if "matched_to" in p else "")
             points.setdefault(f"{label} ({p['mode']})", {})[f["metric"]] = f
     fig, ax = plt.subplots(figsize=(9, 6))
-    for label, point in points.items():
+    cmap = plt.get_cmap("tab20")
+    for k, (label, point) in enumerate(points.items()):
         x, y = point["prompt_tokens"], point["accuracy"]
         xerr = [[x["value"] - x["params"]["ci95"][0]], [x["params"]["ci95"][1] - x["value"]]]
         yerr = [[y["value"] - y["params"]["ci95"][0]], [y["params"]["ci95"][1] - y["value"]]]
-        ax.errorbar(x["value"], y["value"], xerr=xerr, yerr=yerr, fmt="o", capsize=3, label=label)
+        marker, colour = "osD^v"[k % 5], cmap(k % 20)
+        ax.errorbar(x["value"], y["value"], xerr=xerr, yerr=yerr, fmt=marker, color=colour, capsize=3, label=label)
     ax.set_xlabel("prompt tokens per query (words)")
     ax.set_ylabel("accuracy")
     seeds = next(iter(points.values()))["accuracy"]["params"]["seeds"]
