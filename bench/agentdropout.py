@@ -14,7 +14,7 @@ words), trained by the real :mod:`horizongym.training.agentdropout` functions th
 ``play(graph, query)`` that runs ``team.with_graph(graph).act(...)`` and scores the decision.
 Each seed draws its own quiz, member luck, graph samples, training samples and auditor luck; it
 trains on queries ``0..39`` (the authors' schedule: node dropout 2 × 20, edge dropout 4 × 10) and
-tests on the next 100 queries, which no method saw in training.
+tests on 100 queries from ``100000`` on, which no method saw in training.
 
 Methods (T = 2 unless named):
 
@@ -24,7 +24,8 @@ Methods (T = 2 unless named):
   edge (``mode: fixed``; its edge logits are untrained, so sampling them means nothing);
 - ``node_edge_faithful`` / ``node_edge_principled``: node then edge dropout
   (:func:`train_agentdropout`) with the authors' pseudo-likelihood node estimator or the REINFORCE
-  one;
+  one; ``node_edge_faithful_x4``: the faithful one with four times the batches of both phases on
+  four times the queries (``0..159``), the training budget as a lever;
 - ``random_budget`` (``matched_to`` one of the two above, same ``mode``): per test query, the
   agent and edge counts of the graph the learned method played there, the agents and edges chosen
   uniformly at random (:mod:`horizongym.bench.agentdropout_control`);
@@ -94,7 +95,12 @@ from horizongym.training.agentdropout.node_dropout import drop_agents
 from horizongym.training.agentdropout.trainer import play_all
 
 N_AGENTS = len(ROLES)
-NODE_EDGE = ("node_edge_faithful", "node_edge_principled")
+NODE_EDGE = ("node_edge_faithful", "node_edge_principled", "node_edge_faithful_x4")
+"""The node + edge methods: the authors' schedule with either node estimator, and the faithful one
+trained four times as long on four times as many queries (the schedule is a lever; the test is the same)."""
+LONG_SCALE = 4
+TEST_START = 100_000
+"""Test queries are ``TEST_START ..``: disjoint from the training queries of every schedule."""
 LEARNED_MODES: tuple[Mode, ...] = ("sampled", "deterministic")
 T_975: tuple[float, ...] = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179)
 T_975 += (2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052)
@@ -115,11 +121,12 @@ class Settings:
     edge_batches: int = 4
     edge_batch_size: int = 10
 
-    def config(self, seed: int, estimator: str = "faithful") -> AgentDropoutConfig:
+    def config(self, seed: int, estimator: str = "faithful", scale: int = 1) -> AgentDropoutConfig:
+        """The AgentDropout settings; ``scale`` multiplies the number of batches of both phases."""
         return AgentDropoutConfig(
-            node_batches=self.node_batches,
+            node_batches=self.node_batches * scale,
             node_batch_size=self.node_batch_size,
-            edge_batches=self.edge_batches,
+            edge_batches=self.edge_batches * scale,
             edge_batch_size=self.edge_batch_size,
             estimator=estimator,  # type: ignore[arg-type]
             seed=seed,
@@ -160,7 +167,7 @@ async def run_seed(seed: int, settings: Settings) -> list[Row]:
     """Every method on one seed: train on the training queries, score on the test queries."""
     quiz = CodeQuiz(seed)
     train = list(range(settings.train_queries))
-    test = list(range(settings.train_queries, settings.train_queries + settings.test_queries))
+    test = list(range(TEST_START, TEST_START + settings.test_queries))
     full = GraphParameters.full(N_AGENTS, 2)
     rows: list[Row] = []
 
@@ -183,8 +190,11 @@ async def run_seed(seed: int, settings: Settings) -> list[Row]:
         ("node_only", await train_node_dropout(full, trainer_play(), train, settings.config(seed)), ("fixed",)),
     ]
     for method in NODE_EDGE:
-        config = settings.config(seed, method.removeprefix("node_edge_"))
-        learned.append((method, await train_agentdropout(full, trainer_play(), train, config), LEARNED_MODES))
+        estimator, _, long = method.removeprefix("node_edge_").partition("_")
+        scale = LONG_SCALE if long else 1
+        config = settings.config(seed, estimator, scale)
+        queries = list(range(settings.train_queries * scale))
+        learned.append((method, await train_agentdropout(full, trainer_play(), queries, config), LEARNED_MODES))
     references: dict[tuple[str, str], QuizPlayer] = {}
     for method, trained, modes in learned:
         for mode in modes:
