@@ -99,9 +99,9 @@ class Settings:
     node_batch_size: int = 20
     edge_batches: int = 4
     edge_batch_size: int = 10
-    expert_steps: int = 300
-    noisy_steps: int = 100
-    n_items: int = 20
+    expert_steps: int = 200
+    noisy_steps: int = 40
+    n_items: int = 8
 
     def config(self, seed: int) -> AgentDropoutConfig:
         return AgentDropoutConfig(
@@ -343,10 +343,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-queries", type=int, default=None, help="AgentDropout training queries per seed (40)")
     parser.add_argument("--test-queries", type=int, default=None, help="test queries per seed (quick: 40, full: 100)")
     parser.add_argument(
-        "--expert-steps", type=int, default=None, help="training steps of the expert and adversary (300)"
+        "--expert-steps", type=int, default=None, help="training steps of the expert and adversary (200)"
     )
-    parser.add_argument("--noisy-steps", type=int, default=None, help="training steps of the noisy model (100)")
-    parser.add_argument("--items", type=int, default=None, help="items in the task's table, 1..20 (20)")
+    parser.add_argument("--noisy-steps", type=int, default=None, help="training steps of the noisy model (40)")
+    parser.add_argument("--items", type=int, default=None, help="items in the task's table, 1..20 (8)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/agentdropout_tiny"), help="where the JSON goes")
     args = parser.parse_args(argv)
     changes = {

