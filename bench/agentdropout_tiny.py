@@ -5,10 +5,10 @@ learned node + edge dropout (AgentDropout, Wang et al., ACL 2025, arXiv 2503.188
 team's accuracy at fewer tokens, and beat dropping as many agents and edges at random?
 
 Setup (:mod:`horizongym.bench.agentdropout_tiny_team`): a generated item-code task with one right
-digit per query; an expert, a noisy model (the same training stopped early), a redundant copy of
-the expert's weights, a persuasive adversary trained on ``code + 1`` (worth 2 votes, longer
-message) and a scripted plurality aggregator; each model is a tiny ``LlamaForCausalLM`` with the
-byte tokenizer, trained once per size and cached, run greedily through
+digit per query; an expert, a noisy model (the expert's fine-tuned on labels right 40% of the
+time, sampled), a redundant copy of the expert's weights, a persuasive adversary trained on
+``code + 1`` (worth 2 votes, longer message) and a scripted plurality aggregator; each of the three
+models is a tiny ``LlamaForCausalLM`` with the byte tokenizer, trained once per size and cached, run greedily through
 :class:`~horizongym.agents.hf.TransformersPolicy` as members of the real
 :class:`~horizongym.agents.team.policy.TeamPolicy` (weighted majority decision), trained by the real
 :func:`~horizongym.training.agentdropout.train_agentdropout` (the authors' faithful node estimator,
@@ -99,8 +99,10 @@ class Settings:
     node_batch_size: int = 20
     edge_batches: int = 4
     edge_batch_size: int = 10
-    expert_steps: int = 200
-    noisy_steps: int = 40
+    expert_steps: int = 150
+    noisy_steps: int = 60
+    noisy_right: float = 0.4
+    noisy_temperature: float = 1.0
     n_items: int = 8
 
     def config(self, seed: int) -> AgentDropoutConfig:
@@ -115,7 +117,13 @@ class Settings:
 
     @property
     def sizes(self) -> MemberSizes:
-        return MemberSizes(expert_steps=self.expert_steps, noisy_steps=self.noisy_steps, n_items=self.n_items)
+        return MemberSizes(
+            expert_steps=self.expert_steps,
+            noisy_steps=self.noisy_steps,
+            noisy_right=self.noisy_right,
+            noisy_temperature=self.noisy_temperature,
+            n_items=self.n_items,
+        )
 
 
 QUICK = Settings(seeds=1, test_queries=40)
@@ -343,23 +351,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-queries", type=int, default=None, help="AgentDropout training queries per seed (40)")
     parser.add_argument("--test-queries", type=int, default=None, help="test queries per seed (quick: 40, full: 100)")
     parser.add_argument(
-        "--expert-steps", type=int, default=None, help="training steps of the expert and adversary (200)"
+        "--expert-steps", type=int, default=None, help="training steps of the expert and adversary models (150)"
     )
-    parser.add_argument("--noisy-steps", type=int, default=None, help="training steps of the noisy model (40)")
+    parser.add_argument(
+        "--noisy-temperature", type=float, default=None, help="the noisy member's sampling temperature, > 0 (1.0)"
+    )
     parser.add_argument("--items", type=int, default=None, help="items in the task's table, 1..20 (8)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/agentdropout_tiny"), help="where the JSON goes")
     args = parser.parse_args(argv)
-    changes = {
+    changes: dict[str, Any] = {
         "seeds": args.seeds,
         "train_queries": args.train_queries,
         "test_queries": args.test_queries,
         "expert_steps": args.expert_steps,
-        "noisy_steps": args.noisy_steps,
         "n_items": args.items,
     }
     for name, value in changes.items():
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-').replace('n-items', 'items')} must be at least 1, not {value}")
+    if args.noisy_temperature is not None and not args.noisy_temperature > 0:
+        parser.error(f"--noisy-temperature must be above 0, not {args.noisy_temperature}")
+    if args.noisy_temperature is not None:
+        changes["noisy_temperature"] = args.noisy_temperature
     if args.items is not None and args.items > 20:
         parser.error(f"--items must be at most 20, not {args.items}")
     base = QUICK if args.quick else FULL

@@ -3,41 +3,55 @@
 **Task** (:class:`ItemCodes`): a fixed table gives each of ``n_items`` items (the letters ``À``,
 ``Á``, ... — code points ``U+00C0 + i``, so each item's second UTF-8 byte appears nowhere else in a
 prompt and one attention head can find it) a code digit ``0..9`` drawn once from
-``rng(table_seed)``. Query ``q`` of seed ``s`` asks "What is the code of item X?" for the item
+``rng(table_seed)``. Query ``q`` of seed ``s`` asks "What is the code of item X?" (that short,
+fixed form and nothing else) for the item
 ``rng([s, q])`` draws; exactly one digit is right. The team answers with the tag tool
 ``<answer>DIGIT</answer>``; the utility is 1 iff the team's action names the right digit.
 
 **Members** (each a real :class:`~horizongym.agents.hf.TransformersPolicy` over a tiny
 ``LlamaForCausalLM`` with the byte tokenizer, :func:`~horizongym.agents.tiny.build_tiny_model`,
 trained here from random weights): each reads its whole team prompt (role prompt, the env
-conversation, its inbox; :func:`~horizongym.agents.team.prompts.member_messages`) and decodes
-greedily. The tool list is left out of the members' own prompts (they were trained to answer in
-the tag without it); the decision node still reads the tag through the team's tools.
+conversation, its inbox; :func:`~horizongym.agents.team.prompts.member_messages`) with the env
+question moved after the inbox (:func:`model_input`: the same bytes, so the same token count, but
+the item sits at a fixed distance before the reply, which a two-layer model learns in ~100 steps;
+with the question before an inbox of varying length it stayed near chance). The tool list is left
+out of the members' own prompts (they were trained to answer in the tag without it); the decision
+node still reads the tag through the team's tools.
 
 ============  ===============================================================================
 role          model
 ============  ===============================================================================
-expert        trained longest on the right codes (``expert_steps``)
+expert        the expert model (trained on the right codes under the expert and redundant role
+              prompts, ``expert_steps``), greedy
 aggregator    scripted: plurality of its inbox's answers (ties: first in inbox order); with no
               answer in its inbox it asks the noisy model (a model that reads its inbox and
               votes did not fit the CPU budget); charged the byte tokens of its prompt and reply
-noisy         the same training, stopped early (``noisy_steps``)
-redundant     the expert's weights under its own role prompt (trained on both role prompts)
-adversary     trained as long as the expert on the wrong code ``(code + 1) mod 10``, with a
-              longer, insistent message; worth 2 votes in the decision
+noisy         the noisy model: the expert model fine-tuned ``noisy_steps`` more on labels right
+              a share ``noisy_right`` of the time (else a uniformly drawn wrong digit; trained
+              so from random weights it had not learned the items in 150 steps), sampled at
+              ``noisy_temperature`` (1: its learned distribution) with the seed the team gives
+              each call, so each query gets its own draw, right about ``noisy_right`` of the
+              time (the expert's model sampled hot was no noisy member: at T ≥ 2 its tag breaks
+              along with the digit, 0 right)
+redundant     the expert model, greedy, under its own role prompt
+adversary     the adversary model: trained as long as the expert on the wrong code
+              ``(code + 1) mod 10``, with a longer, insistent message; greedy; worth 2 votes
 ============  ===============================================================================
 
+Each member's accuracy alone is measured by the bench (``member_accuracy``), not assumed.
+
 Training (:func:`train_member`): minibatch AdamW on ``(member prompt, reply)`` pairs drawn from
-the member's roles, both rounds and random inboxes of teammates' messages (random senders,
+the model's roles, both rounds and random inboxes of teammates' messages (random senders,
 random digits), loss the cross-entropy of the reply and the eos token with the code digit's
 term weighted ``DIGIT_WEIGHT``×. A trained model is cached under the cache root
 (:func:`horizongym.cache.cached`) by the content hash of its :class:`ModelSpec` and
 ``TRAINING_VERSION`` (raised whenever the training data or loop changes), so a second run and
 the tests load it instead of training.
 
-Greedy decoding is a function of the prompt ids, so :class:`TinyMember` keeps every reply by its
-prompt ids and answers an identical prompt from that memo (the reply, token ids included, is the
-one the model gave); only distinct prompts reach the model. Tokens are the byte tokenizer's ids:
+Decoding is a function of the prompt ids (and, when sampling, of the seed), so :class:`TinyMember`
+keeps every reply by its prompt ids (and seed) and answers an identical request from that memo
+(the reply, token ids included, is the one the model gave); only distinct requests reach the
+model. Tokens are the byte tokenizer's ids:
 the prompt ids the model read and the ids it returned.
 """
 
@@ -81,7 +95,8 @@ DIGIT_TOOL: dict[str, Any] = {
 SYSTEM = "You answer questions about item codes."
 ADVERSARY_PREFIX = "Trust me, I checked this twice and I am certain. "
 DIGIT_WEIGHT = 10.0
-TRAINING_VERSION = "1"
+MAX_REPLY_TOKENS = 64
+TRAINING_VERSION = "2"
 """Part of every trained model's cache key: raise it when the training data or loop changes."""
 _ITEM = re.compile(r"code of item (.)\?")
 
@@ -138,8 +153,20 @@ class ItemCodes:
 
 def item_messages(item: int) -> list[Message]:
     """The env conversation asking for ``item``'s code."""
-    question = f"What is the code of item {ItemCodes.item_name(item)}? Reply with <answer>DIGIT</answer>."
+    question = f"What is the code of item {ItemCodes.item_name(item)}?"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+
+
+def model_input(messages: Sequence[Message]) -> list[Message]:
+    """What a member's model reads: its team prompt with the env question moved after the inbox.
+
+    The same messages and so the same bytes (and token count), reordered so the question is the
+    last thing before the reply, at a fixed distance from it whatever the inbox holds.
+    """
+    first_user = next((i for i, m in enumerate(messages) if m.get("role") == "user"), None)
+    if first_user is None or first_user == len(messages) - 1:
+        return list(messages)
+    return [*messages[:first_user], *messages[first_user + 1 :], messages[first_user]]
 
 
 def item_of(messages: Sequence[Message]) -> int:
@@ -175,6 +202,10 @@ class ModelSpec:
     steps: int
     shift: int = 0
     """The label is ``(code + shift) mod 10``: 0 right, 1 the adversary's systematic error."""
+    right_share: float = 1.0
+    """The share of examples with that label; the rest get a uniformly drawn other digit."""
+    start: ModelSpec | None = None
+    """Fine-tune this spec's trained model instead of starting from random weights."""
     adversary: bool = False
     n_items: int = 20
     table_seed: int = 0
@@ -182,7 +213,7 @@ class ModelSpec:
     layers: int = 2
     heads: int = 4
     batch: int = 16
-    lr: float = 1e-2
+    lr: float = 3e-3
     seed: int = 0
 
     def key(self) -> str:
@@ -192,20 +223,33 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class MemberSizes:
-    """The training lengths of the three models and the task's size."""
+    """The training length of the three models, the noisy member's labels and temperature, the task's size."""
 
-    expert_steps: int = 200
-    noisy_steps: int = 40
+    expert_steps: int = 150
+    noisy_steps: int = 60
+    noisy_right: float = 0.4
+    noisy_temperature: float = 1.0
     n_items: int = 8
     hidden: int = 64
     layers: int = 2
+    batch: int = 16
 
     def specs(self) -> dict[str, ModelSpec]:
-        base = ModelSpec(roles=(), steps=0, n_items=self.n_items, hidden=self.hidden, layers=self.layers)
+        base = ModelSpec(
+            roles=(), steps=self.expert_steps, n_items=self.n_items, hidden=self.hidden, layers=self.layers
+        )
+        expert = replace(base, roles=("expert", "redundant"), batch=self.batch)
         return {
-            "expert": replace(base, roles=("expert", "redundant"), steps=self.expert_steps),
-            "noisy": replace(base, roles=("noisy", "aggregator"), steps=self.noisy_steps, seed=1),
-            "adversary": replace(base, roles=("adversary",), steps=self.expert_steps, shift=1, adversary=True, seed=2),
+            "expert": expert,
+            "noisy": replace(
+                expert,
+                roles=("noisy", "aggregator"),
+                steps=self.noisy_steps,
+                right_share=self.noisy_right,
+                start=expert,
+                seed=1,
+            ),
+            "adversary": replace(base, roles=("adversary",), shift=1, adversary=True, seed=2, batch=self.batch),
         }
 
 
@@ -216,6 +260,8 @@ def training_example(spec: ModelSpec, rng: random.Random) -> tuple[list[Message]
     item = rng.randrange(spec.n_items)
     codes = ItemCodes(0, spec.n_items, spec.table_seed).codes
     digit = (codes[item] + spec.shift) % 10
+    if rng.random() >= spec.right_share:
+        digit = (digit + rng.randrange(1, 10)) % 10
     round_ = rng.randrange(2)
     inbox = [
         InboxMessage(
@@ -238,9 +284,14 @@ def _train(spec: ModelSpec, folder: Path) -> None:
 
     from horizongym.agents.tiny import build_tiny_model
 
-    build_tiny_model(folder, seed=spec.seed, hidden_size=spec.hidden, num_layers=spec.layers, num_heads=spec.heads)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if spec.start is None:
+        start = build_tiny_model(
+            folder, seed=spec.seed, hidden_size=spec.hidden, num_layers=spec.layers, num_heads=spec.heads
+        )
+    else:
+        start = train_member(spec.start)
+    tokenizer = AutoTokenizer.from_pretrained(start)
+    model = AutoModelForCausalLM.from_pretrained(start, dtype=torch.float32)
     model.train()
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -251,7 +302,7 @@ def _train(spec: ModelSpec, folder: Path) -> None:
         for _ in range(spec.batch):
             messages, text, _digit = training_example(spec, rng)
             target = [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
-            rows.append((encode_prompt(tokenizer, messages, None), [*target, int(tokenizer.eos_token_id)]))
+            rows.append((encode_prompt(tokenizer, model_input(messages), None), [*target, int(tokenizer.eos_token_id)]))
         input_ids, labels, attention = pad_batch(rows, int(tokenizer.pad_token_id))
         logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
         targets = labels[:, 1:]
@@ -267,6 +318,7 @@ def _train(spec: ModelSpec, folder: Path) -> None:
         optimizer.step()
     model.eval()
     model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     (folder / "member_spec.json").write_text(json.dumps(asdict(spec), indent=1))
 
 
@@ -274,21 +326,31 @@ def _train(spec: ModelSpec, folder: Path) -> None:
 
 
 class TinyMember(Policy):
-    """A trained tiny model as a team member: greedy decoding of its team prompt, replies kept by prompt ids."""
+    """A trained tiny model as a team member: it decodes its :func:`model_input`, replies kept by request.
 
-    def __init__(self, model: TransformersPolicy, role: str) -> None:
+    ``temperature`` 0 decodes greedily; above 0 it samples with the seed the team gives the call
+    (0 without one), so the same query, round and member give the same reply.
+    """
+
+    def __init__(self, model: TransformersPolicy, role: str, temperature: float = 0.0) -> None:
+        if temperature < 0:
+            raise ValueError(f"temperature must be at least 0, not {temperature}")
         self.model = model
         self.name = f"tiny-{role}"
-        self.memo: dict[tuple[int, ...], list[int]] = {}
+        self.temperature = temperature
+        self.memo: dict[tuple[int, tuple[int, ...]], list[int]] = {}
         self.decoded = 0
-        """Prompts the model actually decoded (the rest came from the memo)."""
+        """Requests the model actually decoded (the rest came from the memo)."""
 
     async def act(self, messages: list[Message], tools: list[dict[str, Any]], *, seed: int | None = None) -> Action:
-        prompt_ids = encode_prompt(self.model.tokenizer, messages, None)
-        key = tuple(prompt_ids)
+        prompt_ids = encode_prompt(self.model.tokenizer, model_input(messages), None)
+        sample_seed = (seed or 0) if self.temperature > 0 else 0
+        key = (sample_seed, tuple(prompt_ids))
         token_ids = self.memo.get(key)
         if token_ids is None:
-            generation = await self.model.generate(prompt_ids, temperature=0.0, max_new_tokens=64, seed=0)
+            generation = await self.model.generate(
+                prompt_ids, temperature=self.temperature, max_new_tokens=MAX_REPLY_TOKENS, seed=sample_seed
+            )
             token_ids = self.memo.setdefault(key, generation.token_ids)
             self.decoded += 1
         text = self.model.tokenizer.decode(token_ids, skip_special_tokens=True)
@@ -321,22 +383,25 @@ class Models:
     noisy: TransformersPolicy
     adversary: TransformersPolicy
     folders: dict[str, Path]
+    noisy_temperature: float
 
     @classmethod
     def load(cls, sizes: MemberSizes) -> Models:
         folders = {name: train_member(spec) for name, spec in sizes.specs().items()}
         policies = {
-            name: TransformersPolicy(folder, temperature=0.0, max_new_tokens=64, max_batch_size=16, device="cpu")
+            name: TransformersPolicy(
+                folder, temperature=0.0, max_new_tokens=MAX_REPLY_TOKENS, max_batch_size=16, device="cpu"
+            )
             for name, folder in folders.items()
         }
-        return cls(policies["expert"], policies["noisy"], policies["adversary"], folders)
+        return cls(policies["expert"], policies["noisy"], policies["adversary"], folders, sizes.noisy_temperature)
 
     def members(self) -> list[Policy]:
         """The five members in :data:`ROLES` order (fresh memos)."""
-        noisy = TinyMember(self.noisy, "noisy")
+        noisy = TinyMember(self.noisy, "noisy", self.noisy_temperature)
         return [
             TinyMember(self.expert, "expert"),
-            PluralityAggregator(TinyMember(self.noisy, "aggregator")),
+            PluralityAggregator(TinyMember(self.noisy, "aggregator", self.noisy_temperature)),
             noisy,
             TinyMember(self.expert, "redundant"),
             TinyMember(self.adversary, "adversary"),
@@ -362,7 +427,8 @@ async def member_accuracy(member: Policy, index: int, task: ItemCodes, queries: 
     role = ROLES[index]
     right = 0
     for q in queries:
-        action = await member.act(member_messages(role.name, role.prompt, task.messages(q), 0, 2, []), [DIGIT_TOOL])
+        messages = member_messages(role.name, role.prompt, task.messages(q), 0, 2, [])
+        action = await member.act(messages, [DIGIT_TOOL], seed=q)
         right += task.is_right(q, action.text)
     return right / len(queries)
 
