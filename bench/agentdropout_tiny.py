@@ -39,7 +39,7 @@ holds the figures, rows and settings.
 
     python -m horizongym.bench.agentdropout_tiny [--quick] [--seeds N] [--out DIR]
 
-``--quick``: 1 seed, 40 test queries (a smoke run; its numbers carry no interval); the full run:
+``--quick``: 1 seed, 30 test queries (a smoke run; its numbers carry no interval); the full run:
 5 seeds of 100 test queries. Both use the same trained models (trained on first use, then cached).
 """
 
@@ -126,7 +126,7 @@ class Settings:
         )
 
 
-QUICK = Settings(seeds=1, test_queries=40)
+QUICK = Settings(seeds=1, test_queries=30)
 FULL = Settings(seeds=5, test_queries=100)
 
 
@@ -346,10 +346,10 @@ def _decoded(models: Models) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a 1-seed smoke run of 40 test queries")
+    parser.add_argument("--quick", action="store_true", help="a 1-seed smoke run of 30 test queries")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (quick: 1, full: 5)")
     parser.add_argument("--train-queries", type=int, default=None, help="AgentDropout training queries per seed (40)")
-    parser.add_argument("--test-queries", type=int, default=None, help="test queries per seed (quick: 40, full: 100)")
+    parser.add_argument("--test-queries", type=int, default=None, help="test queries per seed (quick: 30, full: 100)")
     parser.add_argument(
         "--expert-steps", type=int, default=None, help="training steps of the expert and adversary models (150)"
     )
