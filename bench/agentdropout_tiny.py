@@ -13,7 +13,7 @@ models is a tiny ``LlamaForCausalLM`` with the byte tokenizer, trained once per 
 :class:`~horizongym.agents.team.policy.TeamPolicy` (weighted majority decision), trained by the real
 :func:`~horizongym.training.agentdropout.train_agentdropout` (the authors' faithful node estimator,
 their schedule: node dropout 2 × 20, edge dropout 4 × 10 on queries ``0..39``) and scored on test
-queries from ``100000`` on. Each member's accuracy alone is measured on 200 queries of seed
+queries from ``100000`` on. Each member's accuracy alone is measured on 200 queries (``--accuracy-queries``) of seed
 ``10**6`` (empty inbox, round 1). Tokens are token ids: each call is charged the ids of its
 prompt and of its reply.
 
@@ -83,7 +83,7 @@ BENCH = "agentdropout_tiny"
 N_AGENTS = len(ROLES)
 METHOD = "node_edge_faithful"
 TEST_START = 100_000
-ACCURACY_SEED, ACCURACY_QUERIES = 10**6, 200
+ACCURACY_SEED = 10**6
 LEARNED_MODES: tuple[Mode, ...] = ("sampled", "deterministic")
 PER_SEED = (("accuracy", "fraction"), ("prompt_tokens", "tokens"), ("completion_tokens", "tokens"))
 
@@ -103,6 +103,8 @@ class Settings:
     noisy_steps: int = 60
     noisy_right: float = 0.4
     noisy_temperature: float = 1.0
+    member_batch: int = 16
+    accuracy_queries: int = 200
     n_items: int = 8
 
     def config(self, seed: int) -> AgentDropoutConfig:
@@ -123,6 +125,7 @@ class Settings:
             noisy_right=self.noisy_right,
             noisy_temperature=self.noisy_temperature,
             n_items=self.n_items,
+            batch=self.member_batch,
         )
 
 
@@ -210,16 +213,15 @@ def summary(metric: str, values: Sequence[float], unit: str, **params: Any) -> d
     return figure(metric, mean, unit, seed="mean", seeds=len(values), **interval, **params)
 
 
-def figures_of(rows: Sequence[Row], accuracies: dict[str, float], decoded: int) -> list[dict[str, Any]]:
+def figures_of(
+    rows: Sequence[Row], accuracies: dict[str, float], decoded: int, queries: int = 200
+) -> list[dict[str, Any]]:
     """Every figure of the module docstring."""
     by_key: dict[tuple[str, str, str], dict[int, Row]] = {}
     for row in rows:
         by_key.setdefault(row.key, {})[row.seed] = row
     seeds = sorted({row.seed for row in rows})
-    out = [
-        figure("member_accuracy", acc, "fraction", role=role, queries=ACCURACY_QUERIES)
-        for role, acc in accuracies.items()
-    ]
+    out = [figure("member_accuracy", acc, "fraction", role=role, queries=queries) for role, acc in accuracies.items()]
 
     def params_of(key: tuple[str, str, str]) -> dict[str, Any]:
         method, matched_to, mode = key
@@ -324,7 +326,7 @@ def run(settings: Settings, progress: bool = True) -> tuple[list[Row], list[dict
         print(f"members ready in {time.perf_counter() - started:.1f} s: {', '.join(map(str, models.folders.values()))}")
     members = models.members()
     held_out = ItemCodes(ACCURACY_SEED, settings.n_items)
-    queries = range(ACCURACY_QUERIES)
+    queries = range(settings.accuracy_queries)
     accuracies = {r.name: asyncio.run(member_accuracy(members[i], i, held_out, queries)) for i, r in enumerate(ROLES)}
     rows: list[Row] = []
     decoded = 0
@@ -333,7 +335,7 @@ def run(settings: Settings, progress: bool = True) -> tuple[list[Row], list[dict
             before = _decoded(models)
             rows.extend(asyncio.run(run_seed(seed, settings, members, bar)))
             decoded += _decoded(models) - before
-    return rows, figures_of(rows, accuracies, decoded)
+    return rows, figures_of(rows, accuracies, decoded, settings.accuracy_queries)
 
 
 def _decoded(models: Models) -> int:
@@ -354,6 +356,11 @@ def main(argv: list[str] | None = None) -> None:
         "--expert-steps", type=int, default=None, help="training steps of the expert and adversary models (150)"
     )
     parser.add_argument(
+        "--noisy-steps", type=int, default=None, help="fine-tuning steps of the noisy model from the expert (60)"
+    )
+    parser.add_argument("--accuracy-queries", type=int, default=None, help="queries measuring each member alone (200)")
+    parser.add_argument("--member-batch", type=int, default=None, help="the models' training batch size (16)")
+    parser.add_argument(
         "--noisy-temperature", type=float, default=None, help="the noisy member's sampling temperature, > 0 (1.0)"
     )
     parser.add_argument("--items", type=int, default=None, help="items in the task's table, 1..20 (8)")
@@ -364,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
         "train_queries": args.train_queries,
         "test_queries": args.test_queries,
         "expert_steps": args.expert_steps,
+        "noisy_steps": args.noisy_steps,
+        "member_batch": args.member_batch,
+        "accuracy_queries": args.accuracy_queries,
         "n_items": args.items,
     }
     for name, value in changes.items():

@@ -14,6 +14,9 @@ import pytest
 from horizongym.agents.hf import TransformersPolicy
 from horizongym.agents.team.graph import GraphParameters
 from horizongym.bench.agentdropout_tiny_team import (
+    ADVERSARY,
+    EXPERT,
+    NOISY,
     ROLES,
     ItemCodes,
     MemberSizes,
@@ -22,14 +25,27 @@ from horizongym.bench.agentdropout_tiny_team import (
     TinyPlayer,
     answer_of,
     item_of,
+    member_accuracy,
+    model_input,
     reply,
     tiny_team,
     training_example,
 )
 
-TINY = MemberSizes(expert_steps=40, noisy_steps=2, n_items=2)
-"""Test sizes: two items, so the expert learns its table in a few seconds; trained once, then cached."""
-TINY_FLAGS = ["--expert-steps", "40", "--noisy-steps", "2", "--items", "2"]
+TINY = MemberSizes(expert_steps=80, noisy_steps=15, n_items=2, batch=8)
+"""Test sizes: two items, so the expert learns its table in ~80 small steps; trained once, then cached."""
+TINY_FLAGS = [
+    "--expert-steps",
+    "80",
+    "--noisy-steps",
+    "15",
+    "--member-batch",
+    "8",
+    "--items",
+    "2",
+    "--accuracy-queries",
+    "10",
+]
 
 
 def test_each_query_names_one_item_and_has_one_right_digit() -> None:
@@ -60,6 +76,23 @@ def test_training_examples_follow_the_spec_roles_and_labels() -> None:
             item = item_of(messages)
             assert digit == (task.codes[item] + shift) % 10 and answer_of(text) == str(digit)
             assert messages[-1]["content"].startswith("[team round")
+    noisy, right = specs["noisy"], 0
+    for _ in range(1000):
+        messages, text, digit = training_example(noisy, rng)
+        right += digit == task.codes[item_of(messages)]
+    assert noisy.right_share == 0.4 and 0.35 < right / 1000 < 0.45
+    assert noisy.start == specs["expert"]  # fine-tuned from the expert's trained model
+
+
+def test_the_model_reads_its_team_prompt_with_the_question_last() -> None:
+    import random
+
+    messages, _, _ = training_example(TINY.specs()["expert"], random.Random(1))
+    seen = model_input(messages)
+    assert sorted(map(str, seen)) == sorted(map(str, messages))  # the same messages, so the same tokens
+    assert seen[-1]["content"] == "What is the code of item " + ItemCodes.item_name(item_of(messages)) + "?"
+    assert seen[-2]["content"].startswith("[team round")
+    assert model_input(seen[-1:]) == seen[-1:]
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +103,20 @@ def models() -> Models:
 def test_members_are_trained_transformers_models(models: Models) -> None:
     assert all(isinstance(p, TransformersPolicy) for p in (models.expert, models.noisy, models.adversary))
     assert type(models.expert.model).__name__ == "LlamaForCausalLM"
-    assert models.folders["expert"] != models.folders["noisy"] != models.folders["adversary"]
+    assert len(set(models.folders.values())) == 3
+
+
+def test_trained_members_have_graded_skill_as_designed(models: Models) -> None:
+    """Deterministic (fixed seeds); measured at test size: expert 1.0, noisy 0.3, adversary 0.0."""
+    members = models.members()
+    held_out = ItemCodes(10**6, n_items=2)
+
+    def accuracy(index: int) -> float:
+        return asyncio.run(member_accuracy(members[index], index, held_out, range(100)))
+
+    expert, noisy, adversary = accuracy(EXPERT), accuracy(NOISY), accuracy(ADVERSARY)
+    assert expert >= 0.9 and adversary <= 0.05
+    assert 0.1 <= noisy <= 0.75 and expert - noisy >= 0.2
 
 
 def test_the_real_team_plays_with_token_id_accounts_and_memo(models: Models) -> None:
@@ -112,3 +158,8 @@ def test_bad_sizes_are_refused_in_one_line() -> None:
     command = [sys.executable, "-m", "horizongym.bench.agentdropout_tiny", "--items", "21"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert done.returncode != 0 and "--items must be at most 20" in done.stderr
+    command = [sys.executable, "-m", "horizongym.bench.agentdropout_tiny", "--noisy-temperature", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert done.returncode != 0 and "--noisy-temperature must be above 0" in done.stderr
+    with pytest.raises(ValueError, match="temperature must be at least 0"):
+        TinyMember(None, "noisy", -1.0)  # type: ignore[arg-type]
