@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import sys
@@ -61,7 +62,9 @@ import torch
 
 from horizongym.agents.base import Policy
 from horizongym.agents.team.graph import GraphParameters, Mode
-from horizongym.bench.agentdropout import Row, cell, interval95
+from horizongym.bench.agentdropout import Row, must_show, table
+from horizongym.bench.agentdropout import figure as shared_figure
+from horizongym.bench.agentdropout import summary as shared_summary
 from horizongym.bench.agentdropout_control import random_budget_graph
 from horizongym.bench.agentdropout_tiny_team import (
     ADVERSARY,
@@ -202,15 +205,8 @@ STAGES_PER_SEED = 8
 # ----- figures -----------------------------------------------------------------------------------
 
 
-def figure(metric: str, value: float, unit: str, **params: Any) -> dict[str, Any]:
-    return {"bench": BENCH, "metric": metric, "value": round(float(value), 4), "unit": unit, "params": params}
-
-
-def summary(metric: str, values: Sequence[float], unit: str, **params: Any) -> dict[str, Any]:
-    """A figure over seeds: the mean, with its 95% t interval in ``params.ci95`` when there are ≥ 2 seeds."""
-    mean, low, high = interval95(values)
-    interval = {"ci95": [round(low, 4), round(high, 4)]} if len(values) >= 2 else {}
-    return figure(metric, mean, unit, seed="mean", seeds=len(values), **interval, **params)
+figure = functools.partial(shared_figure, bench=BENCH)
+summary = functools.partial(shared_summary, bench=BENCH)
 
 
 def figures_of(
@@ -274,43 +270,8 @@ def figures_of(
 def verdicts(figures: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per mode: node + edge cuts prompt tokens ≥ 20%, keeps accuracy, beats the random control."""
     found = {(f["metric"], f["params"].get("mode")): f for f in figures if f["params"].get("method") == METHOD}
-    out = []
-    for mode in LEARNED_MODES:
-        cut, delta, gain = (found[m, mode] for m in ("token_reduction", "accuracy_delta", "gain_vs_random_budget"))
-        check: dict[str, Any] = {
-            "mode": mode,
-            "token_reduction_ge_20pct": cut["value"] >= 0.2,
-            "accuracy_not_lower": delta["value"] >= 0,
-            "beats_random_budget": gain["value"] > 0,
-        }
-        if "ci95" in cut["params"]:
-            check["token_reduction_ge_20pct_ci"] = cut["params"]["ci95"][0] >= 0.2
-            check["accuracy_not_lower_ci"] = delta["params"]["ci95"][1] >= 0
-            check["beats_random_budget_ci"] = gain["params"]["ci95"][0] > 0
-        out.append(check)
-    return out
-
-
-def table(figures: Sequence[dict[str, Any]]) -> list[str]:
-    """Method × accuracy / prompt / completion tokens / calls, mean [95% interval] over seeds."""
-    cells: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
-    for f in figures:
-        p = f["params"]
-        if p.get("seed") == "mean" and f["metric"] in ("accuracy", "prompt_tokens", "completion_tokens", "calls"):
-            cells.setdefault((p["method"], p.get("matched_to", ""), p["mode"]), {})[f["metric"]] = f
-    lines = [
-        "| method | mode | accuracy | prompt tokens / query | completion tokens / query | calls / query |",
-        "|---|---|---|---|---|---|",
-    ]
-    for (method, matched, mode), metrics in cells.items():
-        name = f"{method} (matched to {matched})" if matched else method
-        shown = [show(metrics[m], d) for m, d in (("accuracy", 3), ("prompt_tokens", 0), ("completion_tokens", 0))]
-        lines.append(f"| {name} | {mode} | {' | '.join(shown)} | {show(metrics['calls'], 1)} |")
-    return lines
-
-
-def show(f: dict[str, Any], digits: int) -> str:
-    return cell(f, digits) if "ci95" in f["params"] else f"{f['value']:.{digits}f}"
+    metrics = ("token_reduction", "accuracy_delta", "gain_vs_random_budget")
+    return [must_show(mode, *(found[m, mode] for m in metrics)) for mode in LEARNED_MODES]
 
 
 # ----- the run -----------------------------------------------------------------------------------
