@@ -92,6 +92,7 @@ from horizongym.training.agentdropout import (
     train_node_dropout,
 )
 from horizongym.training.agentdropout.node_dropout import drop_agents
+from horizongym.training.agentdropout.play import PlayResult
 from horizongym.training.agentdropout.trainer import play_all
 
 N_AGENTS = len(ROLES)
@@ -212,24 +213,28 @@ async def run_seed(seed: int, settings: Settings) -> list[Row]:
         graphs = [random_budget_graph(reference.played[q].graph, rng) for q in test]
         player = QuizPlayer(quiz, quiz_team(quiz, 2))
         results = await play_all(player.play, graphs, test, 8)
-        rows.append(
-            Row(
-                "random_budget",
-                mode,
-                seed,
-                statistics.fmean(r.utility for r in results),
-                statistics.fmean(r.prompt_tokens for r in results),
-                statistics.fmean(r.completion_tokens for r in results),
-                statistics.fmean(player.played[q].calls for q in test),
-                matched_to=method,
-            )
-        )
+        calls = statistics.fmean(player.played[q].calls for q in test)
+        rows.append(control_row(mode, seed, results, calls, method))
 
     oracle = GraphParameters.full(N_AGENTS, 2)
     drop_agents(oracle, [[NOISY, ADVERSARY]] * 2)
     await score("oracle", oracle, "fixed")
     await score("firewall_v2", full, "fixed", firewall=True)
     return rows
+
+
+def control_row(mode: str, seed: int, results: Sequence[PlayResult], calls: float, matched_to: str) -> Row:
+    """The random-budget control's row: its means per test query, matched to the method ``matched_to``."""
+    return Row(
+        "random_budget",
+        mode,
+        seed,
+        statistics.fmean(r.utility for r in results),
+        statistics.fmean(r.prompt_tokens for r in results),
+        statistics.fmean(r.completion_tokens for r in results),
+        calls,
+        matched_to=matched_to,
+    )
 
 
 def dropped_roles(dropped: Sequence[Sequence[int]], rounds: int) -> dict[str, float]:

@@ -62,7 +62,7 @@ import torch
 
 from horizongym.agents.base import Policy
 from horizongym.agents.team.graph import GraphParameters, Mode
-from horizongym.bench.agentdropout import Row, must_show, table
+from horizongym.bench.agentdropout import Row, control_row, must_show, table
 from horizongym.bench.agentdropout import figure as shared_figure
 from horizongym.bench.agentdropout import summary as shared_summary
 from horizongym.bench.agentdropout_control import random_budget_graph
@@ -178,18 +178,7 @@ async def run_seed(seed: int, settings: Settings, members: Sequence[Policy], bar
         graphs = [random_budget_graph(references[mode].played[q].graph, rng) for q in test]
         control = player()
         results = await play_all(control.play, graphs, test, 16)
-        rows.append(
-            Row(
-                "random_budget",
-                mode,
-                seed,
-                statistics.fmean(r.utility for r in results),
-                statistics.fmean(r.prompt_tokens for r in results),
-                statistics.fmean(r.completion_tokens for r in results),
-                statistics.fmean(control.played[q].calls for q in test),
-                matched_to=METHOD,
-            )
-        )
+        rows.append(control_row(mode, seed, results, statistics.fmean(control.played[q].calls for q in test), METHOD))
         if bar is not None:
             bar.update(1)
     oracle = GraphParameters.full(N_AGENTS, 2)
