@@ -149,10 +149,27 @@ def test_sft_key_changes_with_sft_settings_and_data_but_not_with_rl_settings(tmp
 
     data = export_world(tmp_path, (1,), 5)
     key = QUICK.sft_key(data)
-    assert replace(QUICK, rl_steps=9, rl_lr=1.0, group_size=3, temperature=0.5).sft_key(data) == key
+    rl_only = replace(QUICK, rl_steps=9, rl_lr=1.0, group_size=3, temperature=0.5, rl_judge_weight=0.0)
+    assert rl_only.sft_key(data) == key
     assert replace(QUICK, sft_lr=1e-2).sft_key(data) != key
     assert replace(QUICK, instructions=True).sft_key(data) != key
     assert QUICK.sft_key(export_world(tmp_path / "other", (1,), 6)) != key
+
+
+def test_rl_reward_settings_change_the_rl_env_alone(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from horizongym.envs.search.env import SearchJudgeEnv
+    from horizongym.training.demo import QUICK, export_world
+
+    data = export_world(tmp_path, (1,), 5)
+    assert QUICK.rl_env_kwargs(data) == {**QUICK.env_kwargs(data, "train"), "task_order": "random"}
+    settings = replace(QUICK, rl_judge_weight=0.0, rl_answer_metric="chars")
+    kwargs = settings.rl_env_kwargs(data)
+    assert (kwargs["judge_weight"], kwargs["answer_metric"]) == (0.0, "chars")
+    assert settings.env_kwargs(data, "test") == QUICK.env_kwargs(data, "test")
+    env = SearchJudgeEnv(**kwargs)
+    assert (env.judge_weight, env.answer_metric) == (0.0, "chars")
 
 
 def test_sft_does_not_depend_on_the_order_the_expert_episodes_were_stored_in(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from horizongym.envs.search.env import REJECTED_NOTE, SearchJudgeEnv
-from horizongym.envs.search.rewards import JudgeRewards, exact_match, f1_score, normalize_answer
+from horizongym.envs.search.rewards import JudgeRewards, char_similarity, exact_match, f1_score, normalize_answer
 from horizongym.envs.search.types import Document, Hit, QATask
 
 DOCS = [
@@ -188,6 +188,24 @@ def test_search_limit_long_queries_and_metrics() -> None:
     step(env, "<judge>Yes</judge>")
     _, _, _, _, info = step(env, "<answer>founded 1203</answer>")
     assert info["reward_components"]["answer"] == pytest.approx(2 / 3) and info["answer_em"] == 0.0
+
+
+def test_chars_metric_gives_partial_credit_but_success_stays_exact() -> None:
+    assert char_similarity("1,207", ["1203"]) == pytest.approx(0.75)  # "1207" vs "1203": 2·3 / 8
+    assert char_similarity("The 1203.", ["1203"]) == 1.0 and char_similarity("x", []) == 0.0
+    assert f1_score("1207", ["1203"]) == 0.0
+    env = make_env(answer_metric="chars")
+    step(env, "<search>Lumo</search>")
+    step(env, "<judge>Yes</judge>")
+    _, _, terminated, _, info = step(env, "<answer>1207</answer>")
+    assert terminated and info["reward_components"]["answer"] == pytest.approx(0.75)
+    assert info["answer_em"] == 0.0 and info["success"] is False
+
+
+def test_an_answer_event_without_the_chosen_score_cannot_be_rescored() -> None:
+    env = make_env(answer_metric="chars")
+    with pytest.raises(ValueError, match="rescore it with answer_metric 'em' or 'f1'"):
+        env.event_rewards({"event": "answer", "em": 1.0, "f1": 1.0, "useful_yes": 1})
 
 
 def test_validation_mode_reports_em_alone() -> None:

@@ -9,14 +9,15 @@ action are ignored: the agent has not read the results yet). Information judged 
 replaced in the agent's context by a short note when ``drop_rejected`` (the paper's
 semantics; the rollout engine applies it).
 
-Rewards (components of ``info["reward_components"]``): ``answer`` (EM by default, or F1,
-against every accepted answer of the task, times ``answer_weight``), ``judge`` (see
+Rewards (components of ``info["reward_components"]``): ``answer`` (EM by default, or F1, or
+``chars``, a character-level partial credit for training, against every accepted answer of the
+task, times ``answer_weight``; ``success`` is always the EM), ``judge`` (see
 :mod:`horizongym.envs.search.rewards`, times ``judge_weight``; information is useful when it
 holds a gold document, or, for tasks that name none such as Search-R1's, an accepted answer)
 and ``format`` (the base class's penalty for an invalid action). With
 ``validation=True`` the reward is the answer's EM alone. Every reward is a reward event
-(``judge`` with ``verdict`` and ``useful``, ``missing_judgment``, ``answer`` with ``em``, ``f1``
-and ``useful_yes``, ``format``), so a stored episode can be rescored under other
+(``judge`` with ``verdict`` and ``useful``, ``missing_judgment``, ``answer`` with ``em``, ``f1``,
+``chars`` and ``useful_yes``, ``format``), so a stored episode can be rescored under other
 :attr:`~SearchJudgeEnv.reward_settings` without searching again.
 
 Tasks (``tasks=``, see :mod:`horizongym.envs.tasklist` for ``split`` and ``task_order``): a spec
@@ -47,6 +48,7 @@ from horizongym.envs.search.rewards import (
     JudgeRewards,
     answer_bonus,
     answer_in_text,
+    char_similarity,
     exact_match,
     f1_score,
     judgment_reward,
@@ -235,7 +237,8 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
         answers = episode.task.answers
         em, f1 = exact_match(episode.answer, answers), f1_score(episode.answer, answers)
         useful_yes = sum(1 for r in episode.retrievals if r.verdict is True and r.useful)
-        self.score("answer", em=em, f1=f1, useful_yes=useful_yes)
+        chars = char_similarity(episode.answer, answers)
+        self.score("answer", em=em, f1=f1, chars=chars, useful_yes=useful_yes)
         judged = [r for r in episode.retrievals if r.verdict is not None]
         self.set_info("answer_em", em)
         self.set_info("answer_f1", f1)
@@ -256,7 +259,12 @@ class SearchJudgeEnv(TaskListEnv[QATask, SearchEpisode]):
         if name == "answer":
             if self.validation:
                 return {"answer": event["em"]}
-            rewards = {"answer": self.answer_weight * (event["em"] if self.answer_metric == "em" else event["f1"])}
+            if self.answer_metric not in event:
+                raise ValueError(
+                    f"this answer event has no {self.answer_metric!r} score (it was recorded before that metric "
+                    "existed): rescore it with answer_metric 'em' or 'f1'"
+                )
+            rewards = {"answer": self.answer_weight * event[self.answer_metric]}
             bonus = answer_bonus(event["useful_yes"], event["em"] == 1.0, self.judge_values)
             if bonus:
                 rewards["judge"] = self.judge_weight * bonus

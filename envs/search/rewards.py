@@ -4,7 +4,11 @@ Answer correctness follows the SQuAD / HotpotQA evaluation: both strings are nor
 (lower case, punctuation and the articles a/an/the removed, whitespace collapsed), then
 compared for an exact match (EM), or scored by token F1 = 2·P·R / (P + R) over the bag of
 normalized tokens (Rajpurkar et al. 2016, "SQuAD"; Yang et al. 2018, "HotpotQA"). With
-several accepted answers the best score counts.
+several accepted answers the best score counts. ``chars`` is a partial credit for training, not
+an evaluation metric: the Ratcliff/Obershelp similarity 2·M / (|a| + |b|) of the normalized
+strings, M the characters of their matching blocks (Ratcliff & Metzener 1988; Python's
+``difflib.SequenceMatcher.ratio``). A number one digit off scores close to 1, where its token F1
+is 0.
 
 Judgment rewards follow ReSeek (Li et al. 2025, arXiv 2510.00568): after each search the
 agent judges the returned information ``Yes`` (useful) or ``No``. The ideal label is whether
@@ -18,13 +22,14 @@ information is never judged counts as a judgment error (``missing``, −0.3 by d
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-AnswerMetric = Literal["em", "f1"]
+AnswerMetric = Literal["em", "f1", "chars"]
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -54,6 +59,13 @@ def f1_score(prediction: str, answers: tuple[str, ...] | list[str]) -> float:
     return best
 
 
+def char_similarity(prediction: str, answers: tuple[str, ...] | list[str]) -> float:
+    """The best Ratcliff/Obershelp similarity 2·M / (|a| + |b|) of the normalized prediction and an accepted answer."""
+    predicted = normalize_answer(prediction)
+    scores = (difflib.SequenceMatcher(None, predicted, normalize_answer(a), autojunk=False).ratio() for a in answers)
+    return max(scores, default=0.0)
+
+
 def answer_in_text(text: str, answers: tuple[str, ...] | list[str]) -> bool:
     """Whether the normalized ``text`` contains any normalized accepted answer as whole tokens.
 
@@ -66,7 +78,9 @@ def answer_in_text(text: str, answers: tuple[str, ...] | list[str]) -> bool:
 
 
 def answer_score(prediction: str, answers: tuple[str, ...] | list[str], metric: AnswerMetric = "em") -> float:
-    return exact_match(prediction, answers) if metric == "em" else f1_score(prediction, answers)
+    if metric == "em":
+        return exact_match(prediction, answers)
+    return f1_score(prediction, answers) if metric == "f1" else char_similarity(prediction, answers)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def run_rl(
     options = {"min_std": settings.eapo_min_std} if settings.advantage == "eapo" else {}
     config = TrainConfig(
         env_id=ENV_ID,
-        env_kwargs={**settings.env_kwargs(data, "train"), "task_order": "random"},
+        env_kwargs=settings.rl_env_kwargs(data),
         eval_env_kwargs=held_out,
         advantage=settings.advantage,
         advantage_options=options,
@@ -50,6 +50,7 @@ def run_rl(
         tasks_per_step=settings.tasks_per_step,
         steps=settings.rl_steps,
         lr=settings.rl_lr,
+        warmup_steps=settings.rl_warmup_steps,
         micro_batch_size=settings.rl_micro_batch_size,
         grad_accumulation=settings.rl_grad_accumulation,
         ppo_epochs=settings.rl_ppo_epochs,

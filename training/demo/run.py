@@ -84,7 +84,10 @@ def run_demo(
         "quick": quick,
         "settings": asdict(settings),
         "env_id": ENV_ID,
-        "env_kwargs": {split: settings.env_kwargs(data, split) for split in ("train", "test")},
+        "env_kwargs": {
+            **{split: settings.env_kwargs(data, split) for split in ("train", "test")},
+            "rl": settings.rl_env_kwargs(data),
+        },
         "sft": {"key": sft["key"], "sft_losses": sft["sft_losses"], "timings": sft["timings"]},
         "curves": {
             str(seed): {

@@ -71,6 +71,13 @@ class DemoSettings:
     eval_every: int = 4
     """RL steps between held-out evaluations (the learning curve's points; the last is the after-RL evaluation)."""
     rl_lr: float = 1e-4
+    rl_warmup_steps: int = 0
+    """Optimizer steps of linear lr warmup in RL (a fresh AdamW's first steps move every weight by about the lr)."""
+    rl_judge_weight: float = 1.0
+    """The RL env's ``judge_weight`` (evaluation scores the answer alone): with 0 the reward is the answer's alone,
+    so a failed episode with right judgments is no longer trained toward."""
+    rl_answer_metric: str = "em"
+    """The RL env's ``answer_metric``: ``em``, or ``chars`` for partial credit of a near miss (success stays EM)."""
     rl_micro_batch_size: int = 8
     rl_grad_accumulation: int | None = 4
     """Micro-batches per optimizer step (None: one optimizer step on all of an RL step's samples)."""
@@ -96,6 +103,15 @@ class DemoSettings:
             "task_order": "by_seed",
         }
 
+    def rl_env_kwargs(self, data: str) -> dict[str, Any]:
+        """The RL env's kwargs: the train split drawn at random, and the RL reward settings where they differ."""
+        reward: dict[str, Any] = {}
+        if self.rl_judge_weight != 1.0:
+            reward["judge_weight"] = self.rl_judge_weight
+        if self.rl_answer_metric != "em":
+            reward["answer_metric"] = self.rl_answer_metric
+        return {**self.env_kwargs(data, "train"), "task_order": "random", **reward}
+
     def sft_key(self, data: str) -> str:
         """A content hash of everything the SFT run's record depends on (settings, data files, its format)."""
         digest = hashlib.sha256()
@@ -116,6 +132,9 @@ RL_FIELDS = frozenset(
         "sampling_rounds",
         "eval_every",
         "rl_lr",
+        "rl_warmup_steps",
+        "rl_judge_weight",
+        "rl_answer_metric",
         "rl_micro_batch_size",
         "rl_grad_accumulation",
         "rl_ppo_epochs",
