@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from horizongym.training.demo import CHATML_TEMPLATE, QUICK, STAGES, main
+from horizongym.training.demo.diagnose import FAILURE_KINDS
 
 
-def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
+def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert main(["--quick", "--seeds", "2", "--out", str(out)]) == 0
 
@@ -44,6 +45,12 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
     assert trained[0] != trained[1]
 
     assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    kinds = summary["failure_kinds"]
+    assert set(kinds) == {"after_sft", "seed0", "seed1"}
+    for row in kinds.values():
+        assert row["episodes"] == row["success"] + sum(row[k] for k in FAILURE_KINDS) == QUICK.eval_tasks
+    after_sft = next(r for r in results if r["stage"] == "after_sft")
+    assert kinds["after_sft"]["success"] == sum(after_sft["outcomes"])
 
     episodes = {stage: out / "sft" / f"eval_{stage}.jsonl" for stage in STAGES[:2]}
     episodes |= {f"after_rl {s}": out / f"seed{s}" / "eval_after_rl.jsonl" for s in (0, 1)}
@@ -57,6 +64,17 @@ def test_quick_demo_writes_summary_plot_and_episodes(tmp_path: Path) -> None:
         assert (out / f"seed{seed}" / "rl" / "episodes.jsonl").read_text().strip()
         assert (out / f"seed{seed}" / "rl" / "metrics.jsonl").read_text().strip()
     assert (out / "expert_sft.jsonl").read_text().strip()
+
+    from horizongym.training.demo import diagnose
+
+    capsys.readouterr()
+    assert diagnose.main(["--out", str(out), "--stage", "seed1", "--samples", "2"]) == 0
+    kinds, rates = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert kinds["figure"] == "failure_kinds" and kinds["episodes"] == QUICK.eval_tasks
+    assert kinds["success"] + sum(kinds[k] for k in diagnose.FAILURE_KINDS) == QUICK.eval_tasks
+    assert rates["figure"] == "pass_rates" and len(rates["greedy_failure"]) == 3
+    assert sum(rates["greedy_success"]) + sum(rates["greedy_failure"]) == QUICK.eval_tasks
+    assert sum(rates["greedy_success"]) == kinds["success"]
 
     # A second run with the same settings and data reuses the SFT model instead of training it again.
     model_file = next((out / "sft" / "model").glob("*.safetensors"))
@@ -154,6 +172,32 @@ def test_sft_key_changes_with_sft_settings_and_data_but_not_with_rl_settings(tmp
     assert replace(QUICK, sft_lr=1e-2).sft_key(data) != key
     assert replace(QUICK, instructions=True).sft_key(data) != key
     assert QUICK.sft_key(export_world(tmp_path / "other", (1,), 6)) != key
+
+
+def test_diagnose_names_each_failure_kind_and_refuses_a_missing_run(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from horizongym.training.demo.diagnose import Question, failure_kind, main
+
+    question = Question(answers=("1747",), gold_title="Rakrimere")
+
+    def episode(success: bool, terminated: bool, *observations: str) -> SimpleNamespace:
+        steps = [SimpleNamespace(observation=text) for text in observations]
+        return SimpleNamespace(success=success, terminated=terminated, steps=steps)
+
+    page = "<information>Doc 1(Title: Rakrimere) Rakrimere is a town. Founded in 1747, it</information>"
+    assert failure_kind(episode(True, True, page, "Correct."), question) is None
+    assert failure_kind(episode(False, True, page, "Answer recorded."), question) == "copy"
+    assert failure_kind(episode(False, True, page.replace("1747", "…"), ""), question) == "beyond_shown"
+    assert failure_kind(episode(False, True, "<information>Doc 1(Title: Rakrimere Academy) …", ""), question) == (
+        "other_page"
+    )
+    assert failure_kind(episode(False, False, page), question) == "no_answer"
+    with pytest.raises(SystemExit) as exited:
+        main(["--out", str(tmp_path / "nothing")])
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["--stage", "rl"])
 
 
 def test_rl_reward_settings_change_the_rl_env_alone(tmp_path: Path) -> None:

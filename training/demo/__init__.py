@@ -80,6 +80,37 @@ p = 1.0. RL does not improve on SFT here. The levers tried, one RL seed each fro
 * All three seeds with the defaults for 24 steps from the 0.500 model: 0.487 / 0.467 / 0.467,
   pooled −0.026, p = 0.03.
 
+From the ``make demo`` SFT model (0.458), seed 0, 12 steps, held-out success at steps 4 / 8 / 12
+(the larger the lr, the further a run moved the model; none gained):
+
+* The answer's reward alone (``rl_judge_weight=0``: a failed episode with right judgments is
+  otherwise trained toward), lr 3e-4, 10 warmup steps (``rl_warmup_steps``): 0.475 / 0.446 / 0.433.
+  With partial credit for near misses (``rl_answer_metric=chars``): 0.454 / 0.421 / 0.404.
+* LoRA rank 8 at lr 1e-3 with the answer's reward alone: 0.471 / 0.458 / 0.463.
+* One AdamW step per RL step (``rl_grad_accumulation=None``: a group's advantages sum to zero, and
+  only in one batch do they cancel on the actions its episodes share), the answer's reward alone:
+  lr 3e-4 0.463 / 0.467 / 0.475; lr 1e-3 0.358 / 0.283 / 0.258. Judged instead on 240 train
+  questions (seed 1; the SFT model solves 0.563 of them), lr 3e-4 stayed at 0.554-0.575 for 24
+  steps and lr 5e-4 fell to 0.500.
+* From a weaker SFT model (1,000 episode steps, 0.317): the defaults 0.304 / 0.317 / 0.308; the
+  answer's reward alone at lr 3e-4 0.283 / 0.237 / 0.212.
+* Continued SFT on the expert episodes instead (fresh AdamW, lr 3e-4, 3 × 40 steps of 32
+  episodes): 0.458 / 0.463 / 0.454. The SFT model is on a plateau that short training does not leave.
+
+The estimators, three seeds each with the ``make demo`` settings (``--advantage``), after RL:
+EAPO 0.471 / 0.450 / 0.450 (pooled −0.001, p = 1.0), GRPO 0.471 / 0.450 / 0.450 (−0.001, p = 1.0),
+EAPO+HCAPO 0.475 / 0.454 / 0.438 (−0.003, p = 0.88; its hindsight pass costs 219-256 s of RL per
+seed against 141-169 s). None learns faster here.
+
+Why (``python -m horizongym.training.demo.diagnose``, on the SFT model): of the 130 held-out
+questions it fails, in 85 the answer was on the page it read and it wrote another (mostly digits,
+copied at 0.2-0.5 probability each against the prior of common years), in 21 the answer lay past
+the 160 characters shown, in 22 the search returned another entity's page (the expert fails
+those too) and 2 ended without an answer. Sampling 8 episodes per question at temperature 1, 104
+of the 130 are never solved and 17 once: where greedy decoding fails, RL almost never sees the
+answer it would have to reinforce, and what it can reinforce is the copying skill itself, which
+SFT teaches with far denser signal.
+
 What the levers changed in cost: decoding a step's episodes in one batch instead of batches of 8
 (a 240 × 64-token greedy decode: 3.5 s at batch 8, 1.2 s at 240, one thread); skipping the
 groups without signal leaves 4-15 of 16 groups to train on per step, and the update costs in
@@ -91,7 +122,8 @@ at once by default, ``--workers``), the cores shared out among them as torch thr
 Outputs under ``--out``: ``summary.json`` (``results``: one row per seed and stage with
 ``success``, ``ci_low``, ``ci_high``, ``n``, ``world_success``, ``mean_reward`` and the
 per-question ``outcomes``, the two SFT stages the shared run's; ``paired``: ``delta``,
-``p_value`` pooled and ``per_seed``; the verdict, settings, env kwargs, SFT losses, RL curves
+``p_value`` pooled and ``per_seed``; ``failure_kinds`` of the SFT model and of each RL seed
+(:mod:`~horizongym.training.demo.diagnose`, also printed); the verdict, settings, env kwargs, SFT losses, RL curves
 with ``held_out_success`` per evaluated step, timings and wall time), ``learning_curve.png``
 (training reward per RL step per seed; held-out success over RL steps per seed; success by
 stage with intervals), ``expert_sft.jsonl``, ``sft/`` (``eval_before_sft.jsonl``,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from horizongym.training.demo.data import export_world, split_size
+from horizongym.training.demo.diagnose import FAILURE_KINDS, failure_kinds, load_questions
 from horizongym.training.demo.episodes import expert_episodes
 from horizongym.training.demo.report import paired, plot, table, verdict, verdict_line
 from horizongym.training.demo.rl import run_rl
@@ -75,8 +76,10 @@ def run_demo(
         ]
         for seed, run in runs.items()
     }
+    kinds = stage_failure_kinds(out, data, seed_list)
     summary: dict[str, Any] = {
         "results": results,
+        "failure_kinds": kinds,
         "paired": test,
         "verdict": check,
         "seeds": seed_list,
@@ -111,8 +114,21 @@ def run_demo(
             f"{row['better']} questions gained, {row['worse']} lost)"
         )
     print(verdict_line(check, seed_list))
+    print(f"Held-out failures by kind ({', '.join(FAILURE_KINDS)}; python -m horizongym.training.demo.diagnose):")
+    for stage, row in kinds.items():
+        print(f"  {stage:<10}" + " / ".join(str(row[k]) for k in FAILURE_KINDS))
     print(f"Wall time {summary['wall_seconds']:.0f} s. Wrote {out / 'summary.json'} and {out / 'learning_curve.png'}.")
     return summary
+
+
+def stage_failure_kinds(out: Path, data: str, seeds: Sequence[int]) -> dict[str, dict[str, int]]:
+    """The failure kinds (:mod:`~horizongym.training.demo.diagnose`) of the SFT model and of each RL seed."""
+    from horizongym.training.rollouts.store import read_episodes
+
+    questions = load_questions(data)
+    files = {"after_sft": out / "sft" / "eval_after_sft.jsonl"}
+    files |= {f"seed{seed}": out / f"seed{seed}" / "eval_after_rl.jsonl" for seed in seeds}
+    return {stage: failure_kinds(read_episodes(path), questions) for stage, path in files.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
