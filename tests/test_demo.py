@@ -214,6 +214,8 @@ def test_rl_reward_settings_change_the_rl_env_alone(tmp_path: Path) -> None:
     assert settings.env_kwargs(data, "test") == QUICK.env_kwargs(data, "test")
     env = SearchJudgeEnv(**kwargs)
     assert (env.judge_weight, env.answer_metric) == (0.0, "chars")
+    with pytest.raises(ValueError, match="rl_answer_metric must be one of"):
+        replace(QUICK, rl_answer_metric="bleu")
 
 
 def test_sft_does_not_depend_on_the_order_the_expert_episodes_were_stored_in(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ From the ``make demo`` SFT model (0.458), seed 0, 12 steps, held-out success at 
   episodes): 0.458 / 0.463 / 0.454. The SFT model is on a plateau that short training does not leave.
 
 The estimators, three seeds each with the ``make demo`` settings (``--advantage``), after RL:
-EAPO 0.471 / 0.450 / 0.450 (pooled −0.001, p = 1.0), GRPO 0.471 / 0.450 / 0.450 (−0.001, p = 1.0),
+EAPO 0.471 / 0.454 / 0.446 (pooled −0.001, p = 1.0), GRPO 0.471 / 0.450 / 0.450 (−0.001, p = 1.0),
 EAPO+HCAPO 0.475 / 0.454 / 0.438 (−0.003, p = 0.88; its hindsight pass costs 219-256 s of RL per
 seed against 141-169 s). None learns faster here.
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from horizongym.training.demo.data import export_world, split_size
-from horizongym.training.demo.diagnose import FAILURE_KINDS, failure_kinds, load_questions
 from horizongym.training.demo.episodes import expert_episodes
 from horizongym.training.demo.report import paired, plot, table, verdict, verdict_line
 from horizongym.training.demo.rl import run_rl
@@ -114,6 +113,8 @@ def run_demo(
             f"{row['better']} questions gained, {row['worse']} lost)"
         )
     print(verdict_line(check, seed_list))
+    from horizongym.training.demo.diagnose import FAILURE_KINDS
+
     print(f"Held-out failures by kind ({', '.join(FAILURE_KINDS)}; python -m horizongym.training.demo.diagnose):")
     for stage, row in kinds.items():
         print(f"  {stage:<10}" + " / ".join(str(row[k]) for k in FAILURE_KINDS))
@@ -123,6 +124,7 @@ def run_demo(
 
 def stage_failure_kinds(out: Path, data: str, seeds: Sequence[int]) -> dict[str, dict[str, int]]:
     """The failure kinds (:mod:`~horizongym.training.demo.diagnose`) of the SFT model and of each RL seed."""
+    from horizongym.training.demo.diagnose import failure_kinds, load_questions
     from horizongym.training.rollouts.store import read_episodes
 
     questions = load_questions(data)

@@ -91,6 +91,14 @@ class DemoSettings:
     """Held-out episodes played at once, their turns decoded in one batch: the tiny model's decode
     step costs about the same for 8 rows as for 120, so wide batches evaluate 2-3x faster."""
 
+    def __post_init__(self) -> None:
+        from typing import get_args
+
+        from horizongym.envs.search.rewards import AnswerMetric
+
+        if self.rl_answer_metric not in get_args(AnswerMetric):
+            raise ValueError(f"rl_answer_metric must be one of {get_args(AnswerMetric)}, got {self.rl_answer_metric!r}")
+
     def env_kwargs(self, data: str, split: str) -> dict[str, Any]:
         """The env's kwargs for ``split`` of the data spec ``data``, the same for SFT data, RL and evaluation."""
         return {
